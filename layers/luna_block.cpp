@@ -1,0 +1,30 @@
+#include "layers/luna_block.h"
+
+namespace dlwpt {
+
+namespace nn = torch::nn;
+
+namespace {
+nn::Conv3d conv3x3x3(int64_t in_channels, int64_t out_channels) {
+  return nn::Conv3d(nn::Conv3dOptions(in_channels, out_channels, 3).padding(1).bias(true));
+}
+}  // namespace
+
+LunaBlockImpl::LunaBlockImpl(const LunaBlockOptions& options_) : options(options_) {
+  TORCH_CHECK(options.in_channels() > 0 && options.conv_channels() > 0,
+              "LunaBlock: channel counts must be positive, got in_channels=",
+              options.in_channels(), " conv_channels=", options.conv_channels());
+  conv1 = register_module("conv1", conv3x3x3(options.in_channels(), options.conv_channels()));
+  relu1 = register_module("relu1", nn::ReLU(nn::ReLUOptions(/*inplace=*/true)));
+  conv2 = register_module("conv2", conv3x3x3(options.conv_channels(), options.conv_channels()));
+  relu2 = register_module("relu2", nn::ReLU(nn::ReLUOptions(/*inplace=*/true)));
+  maxpool = register_module("maxpool", nn::MaxPool3d(nn::MaxPool3dOptions(2).stride(2)));
+}
+
+torch::Tensor LunaBlockImpl::forward(const torch::Tensor& input) {
+  auto x = relu1(conv1(input));
+  x = relu2(conv2(x));
+  return maxpool(x);
+}
+
+}  // namespace dlwpt

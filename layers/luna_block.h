@@ -1,0 +1,39 @@
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/nn/pimpl.h>
+
+namespace dlwpt {
+
+/// Options for `LunaBlock`, one stage of the LunaModel nodule classifier.
+struct LunaBlockOptions {
+  LunaBlockOptions(int64_t in_channels, int64_t conv_channels)
+      : in_channels_(in_channels), conv_channels_(conv_channels) {}
+
+  TORCH_ARG(int64_t, in_channels);
+  TORCH_ARG(int64_t, conv_channels);
+};
+
+/// Conv3d 3x3x3 + ReLU, Conv3d 3x3x3 + ReLU, MaxPool3d(2, 2): each spatial side is halved.
+/// Submodule names equal Python's (`conv1`, `relu1`, `conv2`, `relu2`, `maxpool`).
+class LunaBlockImpl : public torch::nn::Module {
+ public:
+  explicit LunaBlockImpl(const LunaBlockOptions& options_);
+
+  torch::Tensor forward(const torch::Tensor& input);
+
+  LunaBlockOptions options;
+  torch::nn::Conv3d conv1{nullptr};
+  torch::nn::ReLU relu1{nullptr};
+  torch::nn::Conv3d conv2{nullptr};
+  torch::nn::ReLU relu2{nullptr};
+  torch::nn::MaxPool3d maxpool{nullptr};
+};
+
+TORCH_MODULE(LunaBlock);
+
+}  // namespace dlwpt

@@ -1,0 +1,27 @@
+#include "layers/resnet_block.h"
+
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/instancenorm.h>
+#include <torch/nn/modules/padding.h>
+
+namespace dlwpt {
+
+namespace nn = torch::nn;
+
+ResNetBlockImpl::ResNetBlockImpl(const ResNetBlockOptions& options_) : options(options_) {
+  TORCH_CHECK(options.dim() > 0, "ResNetBlock: dim must be positive, got ", options.dim());
+  const int64_t dim = options.dim();
+  auto conv3x3 = [dim] { return nn::Conv2d(nn::Conv2dOptions(dim, dim, 3).bias(true)); };
+  conv_block = register_module(
+      "conv_block",
+      nn::Sequential(nn::ReflectionPad2d(1), conv3x3(), nn::InstanceNorm2d(dim),
+                     nn::ReLU(nn::ReLUOptions(/*inplace=*/true)), nn::ReflectionPad2d(1),
+                     conv3x3(), nn::InstanceNorm2d(dim)));
+}
+
+torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& input) {
+  return input + conv_block->forward(input);
+}
+
+}  // namespace dlwpt

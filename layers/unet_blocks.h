@@ -1,0 +1,83 @@
+#pragma once
+
+#include <string>
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+
+namespace dlwpt {
+
+/// How a U-Net up block doubles the spatial size, named as Python's `up_mode` strings.
+enum class UpMode {
+  upconv,    ///< ConvTranspose2d(kernel 2, stride 2)
+  upsample,  ///< bilinear Upsample(scale 2, align_corners=false) then Conv2d 1x1
+};
+
+/// Parses Python's `up_mode` string ("upconv" or "upsample").
+UpMode up_mode_from_string(const std::string& name);
+std::string to_string(UpMode mode);
+
+/// Options for `UNetConvBlock`: two 3x3 convolutions with ReLU, each optionally followed by
+/// BatchNorm2d.
+struct UNetConvBlockOptions {
+  UNetConvBlockOptions(int64_t in_size, int64_t out_size) : in_size_(in_size), out_size_(out_size) {}
+
+  TORCH_ARG(int64_t, in_size);
+  TORCH_ARG(int64_t, out_size);
+  /// Zero-pad the convolutions by 1 so that they keep the spatial size.
+  TORCH_ARG(bool, padding) = false;
+  TORCH_ARG(bool, batch_norm) = false;
+};
+
+/// Sequential `block` = Conv2d 3x3, ReLU, [BatchNorm2d], Conv2d 3x3, ReLU, [BatchNorm2d],
+/// indexed as in Python so that keys read `block.0.weight`, `block.2.running_mean`, ...
+class UNetConvBlockImpl : public torch::nn::Module {
+ public:
+  explicit UNetConvBlockImpl(const UNetConvBlockOptions& options_);
+
+  torch::Tensor forward(const torch::Tensor& input);
+
+  UNetConvBlockOptions options;
+  torch::nn::Sequential block{nullptr};
+};
+
+TORCH_MODULE(UNetConvBlock);
+
+/// Options for `UNetUpBlock`: doubles the size of its input, joins the bridge from the down
+/// path and convolves.
+struct UNetUpBlockOptions {
+  UNetUpBlockOptions(int64_t in_size, int64_t out_size) : in_size_(in_size), out_size_(out_size) {}
+
+  TORCH_ARG(int64_t, in_size);
+  TORCH_ARG(int64_t, out_size);
+  TORCH_ARG(UpMode, up_mode) = UpMode::upconv;
+  TORCH_ARG(bool, padding) = false;
+  TORCH_ARG(bool, batch_norm) = false;
+};
+
+/// `up` (ConvTranspose2d, or Sequential of Upsample and Conv2d 1x1 with keys `up.1.*`), then
+/// `conv_block` over cat([up(x), center_crop(bridge)], dim=1).
+class UNetUpBlockImpl : public torch::nn::Module {
+ public:
+  explicit UNetUpBlockImpl(const UNetUpBlockOptions& options_);
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bridge);
+
+  UNetUpBlockOptions options;
+  /// The layer registered as `up`: `up_transposed` for upconv, `up_resampled` (Upsample then
+  /// Conv2d 1x1) for upsample; the other one stays empty.
+  torch::nn::ConvTranspose2d up_transposed{nullptr};
+  torch::nn::Sequential up_resampled{nullptr};
+  UNetConvBlock conv_block{nullptr};
+};
+
+TORCH_MODULE(UNetUpBlock);
+
+/// The central `height` x `width` window of an NCHW tensor, rounding the offset down as
+/// Python's `UNetUpBlock.center_crop` does.
+torch::Tensor center_crop(const torch::Tensor& layer, int64_t height, int64_t width);
+
+}  // namespace dlwpt

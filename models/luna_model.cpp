@@ -1,0 +1,57 @@
+#include "models/luna_model.h"
+
+#include "layers/init.h"
+
+namespace dlwpt {
+
+namespace nn = torch::nn;
+
+namespace {
+constexpr int64_t kBlocks = 4;
+constexpr int64_t kPoolingFactor = int64_t{1} << kBlocks;  // each LunaBlock halves every side
+constexpr int64_t kClasses = 2;
+}  // namespace
+
+LunaModelImpl::LunaModelImpl(const LunaModelOptions& options_) : options(options_) {
+  TORCH_CHECK(options.in_channels() > 0, "LunaModel: in_channels must be positive, got ",
+              options.in_channels());
+  TORCH_CHECK(options.conv_channels() > 0, "LunaModel: conv_channels must be positive, got ",
+              options.conv_channels());
+  for (int64_t side : *options.chunk_size()) {
+    TORCH_CHECK(side > 0 && side % kPoolingFactor == 0,
+                "LunaModel: every chunk_size side must be a positive multiple of ",
+                kPoolingFactor, ", got ", options.chunk_size());
+  }
+  const int64_t c = options.conv_channels();
+  // Python writes BatchNorm3d(1), right for its one input channel; sized by in_channels here
+  // so that other channel counts work too (the keys are the same).
+  tail_batchnorm = register_module("tail_batchnorm", nn::BatchNorm3d(options.in_channels()));
+  block1 = register_module("block1", LunaBlock(LunaBlockOptions(options.in_channels(), c)));
+  block2 = register_module("block2", LunaBlock(LunaBlockOptions(c, c * 2)));
+  block3 = register_module("block3", LunaBlock(LunaBlockOptions(c * 2, c * 4)));
+  block4 = register_module("block4", LunaBlock(LunaBlockOptions(c * 4, c * 8)));
+  head_linear = register_module("head_linear", nn::Linear(head_in_features(), kClasses));
+  init_weights_as_book(*this);
+}
+
+int64_t LunaModelImpl::head_in_features() const {
+  int64_t features = options.conv_channels() * 8;
+  for (int64_t side : *options.chunk_size()) features *= side / kPoolingFactor;
+  return features;
+}
+
+LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
+  TORCH_CHECK(input_batch.dim() == 5 && input_batch.size(1) == options.in_channels(),
+              "LunaModel expects an N x ", options.in_channels(), " x D x H x W input, got ",
+              input_batch.sizes());
+  TORCH_CHECK(input_batch.sizes().slice(2) == torch::IntArrayRef(*options.chunk_size()),
+              "LunaModel was built for ", options.chunk_size(), " chunks, got ",
+              input_batch.sizes());
+  auto x = tail_batchnorm(input_batch);
+  x = block4(block3(block2(block1(x))));
+  auto logits = head_linear(x.flatten(1));
+  auto probabilities = torch::softmax(logits, 1);
+  return {logits, probabilities};
+}
+
+}  // namespace dlwpt

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+#include "layers/unet_blocks.h"
+
+namespace dlwpt {
+
+/// Options of the U-Net (jvanvugt/pytorch-unet as used in the book's chapter 13); the
+/// defaults are Python's `UNet` defaults.
+struct UNetOptions {
+  TORCH_ARG(int64_t, in_channels) = 1;
+  TORCH_ARG(int64_t, n_classes) = 2;
+  /// Number of levels; the down path pools depth - 1 times.
+  TORCH_ARG(int64_t, depth) = 5;
+  /// Level i has 2^(wf + i) channels.
+  TORCH_ARG(int64_t, wf) = 6;
+  /// Zero-pad the 3x3 convolutions so that the output keeps the input size.
+  TORCH_ARG(bool, padding) = false;
+  TORCH_ARG(bool, batch_norm) = false;
+  TORCH_ARG(UpMode, up_mode) = UpMode::upconv;
+};
+
+/// Python's `UNetWrapper(**kwargs)` passes its keyword arguments on to `UNet`.
+using UNetWrapperOptions = UNetOptions;
+
+/// Configuration of the book's trained segmentation checkpoint
+/// (`seg_2020-01-26_19.45.12_w4d3c1-bal_1_nodupe-label_pos-d1_fn8-adam.best.state`).
+UNetWrapperOptions book_segmentation_options();
+
+/// U-Net: `down_path` (ModuleList of UNetConvBlock), average pooling between levels, `up_path`
+/// (ModuleList of UNetUpBlock) joined with the center-cropped bridges, `last` (Conv2d 1x1).
+/// Returns raw class scores; with padding=false the output is smaller than the input.
+class UNetImpl : public torch::nn::Module {
+ public:
+  using Options = UNetOptions;
+
+  explicit UNetImpl(const UNetOptions& options_ = {});
+
+  torch::Tensor forward(torch::Tensor x);
+
+  UNetOptions options;
+  torch::nn::ModuleList down_path{nullptr};
+  torch::nn::ModuleList up_path{nullptr};
+  torch::nn::Conv2d last{nullptr};
+};
+
+TORCH_MODULE(UNet);
+
+/// The book's segmentation model: `input_batchnorm` (BatchNorm2d), `unet`, then a sigmoid.
+/// Input: N x in_channels x H x W; output: per-pixel probabilities N x n_classes x H' x W'.
+class UNetWrapperImpl : public torch::nn::Module {
+ public:
+  using Options = UNetWrapperOptions;
+
+  explicit UNetWrapperImpl(const UNetWrapperOptions& options_ = {});
+
+  torch::Tensor forward(const torch::Tensor& input_batch);
+
+  UNetWrapperOptions options;
+  torch::nn::BatchNorm2d input_batchnorm{nullptr};
+  UNet unet{nullptr};
+};
+
+TORCH_MODULE(UNetWrapper);
+
+}  // namespace dlwpt

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace dlwpt::testing {
+
+/// Largest accepted absolute difference between a C++ output and PyTorch's.
+constexpr double kParityTolerance = 1e-5;
+
+/// Folders and programs the tests use: the environment variable named when set, otherwise
+/// what the build configured (tests/test_paths.h.in).
+std::string reference_dir();  ///< DLWPT_REFERENCE_DIR: cases from tools/export_reference.py
+std::string reference_path(const std::string& file);
+std::string data_dir();       ///< DLWPT_DATA_DIR: the book's public files (may be absent)
+bool has_data_dir();
+std::string python();         ///< DLWPT_PYTHON: Python with torch
+std::string source_dir();     ///< DLWPT_SOURCE_DIR
+
+/// A fresh folder under the system's temporary folder, removed when the object goes.
+class TemporaryFolder {
+ public:
+  TemporaryFolder();
+  ~TemporaryFolder();
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+
+  std::string path(const std::string& file) const;
+
+ private:
+  std::string root_;
+};
+
+/// Writes `bytes` to `path`.
+void write_file(const std::string& path, const std::string& bytes);
+
+/// Runs a command through the shell and returns its exit status.
+int run_command(const std::string& command);
+
+}  // namespace dlwpt::testing

@@ -1,0 +1,72 @@
+"""TorchScript archives as this project writes them for the C++ side.
+
+Model archives are traced modules carrying an extra file `dlwpt_model.cfg` ("key=value" lines:
+the model class and its constructor options), from which the C++ loader builds the matching
+native model. Tensor archives hold named tensors as buffers of a scripted module, the same
+layout C++ `weights::write_archive` produces, so either side reads what the other writes.
+"""
+
+import torch
+from torch import nn
+
+from reference_models import complete_options
+
+CONFIG_FILE = 'dlwpt_model.cfg'
+
+
+def config_text(model_name, options):
+    lines = [f'model={model_name}']
+    for key, value in sorted(options.items()):
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        lines.append(f'{key}={value}')
+    return '\n'.join(lines) + '\n'
+
+
+def parse_config_text(text):
+    if isinstance(text, bytes):
+        text = text.decode('utf-8')
+    options = dict(line.split('=', 1) for line in text.splitlines() if line.strip())
+    return options.pop('model'), options
+
+
+def save_model_archive(model, example_input, path, model_name, options):
+    """Traces `model` (in eval mode) on `example_input` and saves it with its configuration
+    (all constructor options, defaults included)."""
+    options = complete_options(model_name, options)
+    model.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example_input, check_trace=False)
+    torch.jit.save(traced, str(path),
+                   _extra_files={CONFIG_FILE: config_text(model_name, options)})
+
+
+def read_model_config(path):
+    files = {CONFIG_FILE: ''}
+    torch.jit.load(str(path), _extra_files=files)
+    return parse_config_text(files[CONFIG_FILE])
+
+
+class _TensorHolder(nn.Module):
+    pass
+
+
+def save_tensors(tensors, path):
+    """Saves a {name: tensor} dict; dotted names become nested modules."""
+    root = _TensorHolder()
+    for name, tensor in tensors.items():
+        *parents, leaf = name.split('.')
+        holder = root
+        for part in parents:
+            if not hasattr(holder, part):
+                holder.add_module(part, _TensorHolder())
+            holder = getattr(holder, part)
+        holder.register_buffer(leaf, tensor.detach().contiguous().clone())
+    torch.jit.save(torch.jit.script(root), str(path))
+
+
+def load_tensors(path):
+    archive = torch.jit.load(str(path), map_location='cpu')
+    tensors = dict(archive.named_parameters())
+    tensors.update(archive.named_buffers())
+    return tensors

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/luna_model.h"
+#include "models/resnet_generator.h"
+#include "models/unet.h"
+#include "weights/archive.h"
+
+namespace dlwpt::weights {
+
+/// Options of each model as stored in an archive's `dlwpt_model.cfg` (option names as the
+/// Python constructors' keyword arguments), and back.
+ModelConfig to_model_config(const ResNetGeneratorOptions& options);
+ModelConfig to_model_config(const LunaModelOptions& options);
+ModelConfig to_model_config(const UNetWrapperOptions& options);
+ResNetGeneratorOptions resnet_generator_options(const ModelConfig& config);
+LunaModelOptions luna_model_options(const ModelConfig& config);
+UNetWrapperOptions unet_wrapper_options(const ModelConfig& config);
+
+/// Builds the native model an archive's configuration describes and loads its weights
+/// strictly, in eval mode. `Model` is ResNetGenerator, LunaModel or UNetWrapper. Throws
+/// ArchiveError when the archive holds another model, has no configuration, or its tensors
+/// do not fit.
+template <typename Model>
+Model load_model(const std::string& path);
+
+/// The same with options given by the caller, for archives without a configuration (the
+/// strict load still checks every tensor against them).
+template <typename Model>
+Model load_model(const std::string& path, const typename Model::Impl::Options& options);
+
+/// Saves the model's weights with its configuration, so that `load_model` rebuilds it.
+template <typename Model>
+void save_model(const Model& model, const std::string& path);
+
+}  // namespace dlwpt::weights
+
+namespace dlwpt::weights {
+
+/// Named outputs of a model: {"output"} for ResNetGenerator and UNetWrapper, {"logits",
+/// "probabilities"} for LunaModel (the names the reference files use).
+using NamedOutputs = std::map<std::string, torch::Tensor>;
+
+/// Any of the three native models, built from an archive's configuration, behind one
+/// interface: for tools that handle whichever model an archive holds.
+struct AnyModel {
+  ModelConfig config;
+  std::shared_ptr<torch::nn::Module> module;
+  std::function<NamedOutputs(const torch::Tensor&)> forward;
+};
+
+/// The native model an archive's configuration names, strictly loaded, in eval mode.
+AnyModel load_any_model(const std::string& path);
+
+/// Names the outputs of a model class, in the order its forward returns them.
+std::vector<std::string> output_names(const std::string& python_class);
+
+}  // namespace dlwpt::weights
