@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tests/test_support.h"
+#include "weights/model_archive.h"
 #include "weights/reference_case.h"
 
 namespace dlwpt::testing {
@@ -60,6 +61,22 @@ TEST_P(ReferenceParity, NativeAndTracedEqualPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, ReferenceParity, ::testing::ValuesIn(kParityCases), case_name);
+
+// The measurement can fail: a weight nudged by 1e-3 shows in the outputs.
+TEST(ReferenceParity, APerturbedWeightIsDetected) {
+  const auto reference = weights::read_reference_case(reference_dir(), "luna");
+  auto model = weights::load_model<LunaModel>(reference.archive_path);
+  {
+    torch::NoGradGuard no_grad;
+    model->head_linear->bias[1].add_(1e-3);
+  }
+  torch::InferenceMode inference;
+  const double difference = weights::max_abs_difference(model(reference.inputs[0]).logits,
+                                                        reference.expected[0].at("logits"));
+  std::cout << "perturbed head_linear.bias: max |native - PyTorch| = " << difference << "\n";
+  EXPECT_GT(difference, kParityTolerance);
+  EXPECT_NEAR(difference, 1e-3, 1e-6);
+}
 
 TEST(ReferenceParity, EveryExportedCaseIsTested) {
   std::vector<std::string> tested;

@@ -1,6 +1,11 @@
 // The book's trained checkpoints (../shared/dlwpt), converted by tools/convert.py, on real data.
 
+#include <torch/script.h>
+
+#include "ct/scan_io.h"
+#include "ct/slices.h"
 #include "tests/test_support.h"
+#include "weights/model_archive.h"
 #include "weights/reference_case.h"
 
 namespace dlwpt::testing {
@@ -26,6 +31,43 @@ TEST(RealCheckpoints, ClassifierOnTheBooksValidationChunk) {
   }
   const auto probabilities = reference.expected[0].at("probabilities");
   std::cout << "nodule probability (PyTorch): " << probabilities[0][1].item<double>() << "\n";
+}
+
+// 7-slice stacks of the real CT, at both ends (where the neighbours are clamped) and in the
+// middle, through the converted seg checkpoint: native, traced and Python eager agree.
+TEST(RealCheckpoints, SegmenterOnTheRealCtSeries) {
+  SKIP_WITHOUT_BOOK_DATA();
+  const auto volume =
+      ct::read_dicom_series(data_dir() + "/data/p1ch4/volumetric-dicom/2-LUNG 3.0  B70f-04083");
+  const int64_t last = volume.slices() - 1;
+  const std::vector<int64_t> slices = {0, 1, 2, 49, 50, last - 1, last};
+  std::vector<torch::Tensor> stacks;
+  for (int64_t slice : slices) stacks.push_back(ct::segmentation_input(volume.hu, slice, 1));
+  const auto batch = torch::cat(stacks);
+
+  const std::string archive = reference_path("book_seg.pt");
+  auto native = weights::load_model<UNetWrapper>(archive);
+  auto traced = torch::jit::load(archive, torch::kCPU);
+  traced.eval();
+  torch::Tensor native_output;
+  torch::Tensor traced_output;
+  {
+    torch::InferenceMode inference;
+    native_output = native(batch);
+    traced_output = traced.forward({batch}).toTensor();
+  }
+  const auto python_output = run_python_reference(archive, {batch}).at("output_0");
+
+  const double native_difference = weights::max_abs_difference(native_output, python_output);
+  const double traced_difference = weights::max_abs_difference(traced_output, python_output);
+  std::cout << "real CT slices " << torch::IntArrayRef(slices) << " (" << batch.sizes()
+            << "): max |native - PyTorch| = " << native_difference
+            << ", max |traced - PyTorch| = " << traced_difference << "; "
+            << (python_output > 0.5).sum().item<int64_t>() << " voxels above 0.5\n";
+  EXPECT_LE(native_difference, kParityTolerance);
+  EXPECT_LE(traced_difference, kParityTolerance);
+  // A trained segmenter marks only a small part of a CT as nodule candidates.
+  EXPECT_LT((python_output > 0.5).to(torch::kFloat).mean().item<double>(), 0.05);
 }
 
 }  // namespace

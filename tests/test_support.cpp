@@ -63,4 +63,19 @@ int run_command(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+weights::TensorMap run_python_reference(const std::string& archive,
+                                        const std::vector<torch::Tensor>& inputs) {
+  TemporaryFolder folder;
+  std::string command = "'" + python() + "' '" + source_dir() + "/tools/check_archive.py' '" +
+                        archive + "' '" + folder.path("out.pt") + "'";
+  if (!inputs.empty()) {
+    weights::TensorMap named;
+    for (size_t i = 0; i < inputs.size(); ++i) named["input_" + std::to_string(i)] = inputs[i];
+    weights::write_archive(named, folder.path("inputs.pt"));
+    command += " --inputs '" + folder.path("inputs.pt") + "'";
+  }
+  if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
+  return weights::read_archive(folder.path("out.pt")).tensors;
+}
+
 }  // namespace dlwpt::testing

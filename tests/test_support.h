@@ -1,10 +1,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include "weights/archive.h"
 
 namespace dlwpt::testing {
 
@@ -39,5 +42,11 @@ void write_file(const std::string& path, const std::string& bytes);
 
 /// Runs a command through the shell and returns its exit status.
 int run_command(const std::string& command);
+
+/// Runs tools/check_archive.py: loads the archive strictly into the Python reference model and
+/// returns its state_dict (keys prefixed "loaded_state.") and its eager outputs for `inputs`
+/// (`output_<i>`, or `logits_<i>` and `probabilities_<i>`). Throws when Python fails.
+weights::TensorMap run_python_reference(const std::string& archive,
+                                        const std::vector<torch::Tensor>& inputs = {});
 
 }  // namespace dlwpt::testing

@@ -9,7 +9,7 @@ layout C++ `weights::write_archive` produces, so either side reads what the othe
 import torch
 from torch import nn
 
-from reference_models import complete_options
+from reference_models import build_model, complete_options, default_options
 
 CONFIG_FILE = 'dlwpt_model.cfg'
 
@@ -45,6 +45,27 @@ def read_model_config(path):
     files = {CONFIG_FILE: ''}
     torch.jit.load(str(path), _extra_files=files)
     return parse_config_text(files[CONFIG_FILE])
+
+
+def typed_option(key, text, defaults):
+    if key not in defaults:
+        raise ValueError(f'unknown option {key!r}; expected one of {sorted(defaults)}')
+    default = defaults[key]
+    if isinstance(default, bool):
+        return text.lower() in ('1', 'true', 'yes')
+    return type(default)(text)
+
+
+def load_reference_model(path):
+    """The Python reference model an archive's configuration names, with the archive's
+    parameters and buffers loaded strictly; returns (model class name, model)."""
+    model_name, text_options = read_model_config(path)
+    defaults = default_options(model_name)
+    options = {key: typed_option(key, text, defaults) for key, text in text_options.items()}
+    model = build_model(model_name, **options)
+    model.load_state_dict(torch.jit.load(str(path), map_location='cpu').state_dict(),
+                          strict=True)
+    return model_name, model
 
 
 class _TensorHolder(nn.Module):

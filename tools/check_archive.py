@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Reads a model archive written by C++ (`weights::save_model`) in Python: builds the reference
-model its configuration names, loads the archive's state_dict into it with strict=True, and
-writes that state_dict back as a tensor archive (for the C++ round-trip test).
+"""Runs a model archive's weights in the Python reference model.
 
-usage: check_archive.py ARCHIVE OUT
+usage: check_archive.py ARCHIVE OUT [--inputs INPUTS]
+
+Builds the reference model the archive's configuration names (tools/reference_models.py),
+loads the archive's parameters and buffers into it with strict=True, and writes to OUT, as a
+tensor archive, its state_dict (under 'loaded_state.') and, with --inputs, its eager outputs for each `input_<i>` of
+INPUTS (`output_<i>`, or `logits_<i>` and `probabilities_<i>`). The C++ tests use it to check
+that Python reads what C++ writes, and to get PyTorch's outputs for inputs made in C++.
 """
 
+import argparse
 import pathlib
 import sys
 
@@ -13,24 +18,30 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import archive  # noqa: E402
-from convert import parse_option  # noqa: E402
-from reference_models import build_model, default_options  # noqa: E402
-
-
-def typed_options(model_name, text_options):
-    defaults = default_options(model_name)
-    return dict(parse_option(f'{key}={value}', defaults) for key, value in text_options.items())
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    source, out = sys.argv[1:]
-    model_name, text_options = archive.read_model_config(source)
-    model = build_model(model_name, **typed_options(model_name, text_options))
-    model.load_state_dict(torch.jit.load(source).state_dict(), strict=True)
-    archive.save_tensors(model.state_dict(), out)
-    print(f'{source}: {model_name} loaded strictly in Python, {len(model.state_dict())} tensors')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('archive', type=pathlib.Path)
+    parser.add_argument('out', type=pathlib.Path)
+    parser.add_argument('--inputs', type=pathlib.Path)
+    args = parser.parse_args()
+
+    model_name, model = archive.load_reference_model(args.archive)
+    model.eval()
+    tensors = {f'loaded_state.{key}': value for key, value in model.state_dict().items()}
+    if args.inputs:
+        inputs = archive.load_tensors(args.inputs)
+        with torch.no_grad():
+            for index in range(len(inputs)):
+                outputs = model(inputs[f'input_{index}'])
+                if model_name == 'LunaModel':
+                    tensors[f'logits_{index}'], tensors[f'probabilities_{index}'] = outputs
+                else:
+                    tensors[f'output_{index}'] = outputs
+    archive.save_tensors(tensors, args.out)
+    print(f'{args.archive}: {model_name} loaded strictly in Python; wrote {len(tensors)} tensors')
 
 
 if __name__ == '__main__':

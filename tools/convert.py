@@ -77,12 +77,7 @@ def infer_model(state):
 
 def parse_option(text, current):
     key, _, value = text.partition('=')
-    if key not in current:
-        raise ValueError(f'unknown option {key!r}; the model takes {sorted(current)}')
-    old = current[key]
-    if isinstance(old, bool):
-        return key, value.lower() in ('1', 'true', 'yes')
-    return key, type(old)(value)
+    return key, archive.typed_option(key, value, current)
 
 
 def load_checkpoint(path, overrides=()):

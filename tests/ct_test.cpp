@@ -1,0 +1,157 @@
+// Scan reading and writing, and the U-Net's slice stacks.
+
+#include <filesystem>
+
+#include "ct/scan_io.h"
+#include "ct/slices.h"
+#include "tests/test_support.h"
+
+namespace dlwpt::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string real_ct_folder() {
+  return data_dir() + "/data/p1ch4/volumetric-dicom/2-LUNG 3.0  B70f-04083";
+}
+
+template <typename Fn>
+std::string scan_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ct::ScanError& error) {
+    std::cout << "  error: " << error.what() << "\n";
+    return error.what();
+  }
+  ADD_FAILURE() << "no ScanError was thrown";
+  return "";
+}
+
+ct::VolumeGeometry oblique_geometry() {
+  ct::VolumeGeometry geometry;
+  geometry.origin = {-170.5, -12.25, 310.0};
+  geometry.spacing = {0.7, 0.8, 2.5};
+  // A rotation of 90 degrees about z with the y axis flipped: non-identity, orthonormal.
+  geometry.direction = {0, -1, 0, -1, 0, 0, 0, 0, 1};
+  return geometry;
+}
+
+TEST(SegmentationInput, StacksNeighboursAndClampsAtTheEdges) {
+  const auto hu = torch::arange(5 * 2 * 3, torch::kFloat).view({5, 2, 3}) * 100 - 1200;
+  const auto stacks = ct::segmentation_input(hu, 0, 5, 3);
+  ASSERT_EQ(stacks.sizes(), (std::vector<int64_t>{5, 7, 2, 3}));
+  for (int64_t slice = 0; slice < 5; ++slice) {
+    for (int64_t k = 0; k < 7; ++k) {
+      const int64_t source = std::clamp<int64_t>(slice + k - 3, 0, 4);
+      const auto expected = hu[source].clamp(-1000, 1000);
+      EXPECT_TRUE(torch::equal(stacks[slice][k], expected)) << "slice " << slice << " k " << k;
+    }
+  }
+  EXPECT_EQ(stacks.min().item<float>(), -1000.0f);
+  EXPECT_EQ(stacks.max().item<float>(), 1000.0f);
+}
+
+TEST(SegmentationInput, RejectsSlicesOutsideTheVolume) {
+  const auto hu = torch::zeros({4, 8, 8});
+  EXPECT_THROW(ct::segmentation_input(hu, 2, 3), c10::Error);
+  EXPECT_THROW(ct::segmentation_input(torch::zeros({8, 8}), 0, 1), c10::Error);
+}
+
+TEST(MetaImage, RoundTripKeepsVoxelsAndGeometry) {
+  TemporaryFolder folder;
+  const auto hu = torch::randn({6, 5, 4}) * 500;
+  const auto geometry = oblique_geometry();
+  ct::write_metaimage(hu, geometry, folder.path("scan.mhd"));
+  const auto volume = ct::read_metaimage(folder.path("scan.mhd"));
+  EXPECT_TRUE(torch::equal(volume.hu, hu));
+  EXPECT_EQ(volume.geometry.origin, geometry.origin);
+  EXPECT_EQ(volume.geometry.spacing, geometry.spacing);
+  EXPECT_EQ(volume.geometry.direction, geometry.direction);
+  EXPECT_EQ(volume.series_uid, "scan");
+}
+
+TEST(MetaImage, BadFilesAreNamed) {
+  TemporaryFolder folder;
+  ct::write_metaimage(torch::zeros({4, 4, 4}), {}, folder.path("good.mhd"));
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("absent.mhd")); }),
+              HasSubstr("does not exist"));
+
+  write_file(folder.path("text.mhd"), "this is not a header\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("text.mhd")); }),
+              HasSubstr(folder.path("text.mhd")));
+
+  std::filesystem::resize_file(folder.path("good.raw"), 100);
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("good.mhd")); }),
+              HasSubstr("is truncated (100 bytes, the header needs 256)"));
+
+  write_file(folder.path("huge.mhd"),
+             "ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\n"
+             "ElementType = MET_SHORT\nElementDataFile = huge.raw\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
+              HasSubstr("absurd size"));
+
+  write_file(folder.path("flat.mhd"),
+             "ObjectType = Image\nNDims = 2\nDimSize = 4 4\nElementType = MET_UCHAR\n"
+             "ElementDataFile = flat.raw\n");
+  write_file(folder.path("flat.raw"), std::string(16, '\0'));
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("flat.mhd")); }),
+              HasSubstr("is 2D; a CT volume must be 3D"));
+
+  write_file(folder.path("nodata.mhd"),
+             "ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\n"
+             "ElementDataFile = missing.raw\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("nodata.mhd")); }),
+              HasSubstr("missing.raw' is missing"));
+}
+
+TEST(Dicom, FoldersWithoutASeriesAreNamed) {
+  TemporaryFolder folder;
+  EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("absent")); }),
+              HasSubstr("does not exist"));
+  write_file(folder.path("notes.txt"), "no images here\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
+              HasSubstr("holds no DICOM images"));
+}
+
+TEST(Dicom, RealSeriesReadsAsTheBookDescribesIt) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  const auto volume = ct::read_dicom_series(real_ct_folder());
+  EXPECT_EQ(volume.hu.sizes(), (std::vector<int64_t>{99, 512, 512}));
+  EXPECT_NEAR(volume.geometry.spacing[0], 0.564, 0.001);
+  EXPECT_NEAR(volume.geometry.spacing[2], 3.0, 0.01);
+  // Air outside the body near -1000 HU (or the scanner's padding below it), tissue above.
+  EXPECT_LE(volume.hu.min().item<float>(), -1000.0f);
+  EXPECT_GE(volume.hu.max().item<float>(), 500.0f);
+  std::cout << "series " << volume.series_uid << ": HU " << volume.hu.min().item<float>()
+            << " .. " << volume.hu.max().item<float>() << "\n";
+}
+
+TEST(Dicom, MetaImageCopyReadsBackIdentically) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  const auto dicom = ct::read_dicom_series(real_ct_folder());
+  ct::write_metaimage(dicom.hu, dicom.geometry, folder.path("copy.mhd"));
+  const auto copy = ct::read_scan(folder.path("copy.mhd"));
+  EXPECT_TRUE(torch::equal(copy.hu, dicom.hu));
+  for (int axis = 0; axis < 3; ++axis) {
+    EXPECT_NEAR(copy.geometry.origin[axis], dicom.geometry.origin[axis], 1e-9);
+    EXPECT_NEAR(copy.geometry.spacing[axis], dicom.geometry.spacing[axis], 1e-9);
+  }
+}
+
+TEST(Dicom, MissingSliceIsDetected) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  const std::filesystem::path source(real_ct_folder());
+  for (int slice = 0; slice < 8; ++slice) {
+    if (slice == 4) continue;
+    char name[16];
+    std::snprintf(name, sizeof name, "%06d.dcm", slice);
+    std::filesystem::copy_file(source / name, folder.path(name));
+  }
+  EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
+              HasSubstr("not evenly spaced"));
+}
+
+}  // namespace
+}  // namespace dlwpt::testing

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The project's entry point on a Debian 12 machine: installs what is missing, builds, and acts.
+#
+#   tools/dev.sh main    set up, build, then run the main job
+#   tools/dev.sh test    set up, build, then run every test (ctest)
+#   tools/dev.sh setup   only install the Debian packages the project needs
+#   tools/dev.sh build   set up and build
+#
+# Environment: BUILD_DIR (default build), DLWPT_DATA_DIR (default ../shared/dlwpt),
+# CMAKE_PREFIX_PATH (another libtorch), JOBS (default: all cores).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+DATA_DIR=${DLWPT_DATA_DIR:-$ROOT/../shared/dlwpt}
+JOBS=${JOBS:-$(nproc)}
+
+# Debian packages: toolchain, libtorch with OpenBLAS (without it torch falls back to the
+# reference BLAS and runs 2-40x slower), Python torch for the reference tools, and the
+# libraries of the apps and tests.
+PACKAGES=(
+  g++ make cmake ccache git
+  libtorch-dev libopenblas0-pthread
+  python3 python3-torch python3-numpy python3-scipy
+  libgtest-dev libgmock-dev libbenchmark-dev
+  cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev
+  libinsighttoolkit5-dev xvfb
+)
+
+log() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
+
+missing_packages() {
+  local package
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      echo "$package"
+  done
+}
+
+setup() {
+  local missing
+  missing=$(missing_packages)
+  if [ -z "$missing" ]; then
+    log "all Debian packages present"
+  else
+    log "installing:" $missing
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || { echo "not root and no sudo: install $missing" >&2; exit 1; }
+      sudo=sudo
+    fi
+    $sudo apt-get update -q
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+  fi
+  if ! update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null |
+      grep -q '^Value: .*openblas'; then
+    log "warning: the system BLAS is not OpenBLAS; libtorch will run much slower"
+  fi
+}
+
+build() {
+  setup
+  log "configuring $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DDLWPT_DATA_DIR="$DATA_DIR" >/dev/null
+  log "building with $JOBS jobs"
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+}
+
+run_tests() {
+  build
+  log "running the tests"
+  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
+}
+
+run_main() {
+  build
+  local python
+  python=$(sed -n 's/^DLWPT_PYTHON:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")
+  log "writing the PyTorch reference outputs"
+  "$python" "$ROOT/tools/export_reference.py" --out "$BUILD_DIR/references" --dlwpt "$DATA_DIR"
+  log "native C++ and traced models against PyTorch"
+  "$BUILD_DIR/apps/dlwpt-parity" "$BUILD_DIR/references"
+}
+
+case "${1:-}" in
+  main) run_main ;;
+  test) run_tests ;;
+  setup) setup ;;
+  build) build ;;
+  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
