@@ -4,9 +4,12 @@
 find_program(DLWPT_CCACHE ccache)
 if(DLWPT_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   # ccache only caches compilations that use a precompiled header when told to ignore the
-  # header's timestamps and the __DATE__/__TIME__ macros it may capture.
+  # header's timestamps and the __DATE__/__TIME__ macros it may capture; the base folder
+  # makes paths relative, so that clones in other folders share the cache.
   set(CMAKE_CXX_COMPILER_LAUNCHER
-      ${CMAKE_COMMAND} -E env "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      ${CMAKE_COMMAND} -E env
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      "CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}"
       ${DLWPT_CCACHE})
 endif()
 

@@ -17,10 +17,10 @@ LunaModelImpl::LunaModelImpl(const LunaModelOptions& options_) : options(options
               options.in_channels());
   TORCH_CHECK(options.conv_channels() > 0, "LunaModel: conv_channels must be positive, got ",
               options.conv_channels());
-  for (int64_t side : *options.chunk_size()) {
+  for (int64_t side : options.chunk_size()) {
     TORCH_CHECK(side > 0 && side % kPoolingFactor == 0,
                 "LunaModel: every chunk_size side must be a positive multiple of ",
-                kPoolingFactor, ", got ", options.chunk_size());
+                kPoolingFactor, ", got ", torch::IntArrayRef(options.chunk_size()));
   }
   const int64_t c = options.conv_channels();
   // Python writes BatchNorm3d(1), right for its one input channel; sized by in_channels here
@@ -36,7 +36,7 @@ LunaModelImpl::LunaModelImpl(const LunaModelOptions& options_) : options(options
 
 int64_t LunaModelImpl::head_in_features() const {
   int64_t features = options.conv_channels() * 8;
-  for (int64_t side : *options.chunk_size()) features *= side / kPoolingFactor;
+  for (int64_t side : options.chunk_size()) features *= side / kPoolingFactor;
   return features;
 }
 
@@ -44,8 +44,8 @@ LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
   TORCH_CHECK(input_batch.dim() == 5 && input_batch.size(1) == options.in_channels(),
               "LunaModel expects an N x ", options.in_channels(), " x D x H x W input, got ",
               input_batch.sizes());
-  TORCH_CHECK(input_batch.sizes().slice(2) == torch::IntArrayRef(*options.chunk_size()),
-              "LunaModel was built for ", options.chunk_size(), " chunks, got ",
+  TORCH_CHECK(input_batch.sizes().slice(2) == torch::IntArrayRef(options.chunk_size()),
+              "LunaModel was built for ", torch::IntArrayRef(options.chunk_size()), " chunks, got ",
               input_batch.sizes());
   auto x = tail_batchnorm(input_batch);
   x = block4(block3(block2(block1(x))));

@@ -1,7 +1,8 @@
 #pragma once
 
+#include <array>
+
 #include <torch/arg.h>
-#include <torch/expanding_array.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
@@ -11,6 +12,9 @@
 
 namespace dlwpt {
 
+/// Index, row, column extent of a CT chunk.
+using ChunkSize = std::array<int64_t, 3>;
+
 /// Options for `LunaModel`, the nodule classifier of the book's part 2 (defaults as Python's).
 struct LunaModelOptions {
   TORCH_ARG(int64_t, in_channels) = 1;
@@ -19,7 +23,7 @@ struct LunaModelOptions {
   /// Index, row, column size of the CT chunks the model classifies. Python hard-codes
   /// Linear(1152, 2), which is right for 32 x 48 x 48 with 8 conv channels; the head size is
   /// derived from this instead, so it equals 1152 for the defaults.
-  TORCH_ARG(torch::ExpandingArray<3>, chunk_size) = torch::ExpandingArray<3>({32, 48, 48});
+  TORCH_ARG(ChunkSize, chunk_size) = {32, 48, 48};
 };
 
 /// What `LunaModel::forward` returns: the head's logits and their softmax over classes.

@@ -191,6 +191,24 @@ TEST(SaveArchive, PythonReadsWhatCppWrites) {
   expect_same_tensors(echoed, weights::state_dict(*luna));
 }
 
+TEST(Loader, ScriptedArchiveLoadsLikeATracedOne) {
+  const auto model = weights::load_model<LunaModel>(reference_path("luna_scripted.pt"));
+  const auto python = weights::read_archive(reference_path("luna_scripted.state.pt")).tensors;
+  expect_same_tensors(weights::state_dict(*model), python);
+}
+
+TEST(Loader, ArchiveWrittenByTorchSaveLoads) {
+  TemporaryFolder folder;
+  torch::manual_seed(5);
+  LunaModel saved;
+  for (auto& buffer : saved->buffers()) buffer.add_(3);
+  torch::save(saved, folder.path("torch_save.pt"));
+  LunaModel loaded;
+  const auto report = weights::load_archive(*loaded, folder.path("torch_save.pt"));
+  EXPECT_EQ(report.loaded.size(), 23u);
+  expect_same_tensors(weights::state_dict(*loaded), weights::state_dict(*saved));
+}
+
 TEST(SaveArchive, FailedSaveLeavesNoFile) {
   TemporaryFolder folder;
   const std::string path = folder.path("missing-folder/luna.pt");

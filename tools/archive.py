@@ -15,6 +15,7 @@ CONFIG_FILE = 'dlwpt_model.cfg'
 
 
 def config_text(model_name, options):
+    options = complete_options(model_name, options)
     lines = [f'model={model_name}']
     for key, value in sorted(options.items()):
         if isinstance(value, bool):
@@ -33,7 +34,6 @@ def parse_config_text(text):
 def save_model_archive(model, example_input, path, model_name, options):
     """Traces `model` (in eval mode) on `example_input` and saves it with its configuration
     (all constructor options, defaults included)."""
-    options = complete_options(model_name, options)
     model.eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, example_input, check_trace=False)

@@ -25,7 +25,9 @@ from reference_models import build_model  # noqa: E402
 EXAMPLE_INPUT_SHAPES = {
     'ResNetGenerator': lambda o: (1, o['input_nc'], 64, 64),
     'LunaModel': lambda o: (1, o['in_channels'], 32, 48, 48),
-    'UNetWrapper': lambda o: (1, o['in_channels'], 64, 64),
+    # Unpadded U-Nets shrink every level: 572 is the original U-Net's input size.
+    'UNetWrapper': lambda o: (1, o['in_channels'], 64 if o['padding'] else 572,
+                              64 if o['padding'] else 572),
 }
 
 

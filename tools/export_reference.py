@@ -99,6 +99,18 @@ def export_init(out_dir, name, model_name, options):
     archive.save_tensors(model.state_dict(), out_dir / f'{name}.pt')
 
 
+def export_scripted(out_dir, seed):
+    """`luna_scripted.pt`: a LunaModel saved by torch.jit.script rather than traced, and
+    `luna_scripted.state.pt`, its state_dict, to check the loader on scripted archives."""
+    torch.manual_seed(seed)
+    model = build_model('LunaModel')
+    perturb_batchnorm(model, torch.Generator().manual_seed(seed))
+    scripted = torch.jit.script(model.eval())
+    torch.jit.save(scripted, str(out_dir / 'luna_scripted.pt'),
+                   _extra_files={archive.CONFIG_FILE: archive.config_text('LunaModel', {})})
+    archive.save_tensors(model.state_dict(), out_dir / 'luna_scripted.state.pt')
+
+
 def export_book_checkpoints(out_dir, dlwpt_dir):
     models_dir = dlwpt_dir / 'data' / 'part2' / 'models'
     seg = next(models_dir.glob('seg_*.state'))
@@ -135,6 +147,8 @@ def main():
         export_case(args.out, name, model_name, options, shapes, kind, args.seed + index)
         print(f'{name}: {model_name} {options} {len(shapes)} inputs '
               f'({time.perf_counter() - start:.1f} s)')
+    export_scripted(args.out, args.seed)
+    print('luna_scripted: LunaModel through torch.jit.script')
     for name, (model_name, options) in INIT_CASES.items():
         export_init(args.out, name, model_name, options)
         print(f'{name}: seeded initialisation, seed {INIT_SEED}')
