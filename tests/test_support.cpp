@@ -37,6 +37,8 @@ std::string python() { return setting("DLWPT_PYTHON", DLWPT_TEST_PYTHON); }
 
 std::string source_dir() { return setting("DLWPT_SOURCE_DIR", DLWPT_TEST_SOURCE_DIR); }
 
+std::string binary_dir() { return setting("DLWPT_BINARY_DIR", DLWPT_TEST_BINARY_DIR); }
+
 TemporaryFolder::TemporaryFolder() {
   std::random_device random;
   root_ = (fs::temp_directory_path() / ("dlwpt-test-" + std::to_string(random()))).string();

@@ -22,6 +22,7 @@ std::string data_dir();       ///< DLWPT_DATA_DIR: the book's public files (may 
 bool has_data_dir();
 std::string python();         ///< DLWPT_PYTHON: Python with torch
 std::string source_dir();     ///< DLWPT_SOURCE_DIR
+std::string binary_dir();     ///< DLWPT_BINARY_DIR: the build, with the apps
 
 /// A fresh folder under the system's temporary folder, removed when the object goes.
 class TemporaryFolder {

@@ -111,6 +111,28 @@ def export_scripted(out_dir, seed):
     archive.save_tensors(model.state_dict(), out_dir / 'luna_scripted.state.pt')
 
 
+class BookZebraWrapper(torch.nn.Module):
+    """A traced wrapper as the book's C++ chapter uses: the generator held as `model`, its
+    forward `model(x * 255) / 2 + 0.5` on a [0, 1] input."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.model = generator
+
+    def forward(self, x):
+        return self.model(x * 255) / 2 + 0.5
+
+
+def export_book_wrapper(out_dir, seed):
+    """`cyclegan_book_wrapper.pt`: a small generator in the book's traced wrapper, saved
+    without a configuration, as the book's archive is."""
+    torch.manual_seed(seed)
+    wrapper = BookZebraWrapper(build_model('ResNetGenerator', ngf=8, n_blocks=2)).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, torch.rand(1, 3, 64, 64))
+    torch.jit.save(traced, str(out_dir / 'cyclegan_book_wrapper.pt'))
+
+
 def export_book_checkpoints(out_dir, dlwpt_dir):
     models_dir = dlwpt_dir / 'data' / 'part2' / 'models'
     seg = next(models_dir.glob('seg_*.state'))
@@ -149,6 +171,8 @@ def main():
               f'({time.perf_counter() - start:.1f} s)')
     export_scripted(args.out, args.seed)
     print('luna_scripted: LunaModel through torch.jit.script')
+    export_book_wrapper(args.out, args.seed)
+    print("cyclegan_book_wrapper: a generator in the book's traced wrapper")
     for name, (model_name, options) in INIT_CASES.items():
         export_init(args.out, name, model_name, options)
         print(f'{name}: seeded initialisation, seed {INIT_SEED}')

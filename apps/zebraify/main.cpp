@@ -1,0 +1,178 @@
+// zebraify: turns horses into zebras with the CycleGAN generator of the book's chapter 2, in
+// files or folders of images, or in a desktop viewer.
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <cxxopts.hpp>
+#include <torch/torch.h>
+
+#include "apps/common/files.h"
+#include "apps/common/progress.h"
+#include "apps/paths.h"
+#include "apps/zebraify/viewer.h"
+#include "apps/zebraify/zebra.h"
+#include "weights/archive.h"
+
+namespace fs = std::filesystem;
+using namespace dlwpt::zebraify;
+
+namespace {
+
+constexpr const char* kProgram = "zebraify";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The images named on the command line, folders expanded to their JPEG and PNG files (sorted).
+std::vector<std::string> collect_inputs(const std::vector<std::string>& arguments) {
+  std::vector<std::string> inputs;
+  for (const auto& argument : arguments) {
+    if (fs::is_directory(argument)) {
+      std::vector<std::string> found;
+      for (const auto& entry : fs::directory_iterator(argument)) {
+        if (entry.is_regular_file() && has_image_extension(entry.path().string())) {
+          found.push_back(entry.path().string());
+        }
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) std::cerr << kProgram << ": folder '" << argument << "' holds no JPEG or PNG files\n";
+      inputs.insert(inputs.end(), found.begin(), found.end());
+    } else {
+      inputs.push_back(argument);  // a missing or unreadable file is reported when converted
+    }
+  }
+  return inputs;
+}
+
+std::string default_weights() {
+  return (fs::path(DLWPT_WEIGHTS_DIR) / "horse2zebra.pt").string();
+}
+
+Zebraifier make_zebraifier(const cxxopts::ParseResult& args) {
+  const Engine engine = engine_from_string(args["engine"].as<std::string>());
+  std::string path = args.count("weights") ? args["weights"].as<std::string>() : "";
+  if (path.empty() && fs::exists(default_weights())) path = default_weights();
+  if (!path.empty()) return Zebraifier::from_archive(path, engine);
+  if (engine == Engine::jit) {
+    throw UsageError("the jit engine runs a TorchScript archive: give --weights (no trained "
+                     "weights at " + default_weights() + ")");
+  }
+  return Zebraifier::untrained(args["seed"].as<uint64_t>());
+}
+
+// Where the zebra of `input` goes: `output` itself for one input and a file name, otherwise
+// `output`/<input's name>.
+std::string output_path(const std::string& input, const std::string& output, bool single_file) {
+  if (single_file) return output;
+  return (fs::path(output) / fs::path(input).filename()).string();
+}
+
+// Converts every input, reporting and skipping the ones that fail; returns the failures.
+int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& inputs,
+                  const std::string& output, int64_t size) {
+  const bool single_file = inputs.size() == 1 && !fs::is_directory(output) &&
+                           has_image_extension(output);
+  if (!single_file) fs::create_directories(output);
+  dlwpt::apps::ProgressBar progress("zebraify", static_cast<int64_t>(inputs.size()));
+  int failures = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string& input = inputs[i];
+    const std::string target = output_path(input, output, single_file);
+    try {
+      if (dlwpt::apps::same_file(input, target)) {
+        throw ImageError("refusing to overwrite the input '" + input + "' with its zebra");
+      }
+      save_image(zebraifier.convert(load_image(input), size), target);
+    } catch (const std::exception& error) {
+      ++failures;
+      progress.message(std::string(kProgram) + ": skipped " + input + ": " + error.what());
+    }
+    progress.update(static_cast<int64_t>(i + 1), fs::path(input).filename().string());
+  }
+  progress.finish();
+  std::cerr << kProgram << ": " << inputs.size() - failures << " of " << inputs.size()
+            << " images converted into " << output << "\n";
+  return failures;
+}
+
+cxxopts::Options make_options() {
+  cxxopts::Options options(kProgram,
+                           "Turns horses into zebras with the CycleGAN generator of Deep Learning "
+                           "with PyTorch (chapter 2).\n\n"
+                           "  zebraify horse.jpg -o zebra.png        one image\n"
+                           "  zebraify photos/ more.png -o zebras/   many, into a folder\n"
+                           "  zebraify --view photos/                side by side in a window\n");
+  options.add_options()
+      ("o,output", "output image (one input) or folder", cxxopts::value<std::string>())
+      ("view", "show input and zebra side by side in a window (keys: Left/Right or P/N, Space, "
+               "S to save, Q or Esc to quit)")
+      ("weights", "TorchScript archive of the generator (default " + default_weights() +
+                  " when present, else untrained weights)", cxxopts::value<std::string>())
+      ("engine", "native (torch::nn model) or jit (the archive through torch::jit)",
+       cxxopts::value<std::string>()->default_value("native"))
+      ("size", "bound of the longer side, keeping the aspect ratio (0: original size)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(kDefaultSize)))
+      ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("seed", "seed of the untrained weights", cxxopts::value<uint64_t>()->default_value("0"))
+      ("inputs", "images or folders", cxxopts::value<std::vector<std::string>>())
+      ("h,help", "print this help");
+  options.parse_positional({"inputs"});
+  options.positional_help("IMAGE_OR_FOLDER...");
+  return options;
+}
+
+int run(int argc, char** argv) {
+  auto options = make_options();
+  const auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  if (!args.count("inputs")) throw UsageError("no input images (see --help)");
+  const int64_t size = args["size"].as<int64_t>();
+  if (size < 0 || size > 16384) throw UsageError("--size must be between 0 and 16384");
+  const int threads = args["threads"].as<int>();
+  if (threads < 0) throw UsageError("--threads must be >= 0");
+  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+
+  const auto inputs = collect_inputs(args["inputs"].as<std::vector<std::string>>());
+  if (inputs.empty()) throw UsageError("no JPEG or PNG images to convert");
+  const Zebraifier zebraifier = make_zebraifier(args);
+  std::cerr << kProgram << ": " << zebraifier.description() << "\n";
+  if (!zebraifier.trained()) {
+    std::cerr << kProgram << ": WARNING: no trained weights; the output shows the pipeline "
+                             "working, not a zebra. Get the book's weights with tools/fetch.py\n";
+  }
+
+  if (args.count("view")) {
+    const std::string save_folder = args.count("output") ? args["output"].as<std::string>() : ".";
+    return run_viewer(zebraifier, inputs, size, save_folder);
+  }
+  if (!args.count("output")) throw UsageError("no --output given (see --help)");
+  return convert_files(zebraifier, inputs, args["output"].as<std::string>(), size) == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const cxxopts::exceptions::exception& error) {
+    std::cerr << kProgram << ": " << error.what() << " (see --help)\n";
+  } catch (const UsageError& error) {
+    std::cerr << kProgram << ": " << error.what() << "\n";
+  } catch (const std::invalid_argument& error) {
+    std::cerr << kProgram << ": " << error.what() << "\n";
+  } catch (const dlwpt::weights::ArchiveError& error) {
+    std::cerr << kProgram << ": " << error.what() << "\n";
+  } catch (const c10::Error& error) {
+    std::cerr << kProgram << ": " << error.what_without_backtrace() << "\n";
+  } catch (const std::exception& error) {
+    std::cerr << kProgram << ": " << error.what() << "\n";
+  }
+  return 2;
+}

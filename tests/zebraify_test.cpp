@@ -1,0 +1,320 @@
+// The zebraify pipeline: image I/O, pre/post-processing, both engines, the app end to end
+// against the Python reference pipeline, and bad input.
+
+#include <filesystem>
+
+#include "apps/zebraify/image_io.h"
+#include "apps/zebraify/zebra.h"
+#include "tests/test_support.h"
+// Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
+#include "apps/zebraify/cimg_config.h"
+
+namespace dlwpt::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using zebraify::ImageError;
+using zebraify::RgbImage;
+using cimg_library::CImg;
+
+// A non-square test picture: a gradient with a bright square and a dark disc, different in
+// each channel, so that a swapped width and height or channel order shows.
+RgbImage test_picture(int64_t width, int64_t height) {
+  RgbImage image;
+  image.width = width;
+  image.height = height;
+  image.planes.resize(3 * width * height);
+  for (int64_t c = 0; c < 3; ++c) {
+    for (int64_t y = 0; y < height; ++y) {
+      for (int64_t x = 0; x < width; ++x) {
+        int64_t value = (x * 255 / width + c * 60 + y * 90 / height) % 256;
+        if (x > width / 5 && x < width / 3 && y > height / 4 && y < height / 2) value = 250;
+        const int64_t dx = x - 2 * width / 3;
+        const int64_t dy = y - height / 2;
+        if (dx * dx + dy * dy < height * height / 16) value = 20 + 40 * c;
+        image.planes[(c * height + y) * width + x] = static_cast<uint8_t>(value);
+      }
+    }
+  }
+  return image;
+}
+
+uint8_t pixel(const RgbImage& image, int64_t c, int64_t y, int64_t x) {
+  return image.planes[(c * image.height + y) * image.width + x];
+}
+
+int max_pixel_difference(const RgbImage& a, const RgbImage& b) {
+  EXPECT_EQ(a.width, b.width);
+  EXPECT_EQ(a.height, b.height);
+  if (a.planes.size() != b.planes.size()) return 256;
+  int largest = 0;
+  for (size_t i = 0; i < a.planes.size(); ++i) {
+    largest = std::max(largest, std::abs(int(a.planes[i]) - int(b.planes[i])));
+  }
+  return largest;
+}
+
+template <typename Fn>
+std::string image_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ImageError& error) {
+    std::cout << "  error: " << error.what() << "\n";
+    return error.what();
+  }
+  ADD_FAILURE() << "no ImageError was thrown";
+  return "";
+}
+
+TEST(ZebraPipeline, TensorRoundTripIsExactAndKeepsWidthAndHeight) {
+  const RgbImage image = test_picture(7, 3);
+  const auto tensor = zebraify::to_tensor(image);
+  ASSERT_EQ(tensor.sizes(), (std::vector<int64_t>{1, 3, 3, 7}));  // N, C, H, W
+  EXPECT_FLOAT_EQ(tensor[0][2][1][5].item<float>(), pixel(image, 2, 1, 5) / 255.0f);
+  EXPECT_FLOAT_EQ(tensor.max().item<float>(),
+                  *std::max_element(image.planes.begin(), image.planes.end()) / 255.0f);
+  const RgbImage back = zebraify::to_image(tensor);
+  EXPECT_EQ(back.width, 7);
+  EXPECT_EQ(back.height, 3);
+  EXPECT_EQ(back.planes, image.planes);
+}
+
+TEST(ZebraPipeline, FilesKeepWidthHeightAndChannels) {
+  TemporaryFolder folder;
+  const RgbImage image = test_picture(40, 24);
+  zebraify::save_image(image, folder.path("picture.png"));
+  const RgbImage loaded = zebraify::load_image(folder.path("picture.png"));
+  EXPECT_EQ(loaded.width, 40);
+  EXPECT_EQ(loaded.height, 24);
+  EXPECT_EQ(loaded.planes, image.planes);
+
+  // JPEG is lossy: a smooth picture, different along x, y and channels, comes back close.
+  RgbImage smooth = image;
+  for (int64_t c = 0; c < 3; ++c) {
+    for (int64_t y = 0; y < 24; ++y) {
+      for (int64_t x = 0; x < 40; ++x) smooth.planes[(c * 24 + y) * 40 + x] = 20 + 4 * x + 2 * y + 30 * c;
+    }
+  }
+  zebraify::save_image(smooth, folder.path("picture.jpg"));
+  const RgbImage jpeg = zebraify::load_image(folder.path("picture.jpg"));
+  ASSERT_EQ(jpeg.width, 40);
+  ASSERT_EQ(jpeg.height, 24);
+  const double mean_error =
+      (zebraify::to_tensor(jpeg) - zebraify::to_tensor(smooth)).abs().mean().item<double>() * 255;
+  const double flipped_error =
+      (zebraify::to_tensor(jpeg) - zebraify::to_tensor(smooth).flip(3)).abs().mean().item<double>() * 255;
+  std::cout << "JPEG round trip: mean difference " << mean_error << " grey levels ("
+            << flipped_error << " against the mirrored picture)\n";
+  EXPECT_LT(mean_error, 3.0);
+  EXPECT_GT(flipped_error, 10 * mean_error);
+}
+
+TEST(ZebraPipeline, ResizeBoundsTheLongerSideAndKeepsTheAspectRatio) {
+  const auto wide = torch::rand({1, 3, 500, 1000});
+  EXPECT_EQ(zebraify::resize_to_fit(wide, 256).sizes(), (std::vector<int64_t>{1, 3, 128, 256}));
+  const auto tall = torch::rand({1, 3, 301, 99});
+  EXPECT_EQ(zebraify::resize_to_fit(tall, 100).sizes(), (std::vector<int64_t>{1, 3, 100, 33}));
+  EXPECT_TRUE(zebraify::resize_to_fit(tall, 0).is_same(tall));
+  EXPECT_TRUE(zebraify::resize_to_fit(tall, 400).is_same(tall));  // never enlarges
+}
+
+TEST(ZebraPipeline, PaddingReflectsToMultiplesOfFour) {
+  const auto batch = torch::arange(9 * 10, torch::kFloat).view({1, 1, 9, 10});
+  const auto padded = zebraify::pad_to_multiple(batch, 4);
+  ASSERT_EQ(padded.sizes(), (std::vector<int64_t>{1, 1, 12, 12}));
+  EXPECT_TRUE(torch::equal(padded.narrow(2, 0, 9).narrow(3, 0, 10), batch));
+  // Reflection without repeating the edge: row 9 mirrors row 7, column 10 mirrors column 8.
+  EXPECT_TRUE(torch::equal(padded[0][0][9].narrow(0, 0, 10), batch[0][0][7]));
+  EXPECT_TRUE(torch::equal(padded[0][0].select(1, 10).narrow(0, 0, 9), batch[0][0].select(1, 8)));
+}
+
+TEST(ZebraPipeline, OutputHasTheResizedInputsSize) {
+  const auto zebraifier = zebraify::Zebraifier::from_archive(reference_path("cyclegan_small.pt"),
+                                                             zebraify::Engine::native);
+  const RgbImage zebra = zebraifier.convert(test_picture(50, 37), 0);
+  EXPECT_EQ(zebra.width, 50);
+  EXPECT_EQ(zebra.height, 37);
+  const RgbImage smaller = zebraifier.convert(test_picture(90, 60), 45);
+  EXPECT_EQ(smaller.width, 45);
+  EXPECT_EQ(smaller.height, 30);
+}
+
+TEST(ZebraPipeline, NativeAndJitEnginesAgree) {
+  for (const char* archive : {"cyclegan_small.pt", "cyclegan_book_wrapper.pt"}) {
+    const auto native = zebraify::Zebraifier::from_archive(reference_path(archive),
+                                                           zebraify::Engine::native);
+    const auto jit =
+        zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::jit);
+    const auto input = zebraify::to_tensor(test_picture(64, 48));
+    const double difference =
+        (native.forward(input) - jit.forward(input)).abs().max().item<double>();
+    const int pixels = max_pixel_difference(native.convert(test_picture(61, 45), 0),
+                                            jit.convert(test_picture(61, 45), 0));
+    std::cout << archive << " (" << native.description() << "): max |native - jit| = "
+              << difference << ", " << pixels << " grey levels\n";
+    EXPECT_LE(difference, 1e-5);
+    EXPECT_LE(pixels, 1);
+  }
+  EXPECT_THAT(zebraify::Zebraifier::from_archive(reference_path("cyclegan_book_wrapper.pt"),
+                                                 zebraify::Engine::native)
+                  .description(),
+              HasSubstr("book's traced wrapper"));
+}
+
+TEST(ZebraPipeline, WrongArchivesAreRefused) {
+  EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("luna.pt"), zebraify::Engine::native),
+               weights::ArchiveError);
+  EXPECT_THROW(zebraify::engine_from_string("onnx"), std::invalid_argument);
+}
+
+TEST(ImageInput, GreyAlphaAndSixteenBitBecomeEightBitRgb) {
+  TemporaryFolder folder;
+  CImg<unsigned char> grey(16, 8, 1, 1);
+  cimg_forXY(grey, x, y) grey(x, y) = static_cast<unsigned char>(x * 16 + y);
+  grey.save_png(folder.path("grey.png").c_str());
+  const RgbImage from_grey = zebraify::load_image(folder.path("grey.png"));
+  ASSERT_EQ(from_grey.width, 16);
+  ASSERT_EQ(from_grey.height, 8);
+  for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(pixel(from_grey, c, 5, 3), 3 * 16 + 5);
+
+  CImg<unsigned char> rgba(4, 2, 1, 4, 0);
+  rgba.get_shared_channel(0).fill(200);  // red
+  rgba(1, 0, 0, 3) = 255;                // opaque
+  rgba(2, 0, 0, 3) = 0;                  // transparent: white
+  rgba(3, 0, 0, 3) = 128;                // half: between red and white
+  rgba.save_png(folder.path("rgba.png").c_str());
+  const RgbImage from_rgba = zebraify::load_image(folder.path("rgba.png"));
+  EXPECT_EQ(pixel(from_rgba, 0, 0, 1), 200);
+  EXPECT_EQ(pixel(from_rgba, 1, 0, 1), 0);
+  EXPECT_EQ(pixel(from_rgba, 1, 0, 2), 255);
+  EXPECT_EQ(pixel(from_rgba, 1, 0, 3), 127);  // 0 * 128/255 + 255 * 127/255
+
+  CImg<unsigned short> deep(2, 1, 1, 3, 65535);
+  deep(1, 0, 0, 0) = 32896;
+  deep.save_png(folder.path("deep.png").c_str(), 2);
+  const RgbImage from_deep = zebraify::load_image(folder.path("deep.png"));
+  EXPECT_EQ(pixel(from_deep, 0, 0, 0), 255);
+  EXPECT_EQ(pixel(from_deep, 0, 0, 1), 128);
+}
+
+TEST(ImageInput, BadFilesAreNamedAndRejected) {
+  TemporaryFolder folder;
+  const auto zebraifier = zebraify::Zebraifier::untrained(0);
+  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("absent.png")); }),
+              HasSubstr("does not exist"));
+  write_file(folder.path("empty.jpg"), "");
+  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("empty.jpg")); }),
+              HasSubstr("is empty"));
+  write_file(folder.path("text.jpg"), "not a picture\n");
+  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("text.jpg")); }),
+              HasSubstr("neither JPEG nor PNG"));
+  write_file(folder.path("image.gif"), "GIF89a\x01\x00\x01\x00");
+  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("image.gif")); }),
+              HasSubstr("neither JPEG nor PNG"));
+  write_file(folder.path("corrupt.jpg"), std::string("\xFF\xD8\xFF\xE0", 4) + std::string(64, '\x17'));
+  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("corrupt.jpg")); }),
+              HasSubstr("cannot decode image '" + folder.path("corrupt.jpg") + "'"));
+  EXPECT_THAT(image_error_of([&] { zebraifier.convert(test_picture(5, 30), 0); }),
+              HasSubstr("image too small: 5x30 pixels"));
+  EXPECT_THAT(image_error_of([&] { zebraifier.convert(test_picture(400, 20), 100); }),
+              HasSubstr("image too small: 100x5 pixels after resizing"));
+  EXPECT_THAT(image_error_of([&] { zebraify::save_image(test_picture(8, 8), folder.path("x.bmp")); }),
+              HasSubstr("use a .png, .jpg or .jpeg name"));
+}
+
+// --- the app end to end --------------------------------------------------------------------
+
+std::string zebraify_binary() { return binary_dir() + "/apps/zebraify"; }
+
+int run_zebraify(const std::string& arguments) {
+  const std::string command = "'" + zebraify_binary() + "' " + arguments + " 2>&1";
+  std::cout << "$ " << command << "\n";
+  return run_command(command);
+}
+
+// The Python pipeline (tools/zebraify_reference.py) on the pixels the app decoded.
+RgbImage python_zebra(const RgbImage& decoded, const std::string& archive, int64_t size) {
+  TemporaryFolder folder;
+  const auto pixels = (zebraify::to_tensor(decoded) * 255).round().to(torch::kUInt8);
+  weights::write_archive({{"image_0", pixels}}, folder.path("images.pt"));
+  const std::string command = "'" + python() + "' '" + source_dir() +
+                              "/tools/zebraify_reference.py' '" + archive + "' '" +
+                              folder.path("images.pt") + "' '" + folder.path("zebras.pt") +
+                              "' --size " + std::to_string(size);
+  if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
+  return zebraify::to_image(weights::read_archive(folder.path("zebras.pt")).tensors.at("zebra_0")
+                                .to(torch::kFloat)
+                                .div(255));
+}
+
+void expect_app_equals_python(const std::string& input, int64_t size) {
+  TemporaryFolder folder;
+  const std::string archive = reference_path("cyclegan_default.pt");
+  const std::string size_flag = " --size " + std::to_string(size);
+  ASSERT_EQ(run_zebraify("'" + input + "' -o '" + folder.path("native.png") + "' --weights '" +
+                         archive + "'" + size_flag),
+            0);
+  ASSERT_EQ(run_zebraify("'" + input + "' -o '" + folder.path("jit.png") + "' --engine jit --weights '" +
+                         archive + "'" + size_flag),
+            0);
+  const RgbImage native = zebraify::load_image(folder.path("native.png"));
+  const RgbImage jit = zebraify::load_image(folder.path("jit.png"));
+  const RgbImage python = python_zebra(zebraify::load_image(input), archive, size);
+  const int python_difference = max_pixel_difference(native, python);
+  const int engine_difference = max_pixel_difference(native, jit);
+  std::cout << input << " at --size " << size << " (" << native.width << "x" << native.height
+            << "): max |app - Python| = " << python_difference
+            << " grey levels, max |native - jit| = " << engine_difference << "\n";
+  EXPECT_LE(python_difference, 1);
+  EXPECT_LE(engine_difference, 1);
+}
+
+TEST(ZebraifyApp, GeneratedImageEqualsThePythonPipeline) {
+  TemporaryFolder folder;
+  zebraify::save_image(test_picture(300, 180), folder.path("generated.png"));
+  expect_app_equals_python(folder.path("generated.png"), 250);
+}
+
+TEST(ZebraifyApp, BooksHorseEqualsThePythonPipeline) {
+  const std::string horse = data_dir() + "/data/p1ch2/horse.jpg";
+  if (!fs::exists(horse)) GTEST_SKIP() << "the book's horse.jpg is missing: " << horse;
+  expect_app_equals_python(horse, 256);
+}
+
+TEST(ZebraifyApp, FolderWithABadFileConvertsTheOthers) {
+  TemporaryFolder folder;
+  fs::create_directories(folder.path("in"));
+  zebraify::save_image(test_picture(40, 30), folder.path("in/a.png"));
+  zebraify::save_image(test_picture(30, 40), folder.path("in/c.jpg"));
+  write_file(folder.path("in/b.jpg"), "this is text, not a JPEG\n");
+  const int status = run_zebraify("'" + folder.path("in") + "' -o '" + folder.path("out") +
+                                  "' --weights '" + reference_path("cyclegan_small.pt") + "'");
+  EXPECT_EQ(status, 1);  // some failed
+  EXPECT_EQ(zebraify::load_image(folder.path("out/a.png")).width, 40);
+  EXPECT_EQ(zebraify::load_image(folder.path("out/c.jpg")).width, 30);
+  EXPECT_FALSE(fs::exists(folder.path("out/b.jpg")));
+  for (const auto& entry : fs::directory_iterator(folder.path("out"))) {
+    EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos)
+        << "left a temporary file: " << entry.path();
+  }
+}
+
+TEST(ZebraifyApp, BadCommandLinesFailWithAMessage) {
+  TemporaryFolder folder;
+  zebraify::save_image(test_picture(40, 30), folder.path("a.png"));
+  EXPECT_EQ(run_zebraify("--help"), 0);
+  EXPECT_EQ(run_zebraify(""), 2);
+  EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "'"), 2);  // no --output
+  EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "' -o x.png --size -3"), 2);
+  EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "' -o x.png --engine onnx"), 2);
+  EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "' -o x.png --weights '" +
+                         reference_path("luna.pt") + "'"),
+            2);
+  EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "' -o '" + folder.path("a.png") + "'"), 1);
+  EXPECT_EQ(zebraify::load_image(folder.path("a.png")).planes, test_picture(40, 30).planes)
+      << "the input was overwritten";
+}
+
+}  // namespace
+}  // namespace dlwpt::testing
