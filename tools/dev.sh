@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's entry point on a Debian 12 machine: installs what is missing, builds, and acts.
 #
-#   tools/dev.sh main    set up, build, then run the main job
+#   tools/dev.sh main    set up, build, get the book's weights, then zebra-ify the book's horse
 #   tools/dev.sh test    set up, build, then run every test (ctest)
+#   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh setup   only install the Debian packages the project needs
 #   tools/dev.sh build   set up and build
 #
@@ -24,7 +25,7 @@ PACKAGES=(
   python3 python3-torch python3-numpy python3-scipy
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev
-  libinsighttoolkit5-dev xvfb
+  libinsighttoolkit5-dev xvfb xdotool x11-apps
 )
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
@@ -73,20 +74,53 @@ run_tests() {
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
 }
 
-run_main() {
+python_with_torch() {
+  sed -n 's/^DLWPT_PYTHON:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt"
+}
+
+run_parity() {
   build
-  local python
-  python=$(sed -n 's/^DLWPT_PYTHON:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")
   log "writing the PyTorch reference outputs"
-  "$python" "$ROOT/tools/export_reference.py" --out "$BUILD_DIR/references" --dlwpt "$DATA_DIR"
+  "$(python_with_torch)" "$ROOT/tools/export_reference.py" --out "$BUILD_DIR/references" --dlwpt "$DATA_DIR"
   log "native C++ and traced models against PyTorch"
   "$BUILD_DIR/apps/dlwpt-parity" "$BUILD_DIR/references"
+}
+
+# Gets the book's files (from the local mirror when there is one) and converts its
+# checkpoints into weights/; what cannot be had is reported, and the demo goes on without it.
+fetch_weights() {
+  local python
+  python=$(python_with_torch)
+  if [ -d "$DATA_DIR/data" ]; then
+    log "taking the book's files from $DATA_DIR"
+    "$python" "$ROOT/tools/fetch.py" --from "$DATA_DIR" || true
+  else
+    log "downloading the book's files"
+    "$python" "$ROOT/tools/fetch.py" || true
+  fi
+}
+
+run_main() {
+  build
+  fetch_weights
+  local input output="$BUILD_DIR/demo/zebra.png"
+  input=$(ls "$DATA_DIR/data/p1ch2/horse.jpg" "$ROOT/data/data/p1ch2/horse.jpg" 2>/dev/null | head -1 || true)
+  if [ -z "$input" ]; then
+    input="$BUILD_DIR/demo/sample.png"
+    mkdir -p "$BUILD_DIR/demo"
+    "$(python_with_torch)" "$ROOT/tools/sample_image.py" "$input"
+    log "no horse.jpg: zebra-ifying a generated picture"
+  fi
+  log "zebra-ifying $input"
+  "$BUILD_DIR/apps/zebraify" "$input" -o "$output"
+  log "done: $output (view it with: $BUILD_DIR/apps/zebraify --view $input)"
 }
 
 case "${1:-}" in
   main) run_main ;;
   test) run_tests ;;
+  parity) run_parity ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

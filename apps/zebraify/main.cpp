@@ -76,7 +76,8 @@ int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& 
                   const std::string& output, int64_t size) {
   const bool single_file = inputs.size() == 1 && !fs::is_directory(output) &&
                            has_image_extension(output);
-  if (!single_file) fs::create_directories(output);
+  const fs::path folder = single_file ? fs::path(output).parent_path() : fs::path(output);
+  if (!folder.empty()) fs::create_directories(folder);
   dlwpt::apps::ProgressBar progress("zebraify", static_cast<int64_t>(inputs.size()));
   int failures = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {

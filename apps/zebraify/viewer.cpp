@@ -154,8 +154,20 @@ std::string title(const std::string& path, size_t index, size_t count,
   if (!conversion->error.empty()) return text + "cannot convert";
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.2f s", conversion->seconds);
-  return text + seconds + (show_original ? " - showing the original" : "") + " - " +
-         (zebraifier.trained() ? "trained" : "UNTRAINED");
+  return text + seconds + (show_original ? " - showing the original" : "") +
+         (zebraifier.trained() ? "" : " - UNTRAINED weights");
+}
+
+// The keys released since the last call, oldest first. Released rather than pressed keys:
+// a quick tap is pressed and released between two polls, which clears the pressed-key
+// buffer but leaves its code among the released keys.
+std::vector<unsigned> take_released_keys(CImgDisplay& display) {
+  std::vector<unsigned> keys;
+  for (unsigned position = 128; position-- > 0;) {
+    if (const unsigned key = display.released_key(position)) keys.push_back(key);
+  }
+  display.set_key();  // empty both key buffers
+  return keys;
 }
 
 void save_zebra(const Conversion& conversion, const std::string& input,
@@ -192,11 +204,13 @@ int run_viewer(const Zebraifier& zebraifier, const std::vector<std::string>& inp
   while (!display.is_closed()) {
     const auto conversion = worker.result(index);
     if (conversion && conversion->error.empty() && !sized_to_image) {
-      // First image ready: size the window to the pair, within the screen-friendly bounds.
-      const double scale = std::min({1.0, kMaxInitialWidth / (2.0 * conversion->input.width),
-                                     kMaxInitialHeight / static_cast<double>(conversion->input.height)});
-      display.resize(static_cast<int>(2 * conversion->input.width * scale),
-                     static_cast<int>(conversion->input.height * scale), true);
+      // First image ready: size the window to the pair at the zebra's size (pixel for pixel
+      // when it fits), within screen-friendly bounds.
+      const RgbImage& zebra = conversion->zebra;
+      const double scale = std::min({1.0, kMaxInitialWidth / (2.0 * zebra.width),
+                                     kMaxInitialHeight / static_cast<double>(zebra.height)});
+      display.resize(static_cast<int>(2 * zebra.width * scale),
+                     static_cast<int>(zebra.height * scale), true);
       sized_to_image = true;
     }
     const std::string state = title(inputs[index], index, inputs.size(), conversion.get(),
@@ -209,21 +223,18 @@ int run_viewer(const Zebraifier& zebraifier, const std::vector<std::string>& inp
     }
 
     display.wait(kPollMilliseconds);
-    const unsigned key = display.key();
-    if (key == 0) continue;
-    display.set_key();  // consume it
-    if (key == cimg_library::cimg::keyQ || key == cimg_library::cimg::keyESC) break;
-    if ((key == cimg_library::cimg::keyARROWRIGHT || key == cimg_library::cimg::keyN) &&
-        index + 1 < inputs.size()) {
-      worker.request(++index);
-    } else if ((key == cimg_library::cimg::keyARROWLEFT || key == cimg_library::cimg::keyP) &&
-               index > 0) {
-      worker.request(--index);
-    } else if (key == cimg_library::cimg::keySPACE) {
-      show_original = !show_original;
-      shown_state.clear();
-    } else if (key == cimg_library::cimg::keyS && conversion && conversion->error.empty()) {
-      save_zebra(*conversion, inputs[index], save_folder);
+    for (const unsigned key : take_released_keys(display)) {
+      namespace cimg = cimg_library::cimg;
+      if (key == cimg::keyQ || key == cimg::keyESC) return 0;
+      if ((key == cimg::keyARROWRIGHT || key == cimg::keyN) && index + 1 < inputs.size()) {
+        worker.request(++index);
+      } else if ((key == cimg::keyARROWLEFT || key == cimg::keyP) && index > 0) {
+        worker.request(--index);
+      } else if (key == cimg::keySPACE) {
+        show_original = !show_original;
+      } else if (key == cimg::keyS && conversion && conversion->error.empty()) {
+        save_zebra(*conversion, inputs[index], save_folder);
+      }
     }
   }
   return 0;

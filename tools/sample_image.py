@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Writes a synthetic RGB picture as PNG, with nothing but the standard library and numpy,
+for demos and tests when the book's horse.jpg is not at hand.
+
+usage: sample_image.py OUT.png [WIDTH HEIGHT]
+"""
+
+import pathlib
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+
+def sample_picture(width, height):
+    """H x W x 3 uint8: sky, grass, and a brown horse-like body with legs."""
+    y, x = np.mgrid[0:height, 0:width]
+    picture = np.zeros((height, width, 3), np.uint8)
+    picture[...] = np.stack([120 + 60 * y // height, 170 + 40 * y // height,
+                             np.full_like(y, 235)], axis=-1)
+    grass = y > 0.7 * height
+    picture[grass] = np.stack([60 + 30 * x[grass] // width, 140 + 0 * x[grass],
+                               50 + 0 * x[grass]], axis=-1)
+    body = ((x - 0.5 * width) / (0.25 * width)) ** 2 + ((y - 0.5 * height) / (0.12 * height)) ** 2 < 1
+    legs = (y > 0.5 * height) & (y < 0.8 * height) & (((x // (0.06 * width)).astype(int) % 3) == 1) & \
+        (abs(x - 0.5 * width) < 0.2 * width)
+    head = ((x - 0.8 * width) / (0.07 * width)) ** 2 + ((y - 0.35 * height) / (0.08 * height)) ** 2 < 1
+    picture[body | legs | head] = (120, 75, 40)
+    return picture
+
+
+def write_png(path, rgb):
+    """Writes H x W x 3 uint8 as an 8-bit RGB PNG."""
+    rows = b''.join(b'\x00' + row.tobytes() for row in np.ascontiguousarray(rgb))
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+    header = struct.pack('>IIBBBBB', rgb.shape[1], rgb.shape[0], 8, 2, 0, 0, 0)
+    pathlib.Path(path).write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
+                                   chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
+def main():
+    if len(sys.argv) not in (2, 4):
+        sys.exit(__doc__)
+    width, height = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) == 4 else (480, 320)
+    write_png(sys.argv[1], sample_picture(width, height))
+
+
+if __name__ == '__main__':
+    main()
