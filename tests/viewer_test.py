@@ -8,6 +8,7 @@ usage: viewer_test.py ZEBRAIFY_BINARY GENERATOR_ARCHIVE
 
 import os
 import pathlib
+import re
 import shutil
 import struct
 import subprocess
@@ -96,7 +97,8 @@ def main():
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         window = wait_for(lambda: run('xdotool', 'search', '--name', 'zebraify', env=env).split(),
                           'the window')[0]
-        title = wait_for(lambda: (lambda t: t if ' s - ' in t else None)(
+        # The title ends in the conversion time ("... - 0.11 s") once the zebra is shown.
+        title = wait_for(lambda: (lambda t: t if re.search(r'\d\.\d\d s', t) else None)(
             run('xdotool', 'getwindowname', window, env=env)), 'the conversion')
         print('window title:', title)
         time.sleep(0.5)  # let the picture be drawn
