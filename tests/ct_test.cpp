@@ -17,14 +17,7 @@ std::string real_ct_folder() {
 
 template <typename Fn>
 std::string scan_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ct::ScanError& error) {
-    std::cout << "  error: " << error.what() << "\n";
-    return error.what();
-  }
-  ADD_FAILURE() << "no ScanError was thrown";
-  return "";
+  return error_message_of<ct::ScanError>(std::forward<Fn>(fn));
 }
 
 ct::VolumeGeometry oblique_geometry() {

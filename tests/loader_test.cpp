@@ -14,14 +14,7 @@ using weights::ArchiveError;
 
 template <typename Fn>
 std::string archive_error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ArchiveError& error) {
-    std::cout << "  error: " << error.what() << "\n";
-    return error.what();
-  }
-  ADD_FAILURE() << "no ArchiveError was thrown";
-  return "";
+  return error_message_of<ArchiveError>(std::forward<Fn>(fn));
 }
 
 std::string read_bytes(const std::string& path) {

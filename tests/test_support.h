@@ -41,6 +41,20 @@ class TemporaryFolder {
 /// Writes `bytes` to `path`.
 void write_file(const std::string& path, const std::string& bytes);
 
+/// The message of the `Error` that `fn` throws (printed, so the log shows each message the
+/// tests check); records a test failure and returns "" when it throws nothing.
+template <typename Error, typename Fn>
+std::string error_message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& error) {
+    std::cout << "  error: " << error.what() << "\n";
+    return error.what();
+  }
+  ADD_FAILURE() << "no exception of the expected type was thrown";
+  return "";
+}
+
 /// Runs a command through the shell and returns its exit status.
 int run_command(const std::string& command);
 
