@@ -142,7 +142,7 @@ void check_data_file_complete(const std::string& path, itk::MetaImageIO& io) {
   std::error_code error;
   const auto bytes = fs::file_size(data_file, error);
   if (error) throw ScanError("scan '" + path + "': its data file '" + data_file.string() + "' is missing");
-  if (bytes < io.GetImageSizeInBytes()) {
+  if (bytes < static_cast<std::uintmax_t>(io.GetImageSizeInBytes())) {
     throw ScanError("scan '" + path + "': its data file '" + data_file.string() + "' is truncated (" +
                     std::to_string(bytes) + " bytes, the header needs " +
                     std::to_string(io.GetImageSizeInBytes()) + ")");

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include <torch/arg.h>
+
+#include "ct/candidates.h"
+#include "ct/volume.h"
+#include "models/luna_model.h"
+#include "models/unet.h"
+
+namespace dlwpt::ct {
+
+/// The book's part-2 pipeline (chapter 14's nodule analysis) on one scan.
+struct AnalysisOptions {
+  /// Slices per U-Net batch.
+  TORCH_ARG(int64_t, batch_size) = 8;
+  /// Candidate chunks per LunaModel batch.
+  TORCH_ARG(int64_t, chunk_batch_size) = 16;
+  /// Voxels whose probability exceeds this form the mask.
+  TORCH_ARG(double, threshold) = 0.5;
+};
+
+/// The models the pipeline runs; `malignancy` may be empty.
+struct AnalysisModels {
+  UNetWrapper segmentation{nullptr};
+  LunaModel nodule{nullptr};
+  LunaModel malignancy{nullptr};
+};
+
+/// Called with (done, total) as work advances.
+using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
+
+/// What the pipeline finds in one scan.
+struct ScanAnalysis {
+  torch::Tensor probability;  ///< float32 D x H x W, the U-Net's per-voxel output
+  torch::Tensor mask;         ///< bool D x H x W: probability > threshold, eroded once
+  std::vector<Candidate> candidates;  ///< by id, with their probabilities
+};
+
+/// The U-Net over every slice: slice i sees slices i-3 .. i+3 (clamped), HU in [-1000, 1000].
+torch::Tensor segment_volume(UNetWrapper& model, const torch::Tensor& hu, int64_t batch_size,
+                             const ProgressCallback& progress = {});
+
+/// probability > threshold, then one binary erosion with the 6-neighbour cross.
+torch::Tensor nodule_mask(const torch::Tensor& probability, double threshold);
+
+/// Runs each candidate's 32 x 48 x 48 chunk through a LunaModel and stores the probability of
+/// its second class in `field` (Candidate::nodule_probability or malignancy_probability).
+void classify_candidates(LunaModel& model, const torch::Tensor& hu,
+                         std::vector<Candidate>& candidates, int64_t batch_size,
+                         double Candidate::*field, const ProgressCallback& progress = {});
+
+/// Segmentation, mask, grouping and classification of one scan. Throws ScanError for a
+/// volume the models cannot take (fewer than 7 slices, sides under 16 voxels).
+ScanAnalysis analyse_scan(AnalysisModels& models, const CtVolume& volume,
+                          const AnalysisOptions& options = {},
+                          const ProgressCallback& progress = {});
+
+}  // namespace dlwpt::ct
