@@ -7,7 +7,7 @@
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
 // Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
-#include "apps/zebraify/cimg_config.h"
+#include "apps/common/cimg_config.h"
 
 namespace dlwpt::testing {
 namespace {

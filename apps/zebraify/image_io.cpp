@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "apps/common/files.h"
-#include "apps/zebraify/cimg_config.h"
+#include "apps/common/cimg_config.h"
 
 namespace dlwpt::zebraify {
 

@@ -10,7 +10,7 @@
 #include <optional>
 #include <thread>
 
-#include "apps/zebraify/cimg_config.h"
+#include "apps/common/cimg_config.h"
 
 namespace dlwpt::zebraify {
 

@@ -1,0 +1,229 @@
+// ct-segment: the book's part-2 nodule analysis over a batch of CT scans: U-Net segmentation,
+// candidate grouping, LunaModel classification, with masks and candidate reports per scan.
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <cxxopts.hpp>
+#include <torch/torch.h>
+
+#include "apps/common/progress.h"
+#include "apps/ct_segment/report.h"
+#include "apps/ct_segment/scan_sources.h"
+#include "apps/ct_segment/scoring.h"
+#include "apps/paths.h"
+#include "ct/pipeline.h"
+#include "weights/model_archive.h"
+
+namespace fs = std::filesystem;
+using namespace dlwpt;
+using namespace dlwpt::ct_segment;
+
+namespace {
+
+constexpr const char* kProgram = "ct-segment";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One line of the final table.
+struct ScanRow {
+  std::string label;
+  std::string series_uid;
+  std::string status;  // "done", "skipped (complete)", or the error
+  int64_t candidates = 0;
+  int64_t nodules = 0;
+  double seconds = 0;
+};
+
+std::string weights_path(const cxxopts::ParseResult& args, const char* option, const char* file) {
+  if (args.count(option)) return args[option].as<std::string>();
+  return (fs::path(DLWPT_WEIGHTS_DIR) / file).string();
+}
+
+ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {
+  ct::AnalysisModels models;
+  models.segmentation = weights::load_model<UNetWrapper>(weights_path(args, "segmentation", "segmentation.pt"));
+  models.nodule = weights::load_model<LunaModel>(weights_path(args, "classifier", "classifier.pt"));
+  if (args.count("malignancy-weights")) {
+    models.malignancy = weights::load_model<LunaModel>(args["malignancy-weights"].as<std::string>());
+  }
+  return models;
+}
+
+// Folder names from series UIDs (or file stems), which may hold characters a file system
+// dislikes.
+std::string folder_name(const std::string& uid) {
+  std::string name;
+  for (const char c : uid) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+  return name.empty() ? "scan" : name;
+}
+
+struct BatchOptions {
+  std::string output;
+  ct::AnalysisOptions analysis;
+  OutputOptions outputs;
+  bool force = false;
+  std::map<std::string, std::vector<Annotation>> annotations;
+};
+
+// Reads, analyses and writes one scan. Outputs go to a hidden temporary folder renamed to the
+// scan's folder when complete, so a folder under its final name is always complete.
+ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const BatchOptions& options,
+                     Confusion& confusion) {
+  ScanRow row;
+  row.label = source.label;
+  const auto start = std::chrono::steady_clock::now();
+  const ct::CtVolume volume = source.read();
+  row.series_uid = volume.series_uid;
+  const fs::path final_folder = fs::path(options.output) / folder_name(volume.series_uid);
+  if (fs::exists(final_folder) && !options.force) {
+    row.status = "skipped (complete)";
+    return row;
+  }
+  apps::ProgressBar progress(folder_name(volume.series_uid).substr(0, 24), 2 * volume.slices());
+  const auto analysis = ct::analyse_scan(models, volume, options.analysis,
+                                         [&](int64_t done, int64_t) { progress.update(done); });
+  progress.finish();
+
+  const fs::path partial = fs::path(options.output) / ("." + final_folder.filename().string() + ".partial");
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+  write_scan_outputs(partial.string(), volume, analysis, options.outputs);
+  fs::remove_all(final_folder);
+  fs::rename(partial, final_folder);
+
+  row.candidates = static_cast<int64_t>(analysis.candidates.size());
+  for (const auto& candidate : analysis.candidates) row.nodules += candidate.nodule_probability > 0.5;
+  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  row.status = "done";
+  const auto truth = options.annotations.find(volume.series_uid);
+  if (truth != options.annotations.end()) confusion += match_and_score(analysis.candidates, truth->second);
+  std::cerr << kProgram << ": " << volume.series_uid << ": " << volume.slices() << " slices, "
+            << row.candidates << " candidates, " << row.nodules << " with nodule probability > 0.5, "
+            << apps::format_duration(row.seconds) << " -> " << final_folder.string() << "\n";
+  return row;
+}
+
+void print_table(const std::vector<ScanRow>& rows) {
+  std::printf("\n%-64s %10s %8s %8s  %s\n", "scan", "candidates", "nodules", "time", "status");
+  for (const auto& row : rows) {
+    const std::string name = row.series_uid.empty() ? row.label : row.series_uid;
+    std::printf("%-64s %10lld %8lld %8s  %s\n", name.substr(0, 64).c_str(),
+                static_cast<long long>(row.candidates), static_cast<long long>(row.nodules),
+                apps::format_duration(row.seconds).c_str(), row.status.c_str());
+  }
+}
+
+cxxopts::Options make_options() {
+  cxxopts::Options options(
+      kProgram,
+      "Finds lung nodule candidates in CT scans with the book's U-Net and LunaModel (Deep "
+      "Learning with PyTorch, part 2): per scan a mask, candidates.csv/.json and previews.\n\n"
+      "  ct-segment scan.mhd -o results/              one LUNA16 MetaImage scan\n"
+      "  ct-segment subset0/ dicom-folder/ -o results/  every scan in these folders\n"
+      "  ct-segment @scans.txt -o results/            the scans listed in a file\n");
+  options.add_options()
+      ("o,output", "output folder, one subfolder per scan", cxxopts::value<std::string>())
+      ("segmentation", "U-Net archive (default weights/segmentation.pt)", cxxopts::value<std::string>())
+      ("classifier", "nodule LunaModel archive (default weights/classifier.pt)", cxxopts::value<std::string>())
+      ("malignancy-weights", "malignancy LunaModel archive (adds a malignancy probability)",
+       cxxopts::value<std::string>())
+      ("series", "only this DICOM series UID in DICOM folders", cxxopts::value<std::string>())
+      ("batch-size", "slices per U-Net batch", cxxopts::value<int64_t>()->default_value("8"))
+      ("chunk-batch-size", "candidates per LunaModel batch", cxxopts::value<int64_t>()->default_value("16"))
+      ("probability", "also write the probability map (probability.mhd)")
+      ("previews", "PNG slices of the N most probable candidates", cxxopts::value<int64_t>()->default_value("0"))
+      ("annotations", "LUNA annotations CSV: score the detections against it",
+       cxxopts::value<std::string>())
+      ("force", "redo scans whose outputs are complete")
+      ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("inputs", "scans, folders or @list files", cxxopts::value<std::vector<std::string>>())
+      ("h,help", "print this help");
+  options.parse_positional({"inputs"});
+  options.positional_help("SCAN_OR_FOLDER...");
+  return options;
+}
+
+BatchOptions batch_options(const cxxopts::ParseResult& args) {
+  BatchOptions options;
+  if (!args.count("output")) throw UsageError("no --output folder given (see --help)");
+  options.output = args["output"].as<std::string>();
+  const int64_t batch = args["batch-size"].as<int64_t>();
+  const int64_t chunks = args["chunk-batch-size"].as<int64_t>();
+  if (batch < 1 || batch > 512 || chunks < 1 || chunks > 1024) {
+    throw UsageError("--batch-size must be 1..512 and --chunk-batch-size 1..1024");
+  }
+  options.analysis.batch_size(batch).chunk_batch_size(chunks);
+  options.outputs.probability_map = args.count("probability") > 0;
+  options.outputs.previews = args["previews"].as<int64_t>();
+  if (options.outputs.previews < 0) throw UsageError("--previews must be >= 0");
+  options.outputs.malignancy = args.count("malignancy-weights") > 0;
+  options.force = args.count("force") > 0;
+  if (args.count("annotations")) options.annotations = read_annotations(args["annotations"].as<std::string>());
+  return options;
+}
+
+int run(int argc, char** argv) {
+  auto options = make_options();
+  const auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
+  const BatchOptions batch = batch_options(args);
+  const int threads = args["threads"].as<int>();
+  if (threads < 0) throw UsageError("--threads must be >= 0");
+  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+
+  const auto scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
+                                   args.count("series") ? args["series"].as<std::string>() : "");
+  if (scans.empty()) throw UsageError("no scans found in the inputs");
+  auto models = load_models(args);
+  fs::create_directories(batch.output);
+
+  std::vector<ScanRow> rows;
+  Confusion confusion{};
+  int failures = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < scans.size(); ++i) {
+    std::cerr << kProgram << ": scan " << i + 1 << "/" << scans.size() << ": " << scans[i].label << "\n";
+    try {
+      rows.push_back(process_scan(scans[i], models, batch, confusion));
+    } catch (const std::exception& error) {
+      ++failures;
+      const std::string message = dynamic_cast<const c10::Error*>(&error)
+                                      ? static_cast<const c10::Error&>(error).what_without_backtrace()
+                                      : error.what();
+      std::cerr << kProgram << ": FAILED " << scans[i].label << ": " << message << "\n";
+      rows.push_back({scans[i].label, "", "FAILED: " + message.substr(0, message.find('\n'))});
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cerr << kProgram << ": " << i + 1 << "/" << scans.size() << " scans, "
+              << apps::format_duration(elapsed) << " elapsed, ETA "
+              << apps::format_duration(elapsed / (i + 1) * (scans.size() - i - 1)) << "\n";
+  }
+  print_table(rows);
+  if (!batch.annotations.empty()) std::printf("\nDetections against %s:\n%s", args["annotations"].as<std::string>().c_str(), format_confusion(confusion).c_str());
+  std::printf("\n%zu scans, %d failed\n", scans.size(), failures);
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const cxxopts::exceptions::exception& error) {
+    std::cerr << kProgram << ": " << error.what() << " (see --help)\n";
+  } catch (const c10::Error& error) {
+    std::cerr << kProgram << ": " << error.what_without_backtrace() << "\n";
+  } catch (const std::exception& error) {
+    std::cerr << kProgram << ": " << error.what() << "\n";
+  }
+  return 2;
+}

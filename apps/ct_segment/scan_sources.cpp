@@ -1,0 +1,94 @@
+#include "apps/ct_segment/scan_sources.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "ct/scan_io.h"
+
+namespace dlwpt::ct_segment {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_metaimage(const fs::path& path) {
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return extension == ".mhd" || extension == ".mha";
+}
+
+ScanSource metaimage_source(const std::string& path) {
+  return {path, [path] { return ct::read_metaimage(path); }};
+}
+
+// An input that names no readable scan still takes its place in the batch, failing alone.
+ScanSource failing_source(const std::string& label, const std::string& message) {
+  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }};
+}
+
+std::vector<std::string> read_list_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw ct::ScanError("cannot read the list file '" + path + "'");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  }
+  return lines;
+}
+
+void add_folder(const std::string& folder, const std::string& series_uid,
+                std::vector<ScanSource>& scans) {
+  std::vector<std::string> metaimages;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.is_regular_file() && is_metaimage(entry.path())) metaimages.push_back(entry.path().string());
+  }
+  std::sort(metaimages.begin(), metaimages.end());
+  for (const auto& path : metaimages) scans.push_back(metaimage_source(path));
+  if (!metaimages.empty()) return;
+
+  const auto uids = ct::list_dicom_series(folder);
+  if (uids.empty()) {
+    scans.push_back(failing_source(folder, "folder '" + folder + "' holds no MetaImage or DICOM scan"));
+    return;
+  }
+  for (const auto& uid : uids) {
+    if (!series_uid.empty() && uid != series_uid) continue;
+    scans.push_back({folder + " (series " + uid + ")",
+                     [folder, uid] { return ct::read_dicom_series(folder, uid); }});
+  }
+  if (!series_uid.empty() && std::none_of(uids.begin(), uids.end(),
+                                          [&](const auto& uid) { return uid == series_uid; })) {
+    scans.push_back(failing_source(folder, "folder '" + folder + "' holds no DICOM series " + series_uid));
+  }
+}
+
+}  // namespace
+
+std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
+                                      const std::string& series_uid) {
+  std::vector<ScanSource> scans;
+  for (const auto& input : inputs) {
+    if (!input.empty() && input[0] == '@') {
+      const auto listed = collect_scans(read_list_file(input.substr(1)), series_uid);
+      scans.insert(scans.end(), listed.begin(), listed.end());
+    } else if (fs::is_directory(input)) {
+      try {
+        add_folder(input, series_uid, scans);
+      } catch (const std::exception& error) {
+        scans.push_back(failing_source(input, error.what()));
+      }
+    } else if (is_metaimage(input)) {
+      scans.push_back(metaimage_source(input));  // a missing file fails when read, alone
+    } else {
+      scans.push_back(failing_source(
+          input, "'" + input + "' is neither a MetaImage file (.mhd, .mha) nor a folder"));
+    }
+  }
+  return scans;
+}
+
+}  // namespace dlwpt::ct_segment

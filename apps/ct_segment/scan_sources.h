@@ -1,0 +1,25 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ct/volume.h"
+
+namespace dlwpt::ct_segment {
+
+/// One scan of a batch: a name for the log and a way to read it when its turn comes.
+struct ScanSource {
+  std::string label;  ///< the file, or the DICOM folder with its series UID
+  std::function<ct::CtVolume()> read;
+};
+
+/// Expands the command line's inputs into scans: a .mhd/.mha file is one scan; a folder with
+/// DICOM images gives one scan per series (only `series_uid` when given); a folder of
+/// MetaImage files gives each of them; `@FILE` reads one input per line of FILE (blank lines
+/// and # comments skipped). An input that is none of these becomes a scan whose reading fails
+/// with the reason, so that the rest of the batch goes on. Throws only for an unreadable list.
+std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
+                                      const std::string& series_uid = "");
+
+}  // namespace dlwpt::ct_segment

@@ -1,0 +1,119 @@
+#include "apps/ct_segment/scoring.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace dlwpt::ct_segment {
+
+namespace {
+
+// Splits one CSV line, honouring double quotes (mal_details holds "[4, 2, 4, 2]").
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (const char c : line) {
+    if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      fields.emplace_back();
+    } else if (c != '\r') {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+int64_t detection_class(const ct::Candidate& detection, double threshold) {
+  if (!(detection.nodule_probability >= threshold)) return 1;
+  // Without a malignancy model the book counts every nodule as benign.
+  return detection.malignancy_probability >= threshold ? 3 : 2;
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<Annotation>> read_annotations(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw std::runtime_error("cannot read the annotations '" + path + "'");
+  std::string line;
+  std::getline(file, line);
+  const auto header = split_csv(line);
+  auto column = [&](const std::string& name, bool required) -> int {
+    for (size_t i = 0; i < header.size(); ++i) {
+      if (header[i] == name) return static_cast<int>(i);
+    }
+    if (required) throw std::runtime_error("annotations '" + path + "' lack the column '" + name + "'");
+    return -1;
+  };
+  const int uid = column("seriesuid", true), x = column("coordX", true), y = column("coordY", true),
+            z = column("coordZ", true), diameter = column("diameter_mm", true),
+            malignant = column("mal_bool", false);
+
+  std::map<std::string, std::vector<Annotation>> annotations;
+  for (int number = 2; std::getline(file, line); ++number) {
+    if (line.find_first_not_of(" \r") == std::string::npos) continue;
+    const auto fields = split_csv(line);
+    try {
+      if (fields.size() < header.size()) throw std::invalid_argument("too few fields");
+      Annotation annotation;
+      annotation.center_xyz = {std::stod(fields[x]), std::stod(fields[y]), std::stod(fields[z])};
+      annotation.diameter_mm = std::stod(fields[diameter]);
+      annotation.malignant = malignant >= 0 && fields[malignant] == "True";
+      annotations[fields[uid]].push_back(annotation);
+    } catch (const std::logic_error& error) {
+      throw std::runtime_error("annotations '" + path + "' line " + std::to_string(number) +
+                               ": " + error.what());
+    }
+  }
+  return annotations;
+}
+
+Confusion match_and_score(const std::vector<ct::Candidate>& detections,
+                          const std::vector<Annotation>& truth, double threshold) {
+  Confusion confusion{};
+  std::vector<bool> matched_detection(detections.size(), false);
+  for (const auto& nodule : truth) {
+    int64_t best = 0;
+    for (size_t d = 0; d < detections.size(); ++d) {
+      double squared = 0;
+      for (int axis = 0; axis < 3; ++axis) {
+        const double delta = detections[d].center_xyz[axis] - nodule.center_xyz[axis];
+        squared += delta * delta;
+      }
+      if (std::sqrt(squared) / nodule.diameter_mm < 0.7) {
+        best = std::max(best, detection_class(detections[d], threshold));
+        matched_detection[d] = true;
+      }
+    }
+    ++confusion[nodule.malignant ? 2 : 1][best];
+  }
+  for (size_t d = 0; d < detections.size(); ++d) {
+    if (!matched_detection[d]) ++confusion[0][detection_class(detections[d], threshold)];
+  }
+  return confusion;
+}
+
+Confusion& operator+=(Confusion& total, const Confusion& scan) {
+  for (size_t row = 0; row < 3; ++row) {
+    for (size_t column = 0; column < 4; ++column) total[row][column] += scan[row][column];
+  }
+  return total;
+}
+
+std::string format_confusion(const Confusion& confusion) {
+  static const char* rows[] = {"Non-nodules", "Benign", "Malignant"};
+  std::ostringstream out;
+  out << "                 | Complete Miss | Filtered Out | Pred. Benign | Pred. Malignant\n";
+  for (size_t row = 0; row < 3; ++row) {
+    char line[128];
+    std::snprintf(line, sizeof line, "%16s | %13s | %12lld | %12lld | %15lld\n", rows[row],
+                  row == 0 ? "" : std::to_string(confusion[row][0]).c_str(),
+                  static_cast<long long>(confusion[row][1]), static_cast<long long>(confusion[row][2]),
+                  static_cast<long long>(confusion[row][3]));
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace dlwpt::ct_segment
