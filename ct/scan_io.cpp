@@ -194,6 +194,18 @@ std::vector<std::string> list_dicom_series(const std::string& folder) {
   }
 }
 
+std::vector<std::string> dicom_series_files(const std::string& folder, const std::string& series_uid) {
+  try {
+    auto names = itk::GDCMSeriesFileNames::New();
+    names->SetUseSeriesDetails(false);
+    names->SetDirectory(folder);
+    return names->GetFileNames(series_uid);
+  } catch (const itk::ExceptionObject& error) {
+    throw ScanError("cannot list DICOM series " + series_uid + " in '" + folder + "': " +
+                    itk_message(error));
+  }
+}
+
 CtVolume read_dicom_series(const std::string& folder, const std::string& series_uid) {
   const auto uids = list_dicom_series(folder);
   if (uids.empty()) throw ScanError("folder '" + folder + "' holds no DICOM images");
@@ -210,11 +222,8 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
     throw ScanError("folder '" + folder + "' holds no DICOM series " + uid);
   }
 
+  const auto files = dicom_series_files(folder, uid);
   try {
-    auto names = itk::GDCMSeriesFileNames::New();
-    names->SetUseSeriesDetails(false);
-    names->SetDirectory(folder);
-    const auto files = names->GetFileNames(uid);
     if (files.empty()) throw ScanError("DICOM series " + uid + " in '" + folder + "' has no files");
 
     auto reader = itk::ImageSeriesReader<FloatImage>::New();

@@ -10,6 +10,10 @@ namespace dlwpt::ct {
 /// The DICOM series in a folder, by SeriesInstanceUID (sorted).
 std::vector<std::string> list_dicom_series(const std::string& folder);
 
+/// The files of one DICOM series of a folder, in slice order along the slice normal (not the
+/// order of their names).
+std::vector<std::string> dicom_series_files(const std::string& folder, const std::string& series_uid);
+
 /// Reads one DICOM series of a folder into Hounsfield units (rescale slope and intercept
 /// applied), slices ordered along the slice normal. `series_uid` may be empty when the folder
 /// holds one series. Throws ScanError for a folder without DICOM images, an ambiguous or

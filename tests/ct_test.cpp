@@ -132,16 +132,41 @@ TEST(Dicom, MetaImageCopyReadsBackIdentically) {
   }
 }
 
+// Copies the first `count` slices of the real series, in slice order, into `folder`, leaving
+// out slice `skip`.
+void copy_real_slices(const TemporaryFolder& folder, int count, int skip = -1) {
+  const auto uids = ct::list_dicom_series(real_ct_folder());
+  ASSERT_EQ(uids.size(), 1u);
+  const auto files = ct::dicom_series_files(real_ct_folder(), uids.front());
+  ASSERT_GE(files.size(), static_cast<size_t>(count));
+  for (int slice = 0; slice < count; ++slice) {
+    if (slice == skip) continue;
+    const std::filesystem::path file(files[slice]);
+    std::filesystem::copy_file(file, folder.path(file.filename().string()));
+  }
+}
+
+TEST(Dicom, NonImageFilesInTheFolderAreIgnored) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  copy_real_slices(folder, 8);
+  write_file(folder.path("README.txt"), "scanner notes\n");
+  write_file(folder.path("broken.dcm"), std::string(300, '\x07'));
+  const auto volume = ct::read_dicom_series(folder.path(""));
+  EXPECT_EQ(volume.hu.sizes(), (std::vector<int64_t>{8, 512, 512}));
+  const auto full = ct::read_dicom_series(real_ct_folder());
+  EXPECT_TRUE(torch::equal(volume.hu, full.hu.narrow(0, 0, 8)));
+}
+
 TEST(Dicom, MissingSliceIsDetected) {
   if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
   TemporaryFolder folder;
-  const std::filesystem::path source(real_ct_folder());
-  for (int slice = 0; slice < 8; ++slice) {
-    if (slice == 4) continue;
-    char name[16];
-    std::snprintf(name, sizeof name, "%06d.dcm", slice);
-    std::filesystem::copy_file(source / name, folder.path(name));
-  }
+  copy_real_slices(folder, 8);
+  EXPECT_EQ(ct::read_dicom_series(folder.path("")).slices(), 8);  // complete: fine
+  std::filesystem::remove(folder.path(std::filesystem::path(
+      ct::dicom_series_files(folder.path(""), ct::list_dicom_series(folder.path("")).front())[4])
+                                          .filename()
+                                          .string()));
   EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
               HasSubstr("not evenly spaced"));
 }

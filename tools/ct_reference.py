@@ -91,7 +91,10 @@ def main():
     parser.add_argument('out', type=pathlib.Path)
     parser.add_argument('--malignancy', type=pathlib.Path)
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: as torch sets)')
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     hu, origin, spacing, direction = read_mhd(args.scan)
     hu = hu.astype(np.float32)
