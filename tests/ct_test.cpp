@@ -163,10 +163,8 @@ TEST(Dicom, MissingSliceIsDetected) {
   TemporaryFolder folder;
   copy_real_slices(folder, 8);
   EXPECT_EQ(ct::read_dicom_series(folder.path("")).slices(), 8);  // complete: fine
-  std::filesystem::remove(folder.path(std::filesystem::path(
-      ct::dicom_series_files(folder.path(""), ct::list_dicom_series(folder.path("")).front())[4])
-                                          .filename()
-                                          .string()));
+  const auto uid = ct::list_dicom_series(folder.path("")).front();
+  std::filesystem::remove(ct::dicom_series_files(folder.path(""), uid)[4]);
   EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
               HasSubstr("not evenly spaced"));
 }
