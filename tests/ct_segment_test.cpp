@@ -59,7 +59,7 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
 
   std::string log;
   EXPECT_EQ(run_ct_segment("@'" + folder.path("list.txt") + "' -o '" + folder.path("out") +
-                               "' --previews 2 --probability",
+                               "' --previews 2 --probability --volume",
                            folder, &log),
             1);
   EXPECT_THAT(log, HasSubstr("thin has 6 slices; the segmentation needs at least 7"));
@@ -90,6 +90,7 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   const auto sorted = ct_segment::by_probability(analysis.candidates);
   EXPECT_EQ(read_text(result + "/candidates.csv"), ct_segment::candidates_csv(sorted, false));
   EXPECT_THAT(read_text(result + "/candidates.json"), HasSubstr("\"series_uid\": \"good\""));
+  EXPECT_TRUE(torch::equal(ct::read_metaimage(result + "/volume.mhd").hu, volume.hu));
   int64_t previews = 0;
   for (const auto& entry : fs::directory_iterator(result + "/previews")) previews += entry.path().extension() == ".png";
   EXPECT_EQ(previews, std::min<int64_t>(2, static_cast<int64_t>(sorted.size())));

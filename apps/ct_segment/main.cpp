@@ -136,6 +136,7 @@ cxxopts::Options make_options() {
       ("batch-size", "slices per U-Net batch", cxxopts::value<int64_t>()->default_value("8"))
       ("chunk-batch-size", "candidates per LunaModel batch", cxxopts::value<int64_t>()->default_value("16"))
       ("probability", "also write the probability map (probability.mhd)")
+      ("volume", "also write the scan itself in HU (volume.mhd), e.g. to view a DICOM scan with its mask")
       ("previews", "PNG slices of the N most probable candidates", cxxopts::value<int64_t>()->default_value("0"))
       ("annotations", "LUNA annotations CSV: score the detections against it",
        cxxopts::value<std::string>())
@@ -159,6 +160,7 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
   }
   options.analysis.batch_size(batch).chunk_batch_size(chunks);
   options.outputs.probability_map = args.count("probability") > 0;
+  options.outputs.volume = args.count("volume") > 0;
   options.outputs.previews = args["previews"].as<int64_t>();
   if (options.outputs.previews < 0) throw UsageError("--previews must be >= 0");
   options.outputs.malignancy = args.count("malignancy-weights") > 0;

@@ -106,6 +106,9 @@ void write_scan_outputs(const std::string& folder, const ct::CtVolume& volume,
   if (options.probability_map) {
     ct::write_metaimage(analysis.probability, volume.geometry, (root / "probability.mhd").string());
   }
+  if (options.volume) {
+    ct::write_metaimage(volume.hu, volume.geometry, (root / "volume.mhd").string());
+  }
   const auto sorted = by_probability(analysis.candidates);
   write_text((root / "candidates.csv").string(), candidates_csv(sorted, options.malignancy));
   write_text((root / "candidates.json").string(), candidates_json(volume, sorted, options.malignancy));

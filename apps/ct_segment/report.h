@@ -11,6 +11,7 @@ namespace dlwpt::ct_segment {
 /// What to write beside the candidates and the mask.
 struct OutputOptions {
   bool probability_map = false;  ///< probability.mhd, float32
+  bool volume = false;           ///< volume.mhd: the scan itself in HU (e.g. from DICOM)
   int64_t previews = 0;          ///< PNG slices of this many best candidates
   bool malignancy = false;       ///< a malignancy column
 };
@@ -25,7 +26,8 @@ std::string candidates_json(const ct::CtVolume& volume, const std::vector<ct::Ca
                             bool malignancy);
 
 /// Writes every output of one scan into `folder` (which must exist): mask.mhd/.raw (uint8, the
-/// scan's geometry), candidates.csv and .json, and the optional probability map and previews.
+/// scan's geometry), candidates.csv and .json, and the optional probability map, volume and
+/// previews.
 void write_scan_outputs(const std::string& folder, const ct::CtVolume& volume,
                         const ct::ScanAnalysis& analysis, const OutputOptions& options);
 
