@@ -158,7 +158,7 @@ std::string lowercase_extension(const std::string& path) {
 
 template <typename Pixel>
 void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
-                 const std::string& path) {
+                 const std::string& path, bool compress) {
   using Image = itk::Image<Pixel, 3>;
   auto image = Image::New();
   typename Image::SizeType size;
@@ -175,6 +175,7 @@ void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
   writer->SetImageIO(itk::MetaImageIO::New());
   writer->SetFileName(path);
   writer->SetInput(image);
+  writer->SetUseCompression(compress);
   writer->Update();
 }
 
@@ -289,7 +290,7 @@ CtVolume read_scan(const std::string& path) {
 }
 
 void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry,
-                     const std::string& path) {
+                     const std::string& path, bool compress) {
   if (voxels.dim() != 3) {
     throw ScanError("cannot write '" + path + "': a volume needs 3 dimensions, got " +
                     std::to_string(voxels.dim()));
@@ -300,9 +301,9 @@ void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry
   }
   try {
     if (voxels.scalar_type() == torch::kFloat) {
-      write_image<float>(voxels, geometry, path);
+      write_image<float>(voxels, geometry, path, compress);
     } else if (voxels.scalar_type() == torch::kByte) {
-      write_image<unsigned char>(voxels, geometry, path);
+      write_image<unsigned char>(voxels, geometry, path, compress);
     } else {
       throw ScanError("cannot write '" + path + "': voxels must be float32 or uint8, got " +
                       std::string(c10::toString(voxels.scalar_type())));

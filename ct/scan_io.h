@@ -29,9 +29,10 @@ CtVolume read_metaimage(const std::string& path);
 CtVolume read_scan(const std::string& path);
 
 /// Writes D x H x W voxels (float32 or uint8) with their geometry as MetaImage (`.mhd` with a
-/// `.raw`, or one `.mha`), which ITK-SNAP and 3D Slicer open.
+/// `.raw`, or one `.mha`), which ITK-SNAP and 3D Slicer open; `compress` writes zlib data
+/// (`.zraw`), as some LUNA16 copies ship.
 void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry,
-                     const std::string& path);
+                     const std::string& path, bool compress = false);
 
 /// The largest volume the readers accept, in voxels (a header claiming more is rejected
 /// before any memory is allocated): 2^31, e.g. 8192 slices of 512 x 512.

@@ -63,6 +63,14 @@ TEST(MetaImage, RoundTripKeepsVoxelsAndGeometry) {
   EXPECT_EQ(volume.series_uid, "scan");
 }
 
+TEST(MetaImage, CompressedDataReadsAsUncompressed) {
+  TemporaryFolder folder;
+  const auto hu = torch::randint(-1000, 1000, {5, 6, 7}).to(torch::kFloat);
+  ct::write_metaimage(hu, oblique_geometry(), folder.path("packed.mhd"), /*compress=*/true);
+  ASSERT_TRUE(std::filesystem::exists(folder.path("packed.zraw")));
+  EXPECT_TRUE(torch::equal(ct::read_metaimage(folder.path("packed.mhd")).hu, hu));
+}
+
 TEST(MetaImage, BadFilesAreNamed) {
   TemporaryFolder folder;
   ct::write_metaimage(torch::zeros({4, 4, 4}), {}, folder.path("good.mhd"));
