@@ -4,6 +4,7 @@
 #   tools/dev.sh main    set up, build, get the book's weights, then zebra-ify the book's horse
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
+#   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
 #   tools/dev.sh setup   only install the Debian packages the project needs
 #   tools/dev.sh build   set up and build
 #
@@ -24,7 +25,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread
   python3 python3-torch python3-numpy python3-scipy
   libgtest-dev libgmock-dev libbenchmark-dev
-  cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev
+  cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
 )
 
@@ -100,6 +101,13 @@ fetch_weights() {
   fi
 }
 
+run_bench() {
+  build
+  fetch_weights
+  log "benchmark: native C++, TorchScript in C++, Python eager, OpenCV DNN"
+  "$(python_with_torch)" "$ROOT/tools/benchmark.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR"
+}
+
 run_main() {
   build
   fetch_weights
@@ -120,7 +128,8 @@ case "${1:-}" in
   main) run_main ;;
   test) run_tests ;;
   parity) run_parity ;;
+  bench) run_bench ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

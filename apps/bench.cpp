@@ -1,0 +1,134 @@
+// dlwpt-bench: times one model with one engine (or the machine's matrix-product peak) and
+// prints the result as one JSON line; tools/benchmark.py runs it case by case, each in its
+// own process so that its peak memory is its own.
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <cxxopts.hpp>
+#include <opencv2/dnn.hpp>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "weights/model_archive.h"
+
+namespace {
+
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> shape;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) shape.push_back(std::stoll(part));
+  if (shape.empty()) throw std::invalid_argument("empty --shape");
+  for (int64_t side : shape) {
+    if (side <= 0 || side > 100000) throw std::invalid_argument("bad --shape " + text);
+  }
+  return shape;
+}
+
+// Runs `step` `warmup` times unmeasured, then `runs` times; returns the times in ms, sorted.
+std::vector<double> time_runs(const std::function<void()>& step, int warmup, int runs) {
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> times;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    step();
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times;
+}
+
+std::function<void()> native_step(const std::string& archive, const torch::Tensor& input) {
+  auto model = std::make_shared<dlwpt::weights::AnyModel>(dlwpt::weights::load_any_model(archive));
+  return [model, input] {
+    torch::InferenceMode guard;
+    model->forward(input);
+  };
+}
+
+std::function<void()> jit_step(const std::string& archive, const torch::Tensor& input) {
+  auto module = std::make_shared<torch::jit::Module>(torch::jit::load(archive, torch::kCPU));
+  module->eval();
+  return [module, input] {
+    torch::InferenceMode guard;
+    module->forward({input});
+  };
+}
+
+std::function<void()> opencv_step(const std::string& onnx, const std::vector<int64_t>& shape) {
+  auto net = std::make_shared<cv::dnn::Net>(cv::dnn::readNetFromONNX(onnx));
+  net->setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  std::vector<int> sizes(shape.begin(), shape.end());
+  auto blob = std::make_shared<cv::Mat>(static_cast<int>(sizes.size()), sizes.data(), CV_32F);
+  cv::randu(*blob, 0.0f, 1.0f);
+  return [net, blob] {
+    net->setInput(*blob);
+    std::vector<cv::Mat> outputs;
+    net->forward(outputs, net->getUnconnectedOutLayersNames());
+  };
+}
+
+// A float32 2048^3 matrix product: what the machine's BLAS sustains, the practical peak.
+std::function<void()> matmul_step() {
+  auto a = torch::rand({2048, 2048});
+  auto b = torch::rand({2048, 2048});
+  return [a, b] { torch::mm(a, b); };
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("dlwpt-bench", "Times one model with one engine; prints a JSON line.");
+  options.add_options()
+      ("engine", "native, jit, opencv or matmul", cxxopts::value<std::string>())
+      ("archive", "TorchScript archive (native, jit) or ONNX file (opencv)", cxxopts::value<std::string>())
+      ("shape", "input shape, e.g. 1,3,256,256", cxxopts::value<std::string>()->default_value("1"))
+      ("runs", "measured runs", cxxopts::value<int>()->default_value("5"))
+      ("warmup", "unmeasured runs first", cxxopts::value<int>()->default_value("1"))
+      ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("h,help", "print this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help") || !args.count("engine")) {
+      std::cout << options.help() << "\n";
+      return args.count("help") ? 0 : 2;
+    }
+    const int threads = args["threads"].as<int>();
+    const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+    torch::set_num_threads(used_threads);
+    cv::setNumThreads(used_threads);
+    const std::string engine = args["engine"].as<std::string>();
+    const auto shape = parse_shape(args["shape"].as<std::string>());
+    const auto input = torch::rand(shape, torch::TensorOptions().dtype(torch::kFloat));
+    const std::string archive = args.count("archive") ? args["archive"].as<std::string>() : "";
+    if (engine != "matmul" && archive.empty()) throw std::invalid_argument("--archive is needed");
+
+    std::function<void()> step;
+    if (engine == "native") {
+      step = native_step(archive, input);
+    } else if (engine == "jit") {
+      step = jit_step(archive, input);
+    } else if (engine == "opencv") {
+      step = opencv_step(archive, shape);
+    } else if (engine == "matmul") {
+      step = matmul_step();
+    } else {
+      throw std::invalid_argument("unknown engine " + engine);
+    }
+    const auto times = time_runs(step, args["warmup"].as<int>(), std::max(1, args["runs"].as<int>()));
+    std::printf("{\"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"threads\": %d}\n",
+                times[times.size() / 2], times.front(), times.back(), used_threads);
+    return 0;
+  } catch (const cv::Exception& error) {
+    std::cerr << "dlwpt-bench: OpenCV: " << error.what() << "\n";
+    return 3;  // the model does not import or run in OpenCV DNN
+  } catch (const c10::Error& error) {
+    std::cerr << "dlwpt-bench: " << error.what_without_backtrace() << "\n";
+  } catch (const std::exception& error) {
+    std::cerr << "dlwpt-bench: " << error.what() << "\n";
+  }
+  return 2;
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""The speed benchmark: every model case with every engine, in one run, as one table.
+
+Engines: `native` (the torch::nn models of this project), `jit` (the traced model through
+torch::jit::load in C++, the book's cyclegan-jit), `python` (PyTorch eager, the same libtorch
+underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it imports). Each
+measurement runs in its own process (its peak resident memory is its own): median, min and max
+of --runs timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
+float32 2048^3 matrix product measured in the same run (the practical peak), and speed
+relative to Python eager. With the book's data (--dlwpt), also the whole CT pipeline on the
+real 99-slice series: ct-segment against tools/ct_reference.py.
+
+usage: benchmark.py [--build build] [--runs 5] [--threads N] [--cases NAME...] [--dlwpt DIR]
+Writes the table to stdout and as bench.md and bench.csv in --out (default BUILD/bench).
+"""
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ENGINES = ('native', 'jit', 'python', 'opencv')
+PYTHON = sys.executable
+
+
+def run_measured(command):
+    """Runs a command; returns (its JSON line or None, its peak RSS in MB, exit status,
+    stderr). The peak comes from os.wait4, for this child alone; this process never imports
+    torch, as a forked child reports at least its parent's peak."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    result = next((json.loads(line) for line in out.splitlines() if line.startswith('{')), None)
+    return result, usage.ru_maxrss / 1024, process.returncode, err.strip()
+
+
+def engine_command(engine, build, folder, case, shape, args):
+    common = ['--shape', shape, '--runs', str(args.runs), '--warmup', str(args.warmup),
+              '--threads', str(args.threads)]
+    if engine == 'python':
+        return [PYTHON, str(ROOT / 'tools' / 'bench_python.py'), str(folder / f'{case}.pt')] + common
+    target = folder / (f'{case}.onnx' if engine == 'opencv' else f'{case}.pt')
+    return [str(build / 'apps' / 'dlwpt-bench'), '--engine', engine, '--archive', str(target)] + common
+
+
+def timed_process(command):
+    """(wall seconds, peak RSS in MB, exit status, stderr, stdout) of a whole command."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.stdout.read(), process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    return (time.perf_counter() - start, usage.ru_maxrss / 1024,
+            os.waitstatus_to_exitcode(status), err.strip(), out)
+
+
+def pipeline_rows(build, folder, dlwpt, threads):
+    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints."""
+    series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
+    weights = ROOT / 'weights'
+    if not series.is_dir() or not (weights / 'segmentation.pt').exists():
+        print('pipeline: skipped (needs the book data and tools/fetch.py --from it)')
+        return []
+    out = folder / 'pipeline'
+    shutil.rmtree(out, ignore_errors=True)
+    cpp_seconds, cpp_peak, status, err, _ = timed_process(
+        [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
+         '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
+         '--classifier', str(weights / 'classifier.pt')])
+    if status != 0:
+        print(f'pipeline: ct-segment failed: {err[-500:]}')
+        return []
+    scan = next(out.glob('*/volume.mhd'))
+    cpp_candidates = len((scan.parent / 'candidates.csv').read_text().splitlines()) - 1
+    py_seconds, py_peak, status, err, out = timed_process(
+        [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(scan), str(weights / 'segmentation.pt'),
+         str(weights / 'classifier.pt'), str(folder / 'pipeline_python.pt'), '--threads', str(threads)])
+    if status != 0:
+        print(f'pipeline: ct_reference.py failed: {err[-500:]}')
+        return []
+    py_candidates = int(re.search(r': (\d+) candidates', out).group(1))
+    note = f'{cpp_candidates} candidates' + ('' if cpp_candidates == py_candidates
+                                              else f' (Python: {py_candidates}!)')
+    return [dict(case='ct_pipeline_real_99', engine='native', median_ms=cpp_seconds * 1e3,
+                 min_ms=cpp_seconds * 1e3, max_ms=cpp_seconds * 1e3, peak_mb=cpp_peak, note=note),
+            dict(case='ct_pipeline_real_99', engine='python', median_ms=py_seconds * 1e3,
+                 min_ms=py_seconds * 1e3, max_ms=py_seconds * 1e3, peak_mb=py_peak,
+                 note=f'{py_candidates} candidates')]
+
+
+def format_rows(rows, peak_gflops):
+    python_ms = {r['case']: r['median_ms'] for r in rows if r['engine'] == 'python' and 'median_ms' in r}
+    lines = ['| case | engine | median | min-max | GFLOP/s | % of peak | peak RSS | vs Python eager |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    table = []
+    for r in rows:
+        if 'median_ms' not in r:
+            lines.append(f"| {r['case']} | {r['engine']} | {r['note']} | | | | | |")
+            table.append(r)
+            continue
+        gflops = r.get('flops', 0) / (r['median_ms'] * 1e6) if r.get('flops') else None
+        speedup = python_ms.get(r['case'], 0) / r['median_ms'] if r['case'] in python_ms else None
+        r.update(gflops=gflops, percent_peak=100 * gflops / peak_gflops if gflops else None,
+                 speedup_vs_python=speedup)
+        lines.append(
+            f"| {r['case']} | {r['engine']} | {r['median_ms']:.1f} ms | "
+            f"{r['min_ms']:.0f}-{r['max_ms']:.0f} | {gflops:.1f} | {r['percent_peak']:.0f}% | "
+            if gflops else
+            f"| {r['case']} | {r['engine']} | {r['median_ms']:.1f} ms | "
+            f"{r['min_ms']:.0f}-{r['max_ms']:.0f} | | | ")
+        lines[-1] += f"{r['peak_mb']:.0f} MB | " + (f'{speedup:.2f}x' if speedup else '') + \
+            (f" {r['note']}" if r.get('note') else '') + ' |'
+        table.append(r)
+    return lines, table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--build', type=pathlib.Path, default=ROOT / 'build')
+    parser.add_argument('--out', type=pathlib.Path)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument('--cases', nargs='*', help='only these cases (default: all)')
+    parser.add_argument('--engines', nargs='*', default=list(ENGINES))
+    parser.add_argument('--dlwpt', type=pathlib.Path, default=ROOT.parent / 'shared' / 'dlwpt')
+    parser.add_argument('--no-pipeline', action='store_true')
+    args = parser.parse_args()
+    folder = args.out or args.build / 'bench'
+    folder.mkdir(parents=True, exist_ok=True)
+
+    peak, peak_mb, status, err = run_measured(
+        [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'matmul', '--runs', str(args.runs),
+         '--warmup', '2', '--threads', str(args.threads)])
+    if status != 0:
+        sys.exit(f'benchmark: dlwpt-bench failed: {err}')
+    peak_gflops = 2 * 2048 ** 3 / (peak['median_ms'] * 1e6)
+    print(f'float32 matrix product 2048^3: {peak["median_ms"]:.0f} ms, {peak_gflops:.1f} GFLOP/s '
+          f'({args.threads} threads)', flush=True)
+
+    cases = args.cases or subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'list'],
+                                         capture_output=True, text=True, check=True).stdout.split()
+    rows = []
+    for case in cases:
+        export = subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'export', case,
+                                 str(folder)], capture_output=True, text=True)
+        if export.returncode != 0:
+            sys.exit(f'benchmark: cannot export {case}: {export.stderr[-500:]}')
+        exported = json.loads(export.stdout.strip().splitlines()[-1])
+        flops, shape = exported['flops'], ','.join(str(s) for s in exported['shape'])
+        for engine in args.engines:
+            result, peak_rss, status, err = run_measured(
+                engine_command(engine, args.build, folder, case, shape, args))
+            row = dict(case=case, engine=engine, flops=flops)
+            if status == 0 and result:
+                row.update(median_ms=result['median_ms'], min_ms=result['min_ms'],
+                           max_ms=result['max_ms'], peak_mb=peak_rss)
+            else:
+                row['note'] = 'does not import' if engine == 'opencv' and status == 3 else \
+                    f'failed: {err.splitlines()[-1] if err else status}'
+            rows.append(row)
+            print(f'{case} {engine}: ' + (f"{row['median_ms']:.1f} ms" if 'median_ms' in row
+                                          else row['note']), flush=True)
+    if not args.no_pipeline:
+        rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads)
+
+    lines, table = format_rows(rows, peak_gflops)
+    header = (f'Matrix-product peak: {peak_gflops:.1f} GFLOP/s; {args.threads} threads; '
+              f'medians of {args.runs} runs after {args.warmup} warm-up.')
+    text = header + '\n\n' + '\n'.join(lines) + '\n'
+    print('\n' + text)
+    (folder / 'bench.md').write_text(text)
+    with open(folder / 'bench.csv', 'w', newline='') as out:
+        fields = ['case', 'engine', 'flops', 'median_ms', 'min_ms', 'max_ms', 'gflops',
+                  'percent_peak', 'peak_mb', 'speedup_vs_python', 'note']
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(table)
+
+
+if __name__ == '__main__':
+    main()
