@@ -13,6 +13,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "apps/common/openblas.h"
 #include "weights/model_archive.h"
 
 namespace {
@@ -81,6 +82,7 @@ std::function<void()> matmul_step() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dlwpt::apps::select_openblas_kernels(argv);
   cxxopts::Options options("dlwpt-bench", "Times one model with one engine; prints a JSON line.");
   options.add_options()
       ("engine", "native, jit, opencv or matmul", cxxopts::value<std::string>())

@@ -9,6 +9,7 @@
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
+#include "apps/common/openblas.h"
 #include "weights/reference_case.h"
 
 namespace {
@@ -42,6 +43,7 @@ bool report_case(const std::string& name, const std::vector<OutputDifference>& d
 }  // namespace
 
 int main(int argc, char** argv) {
+  dlwpt::apps::select_openblas_kernels(argv);
   cxxopts::Options options("dlwpt-parity",
                            "Compares the native C++ models and the traced PyTorch archives with "
                            "PyTorch's own outputs on the reference cases written by "

@@ -123,6 +123,17 @@ def format_rows(rows, peak_gflops):
     return lines, table
 
 
+def openblas_core_type():
+    """The OpenBLAS kernels the C++ apps choose (apps/common/openblas.h), given to every
+    engine's process so that all of them run the same BLAS."""
+    flags = pathlib.Path('/proc/cpuinfo').read_text() if pathlib.Path('/proc/cpuinfo').exists() else ''
+    if ' avx512f' in flags:
+        return 'SkylakeX'
+    if ' avx2' in flags:
+        return 'Haswell'
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,6 +149,9 @@ def main():
     args = parser.parse_args()
     folder = args.out or args.build / 'bench'
     folder.mkdir(parents=True, exist_ok=True)
+    if 'OPENBLAS_CORETYPE' not in os.environ and openblas_core_type():
+        os.environ['OPENBLAS_CORETYPE'] = openblas_core_type()
+    blas = os.environ.get('OPENBLAS_CORETYPE', "OpenBLAS's own choice")
 
     peak, peak_mb, status, err = run_measured(
         [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'matmul', '--runs', str(args.runs),
@@ -176,7 +190,7 @@ def main():
 
     lines, table = format_rows(rows, peak_gflops)
     header = (f'Matrix-product peak: {peak_gflops:.1f} GFLOP/s; {args.threads} threads; '
-              f'medians of {args.runs} runs after {args.warmup} warm-up.')
+              f'medians of {args.runs} runs after {args.warmup} warm-up; OpenBLAS kernels: {blas}.')
     text = header + '\n\n' + '\n'.join(lines) + '\n'
     print('\n' + text)
     (folder / 'bench.md').write_text(text)

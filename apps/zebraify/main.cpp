@@ -9,6 +9,7 @@
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
+#include "apps/common/openblas.h"
 #include "apps/common/files.h"
 #include "apps/common/progress.h"
 #include "apps/paths.h"
@@ -160,6 +161,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dlwpt::apps::select_openblas_kernels(argv);
   try {
     return run(argc, argv);
   } catch (const cxxopts::exceptions::exception& error) {
