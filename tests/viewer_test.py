@@ -16,10 +16,15 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tools'))
+from blas import use_app_kernels  # noqa: E402
+
+# Before torch loads OpenBLAS: this process computes the reference zebra as the app does.
+use_app_kernels()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 import archive  # noqa: E402
 import zebraify_reference  # noqa: E402
 from sample_image import write_png  # noqa: E402

@@ -26,6 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from blas import use_app_kernels  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ('native', 'jit', 'python', 'opencv')
 PYTHON = sys.executable
@@ -123,17 +125,6 @@ def format_rows(rows, peak_gflops):
     return lines, table
 
 
-def openblas_core_type():
-    """The OpenBLAS kernels the C++ apps choose (apps/common/openblas.h), given to every
-    engine's process so that all of them run the same BLAS."""
-    flags = pathlib.Path('/proc/cpuinfo').read_text() if pathlib.Path('/proc/cpuinfo').exists() else ''
-    if ' avx512f' in flags:
-        return 'SkylakeX'
-    if ' avx2' in flags:
-        return 'Haswell'
-    return None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,9 +140,7 @@ def main():
     args = parser.parse_args()
     folder = args.out or args.build / 'bench'
     folder.mkdir(parents=True, exist_ok=True)
-    if 'OPENBLAS_CORETYPE' not in os.environ and openblas_core_type():
-        os.environ['OPENBLAS_CORETYPE'] = openblas_core_type()
-    blas = os.environ.get('OPENBLAS_CORETYPE', "OpenBLAS's own choice")
+    blas = use_app_kernels()  # every engine's process runs the same BLAS kernels
 
     peak, peak_mb, status, err = run_measured(
         [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'matmul', '--runs', str(args.runs),

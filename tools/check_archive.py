@@ -14,9 +14,14 @@ import argparse
 import pathlib
 import sys
 
-import torch
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from blas import use_app_kernels  # noqa: E402
+
+# Before torch loads OpenBLAS: the same kernels as the C++ apps it is compared with.
+use_app_kernels()
+
+import torch  # noqa: E402
+
 import archive  # noqa: E402
 
 

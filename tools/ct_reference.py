@@ -21,11 +21,16 @@ import pathlib
 import sys
 import time
 
-import numpy as np
-import scipy.ndimage as ndimage
-import torch
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from blas import use_app_kernels  # noqa: E402
+
+# Before torch loads OpenBLAS: the same kernels as the C++ apps it is compared with.
+use_app_kernels()
+
+import numpy as np  # noqa: E402
+import scipy.ndimage as ndimage  # noqa: E402
+import torch  # noqa: E402
+
 import archive  # noqa: E402
 from metaimage import read_mhd  # noqa: E402
 

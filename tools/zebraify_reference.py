@@ -15,10 +15,15 @@ import argparse
 import pathlib
 import sys
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from blas import use_app_kernels  # noqa: E402
+
+# Before torch loads OpenBLAS: the same kernels as the C++ apps it is compared with.
+use_app_kernels()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 import archive  # noqa: E402
 
 SIDE_MULTIPLE = 4
