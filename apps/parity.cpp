@@ -9,11 +9,12 @@
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
-#include "apps/common/openblas.h"
+#include "apps/common/cli.h"
 #include "weights/reference_case.h"
 
 namespace {
 
+using dlwpt::apps::UsageError;
 using dlwpt::weights::OutputDifference;
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -40,10 +41,7 @@ bool report_case(const std::string& name, const std::vector<OutputDifference>& d
   return all_within;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  dlwpt::apps::select_openblas_kernels(argv);
+int run(int argc, char** argv) {
   cxxopts::Options options("dlwpt-parity",
                            "Compares the native C++ models and the traced PyTorch archives with "
                            "PyTorch's own outputs on the reference cases written by "
@@ -58,47 +56,34 @@ int main(int argc, char** argv) {
   options.parse_positional({"references"});
   options.positional_help("REFERENCES_DIR");
 
-  try {
-    const auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << "\n";
-      return 0;
-    }
-    if (!args.count("references")) {
-      std::cerr << "dlwpt-parity: no reference folder given (see --help)\n";
-      return 2;
-    }
-    const std::string folder = args["references"].as<std::string>();
-    if (!std::filesystem::is_directory(folder)) {
-      std::cerr << "dlwpt-parity: '" << folder << "' is not a folder\n";
-      return 2;
-    }
-    const int threads = args["threads"].as<int>();
-    torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
-    const double tolerance = args["tolerance"].as<double>();
-
-    const auto names = dlwpt::weights::list_reference_cases(folder);
-    if (names.empty()) {
-      std::cerr << "dlwpt-parity: no reference cases in '" << folder
-                << "' (write them with tools/export_reference.py)\n";
-      return 2;
-    }
-    std::printf("%-18s %-18s %-14s %12s %12s\n", "case", "input", "output", "native", "traced");
-    int failures = 0;
-    for (const auto& name : names) {
-      const auto reference = dlwpt::weights::read_reference_case(folder, name);
-      const auto differences = dlwpt::weights::measure_reference_case(reference);
-      if (!report_case(name, differences, tolerance)) ++failures;
-    }
-    std::printf("\nlargest absolute difference from PyTorch, tolerance %.0e: %zu cases, %d failed\n",
-                tolerance, names.size(), failures);
-    return failures == 0 ? 0 : 1;
-  } catch (const cxxopts::exceptions::exception& error) {
-    std::cerr << "dlwpt-parity: " << error.what() << " (see --help)\n";
-  } catch (const dlwpt::weights::ArchiveError& error) {
-    std::cerr << "dlwpt-parity: " << error.what() << "\n";
-  } catch (const c10::Error& error) {
-    std::cerr << "dlwpt-parity: " << error.what_without_backtrace() << "\n";
+  const auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
   }
-  return 2;
+  if (!args.count("references")) throw UsageError("no reference folder given (see --help)");
+  const std::string folder = args["references"].as<std::string>();
+  if (!std::filesystem::is_directory(folder)) throw UsageError("'" + folder + "' is not a folder");
+  dlwpt::apps::set_threads(args["threads"].as<int>());
+  const double tolerance = args["tolerance"].as<double>();
+
+  const auto names = dlwpt::weights::list_reference_cases(folder);
+  if (names.empty()) {
+    throw UsageError("no reference cases in '" + folder +
+                     "' (write them with tools/export_reference.py)");
+  }
+  std::printf("%-18s %-18s %-14s %12s %12s\n", "case", "input", "output", "native", "traced");
+  int failures = 0;
+  for (const auto& name : names) {
+    const auto reference = dlwpt::weights::read_reference_case(folder, name);
+    const auto differences = dlwpt::weights::measure_reference_case(reference);
+    if (!report_case(name, differences, tolerance)) ++failures;
+  }
+  std::printf("\nlargest absolute difference from PyTorch, tolerance %.0e: %zu cases, %d failed\n",
+              tolerance, names.size(), failures);
+  return failures == 0 ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return dlwpt::apps::run_app("dlwpt-parity", argc, argv, run); }

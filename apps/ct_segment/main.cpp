@@ -4,12 +4,11 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
-#include "apps/common/openblas.h"
+#include "apps/common/cli.h"
 #include "apps/common/progress.h"
 #include "apps/ct_segment/report.h"
 #include "apps/ct_segment/scan_sources.h"
@@ -21,14 +20,11 @@
 namespace fs = std::filesystem;
 using namespace dlwpt;
 using namespace dlwpt::ct_segment;
+using apps::UsageError;
 
 namespace {
 
 constexpr const char* kProgram = "ct-segment";
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // One line of the final table.
 struct ScanRow {
@@ -179,9 +175,7 @@ int run(int argc, char** argv) {
   }
   if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
   const BatchOptions batch = batch_options(args);
-  const int threads = args["threads"].as<int>();
-  if (threads < 0) throw UsageError("--threads must be >= 0");
-  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+  apps::set_threads(args["threads"].as<int>());
 
   const auto scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
                                    args.count("series") ? args["series"].as<std::string>() : "");
@@ -218,16 +212,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  dlwpt::apps::select_openblas_kernels(argv);
-  try {
-    return run(argc, argv);
-  } catch (const cxxopts::exceptions::exception& error) {
-    std::cerr << kProgram << ": " << error.what() << " (see --help)\n";
-  } catch (const c10::Error& error) {
-    std::cerr << kProgram << ": " << error.what_without_backtrace() << "\n";
-  } catch (const std::exception& error) {
-    std::cerr << kProgram << ": " << error.what() << "\n";
-  }
-  return 2;
-}
+int main(int argc, char** argv) { return apps::run_app(kProgram, argc, argv, run); }

@@ -4,12 +4,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include <cxxopts.hpp>
 #include <torch/torch.h>
 
-#include "apps/common/openblas.h"
+#include "apps/common/cli.h"
 #include "apps/common/files.h"
 #include "apps/common/progress.h"
 #include "apps/paths.h"
@@ -19,14 +18,11 @@
 
 namespace fs = std::filesystem;
 using namespace dlwpt::zebraify;
+using dlwpt::apps::UsageError;
 
 namespace {
 
 constexpr const char* kProgram = "zebraify";
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // The images named on the command line, folders expanded to their JPEG and PNG files (sorted).
 std::vector<std::string> collect_inputs(const std::vector<std::string>& arguments) {
@@ -137,9 +133,7 @@ int run(int argc, char** argv) {
   if (!args.count("inputs")) throw UsageError("no input images (see --help)");
   const int64_t size = args["size"].as<int64_t>();
   if (size < 0 || size > 16384) throw UsageError("--size must be between 0 and 16384");
-  const int threads = args["threads"].as<int>();
-  if (threads < 0) throw UsageError("--threads must be >= 0");
-  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
+  dlwpt::apps::set_threads(args["threads"].as<int>());
 
   const auto inputs = collect_inputs(args["inputs"].as<std::vector<std::string>>());
   if (inputs.empty()) throw UsageError("no JPEG or PNG images to convert");
@@ -160,22 +154,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  dlwpt::apps::select_openblas_kernels(argv);
-  try {
-    return run(argc, argv);
-  } catch (const cxxopts::exceptions::exception& error) {
-    std::cerr << kProgram << ": " << error.what() << " (see --help)\n";
-  } catch (const UsageError& error) {
-    std::cerr << kProgram << ": " << error.what() << "\n";
-  } catch (const std::invalid_argument& error) {
-    std::cerr << kProgram << ": " << error.what() << "\n";
-  } catch (const dlwpt::weights::ArchiveError& error) {
-    std::cerr << kProgram << ": " << error.what() << "\n";
-  } catch (const c10::Error& error) {
-    std::cerr << kProgram << ": " << error.what_without_backtrace() << "\n";
-  } catch (const std::exception& error) {
-    std::cerr << kProgram << ": " << error.what() << "\n";
-  }
-  return 2;
-}
+int main(int argc, char** argv) { return dlwpt::apps::run_app(kProgram, argc, argv, run); }

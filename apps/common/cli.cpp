@@ -1,0 +1,35 @@
+#include "apps/common/cli.h"
+
+#include <iostream>
+#include <thread>
+
+#include <c10/util/Exception.h>
+#include <cxxopts.hpp>
+#include <torch/utils.h>
+
+#include "apps/common/openblas.h"
+
+namespace dlwpt::apps {
+
+int run_app(const char* program, int argc, char** argv,
+            const std::function<int(int, char**)>& body) {
+  select_openblas_kernels(argv);
+  try {
+    return body(argc, argv);
+  } catch (const cxxopts::exceptions::exception& error) {
+    std::cerr << program << ": " << error.what() << " (see --help)\n";
+  } catch (const c10::Error& error) {
+    std::cerr << program << ": " << error.what_without_backtrace() << "\n";
+  } catch (const std::exception& error) {
+    std::cerr << program << ": " << error.what() << "\n";
+  }
+  return 2;
+}
+
+void set_threads(int requested) {
+  if (requested < 0) throw UsageError("--threads must be >= 0");
+  torch::set_num_threads(requested > 0 ? requested
+                                       : static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+}  // namespace dlwpt::apps

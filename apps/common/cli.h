@@ -1,0 +1,22 @@
+#pragma once
+
+#include <functional>
+#include <stdexcept>
+
+namespace dlwpt::apps {
+
+/// A command line the app cannot act on; reported as one line, exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The apps' main(): selects OpenBLAS's kernels (openblas.h), runs `body`, and turns any
+/// exception into one line "<program>: <message>" on stderr and exit status 2.
+int run_app(const char* program, int argc, char** argv,
+            const std::function<int(int, char**)>& body);
+
+/// Applies --threads: 0 means every core (libtorch's own default here is one). Throws
+/// UsageError for a negative count.
+void set_threads(int requested);
+
+}  // namespace dlwpt::apps
