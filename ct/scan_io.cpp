@@ -179,15 +179,22 @@ void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
   writer->Update();
 }
 
-}  // namespace
-
-std::vector<std::string> list_dicom_series(const std::string& folder) {
+// Reads the headers of every file in a folder once; the series and their files come from it.
+itk::GDCMSeriesFileNames::Pointer scan_dicom_folder(const std::string& folder) {
   if (!fs::is_directory(folder)) throw ScanError("DICOM folder '" + folder + "' does not exist");
   try {
     auto names = itk::GDCMSeriesFileNames::New();
     names->SetUseSeriesDetails(false);
     names->SetDirectory(folder);
-    std::vector<std::string> uids = names->GetSeriesUIDs();
+    return names;
+  } catch (const itk::ExceptionObject& error) {
+    throw ScanError("cannot scan the DICOM folder '" + folder + "': " + itk_message(error));
+  }
+}
+
+std::vector<std::string> series_uids(itk::GDCMSeriesFileNames& scanned, const std::string& folder) {
+  try {
+    std::vector<std::string> uids = scanned.GetSeriesUIDs();
     std::sort(uids.begin(), uids.end());
     return uids;
   } catch (const itk::ExceptionObject& error) {
@@ -195,20 +202,28 @@ std::vector<std::string> list_dicom_series(const std::string& folder) {
   }
 }
 
-std::vector<std::string> dicom_series_files(const std::string& folder, const std::string& series_uid) {
+std::vector<std::string> series_files(itk::GDCMSeriesFileNames& scanned, const std::string& folder,
+                                      const std::string& uid) {
   try {
-    auto names = itk::GDCMSeriesFileNames::New();
-    names->SetUseSeriesDetails(false);
-    names->SetDirectory(folder);
-    return names->GetFileNames(series_uid);
+    return scanned.GetFileNames(uid);
   } catch (const itk::ExceptionObject& error) {
-    throw ScanError("cannot list DICOM series " + series_uid + " in '" + folder + "': " +
-                    itk_message(error));
+    throw ScanError("cannot list DICOM series " + uid + " in '" + folder + "': " + itk_message(error));
   }
 }
 
+}  // namespace
+
+std::vector<std::string> list_dicom_series(const std::string& folder) {
+  return series_uids(*scan_dicom_folder(folder), folder);
+}
+
+std::vector<std::string> dicom_series_files(const std::string& folder, const std::string& series_uid) {
+  return series_files(*scan_dicom_folder(folder), folder, series_uid);
+}
+
 CtVolume read_dicom_series(const std::string& folder, const std::string& series_uid) {
-  const auto uids = list_dicom_series(folder);
+  const auto scanned = scan_dicom_folder(folder);
+  const auto uids = series_uids(*scanned, folder);
   if (uids.empty()) throw ScanError("folder '" + folder + "' holds no DICOM images");
   std::string uid = series_uid;
   if (uid.empty()) {
@@ -223,7 +238,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
     throw ScanError("folder '" + folder + "' holds no DICOM series " + uid);
   }
 
-  const auto files = dicom_series_files(folder, uid);
+  const auto files = series_files(*scanned, folder, uid);
   try {
     if (files.empty()) throw ScanError("DICOM series " + uid + " in '" + folder + "' has no files");
 
