@@ -107,14 +107,17 @@ TEST(CtSegmentApp, CompleteScansAreSkippedAndPartialOnesRedone) {
   const std::string args = "'" + folder.path("a.mhd") + "' '" + folder.path("b.mhd") + "' -o '" + folder.path("out") + "'";
   ASSERT_EQ(run_ct_segment(args, folder), 0);
   const auto written = fs::last_write_time(folder.path("out/a/candidates.csv"));
-  // An interrupted run leaves b's outputs only in its hidden partial folder.
+  // An interrupted run leaves b's outputs only in its hidden partial folder. A complete scan
+  // is skipped without being read again: a's data file may even be gone by now.
   fs::rename(folder.path("out/b"), folder.path("out/.b.partial"));
+  fs::rename(folder.path("a.raw"), folder.path("a.raw.away"));
   std::string log;
   ASSERT_EQ(run_ct_segment(args, folder, &log), 0);
   EXPECT_THAT(log, HasSubstr("skipped (complete)"));
   EXPECT_EQ(fs::last_write_time(folder.path("out/a/candidates.csv")), written);
   EXPECT_TRUE(fs::exists(folder.path("out/b/candidates.csv")));
   EXPECT_FALSE(fs::exists(folder.path("out/.b.partial")));
+  fs::rename(folder.path("a.raw.away"), folder.path("a.raw"));
   ASSERT_EQ(run_ct_segment(args + " --force", folder, &log), 0);
   EXPECT_THAT(log, ::testing::Not(HasSubstr("skipped")));
 }

@@ -74,13 +74,16 @@ ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const
   ScanRow row;
   row.label = source.label;
   const auto start = std::chrono::steady_clock::now();
-  const ct::CtVolume volume = source.read();
-  row.series_uid = volume.series_uid;
-  const fs::path final_folder = fs::path(options.output) / folder_name(volume.series_uid);
-  if (fs::exists(final_folder) && !options.force) {
+  // A complete scan is skipped before it is read: its folder name is known from the source.
+  if (!source.series_uid.empty() && !options.force &&
+      fs::exists(fs::path(options.output) / folder_name(source.series_uid))) {
+    row.series_uid = source.series_uid;
     row.status = "skipped (complete)";
     return row;
   }
+  const ct::CtVolume volume = source.read();
+  row.series_uid = volume.series_uid;
+  const fs::path final_folder = fs::path(options.output) / folder_name(volume.series_uid);
   apps::ProgressBar progress(folder_name(volume.series_uid).substr(0, 24), 2 * volume.slices());
   const auto analysis = ct::analyse_scan(models, volume, options.analysis,
                                          [&](int64_t done, int64_t) { progress.update(done); });

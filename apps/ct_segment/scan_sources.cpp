@@ -20,12 +20,12 @@ bool is_metaimage(const fs::path& path) {
 }
 
 ScanSource metaimage_source(const std::string& path) {
-  return {path, [path] { return ct::read_metaimage(path); }};
+  return {path, [path] { return ct::read_metaimage(path); }, fs::path(path).stem().string()};
 }
 
 // An input that names no readable scan still takes its place in the batch, failing alone.
 ScanSource failing_source(const std::string& label, const std::string& message) {
-  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }};
+  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }, ""};
 }
 
 std::vector<std::string> read_list_file(const std::string& path) {
@@ -58,7 +58,7 @@ void add_folder(const std::string& folder, const std::string& series_uid,
   for (const auto& uid : uids) {
     if (!series_uid.empty() && uid != series_uid) continue;
     scans.push_back({folder + " (series " + uid + ")",
-                     [folder, uid] { return ct::read_dicom_series(folder, uid); }});
+                     [folder, uid] { return ct::read_dicom_series(folder, uid); }, uid});
   }
   if (!series_uid.empty() && std::none_of(uids.begin(), uids.end(),
                                           [&](const auto& uid) { return uid == series_uid; })) {

@@ -12,6 +12,9 @@ namespace dlwpt::ct_segment {
 struct ScanSource {
   std::string label;  ///< the file, or the DICOM folder with its series UID
   std::function<ct::CtVolume()> read;
+  /// The series UID the scan will have once read (a MetaImage file's stem, a DICOM series'
+  /// UID), known without reading it; empty for an input that names no scan.
+  std::string series_uid;
 };
 
 /// Expands the command line's inputs into scans: a .mhd/.mha file is one scan; a folder with
