@@ -22,8 +22,9 @@ LunaBlockImpl::LunaBlockImpl(const LunaBlockOptions& options_) : options(options
 }
 
 torch::Tensor LunaBlockImpl::forward(const torch::Tensor& input) {
-  auto x = relu1(conv1(input));
-  x = relu2(conv2(x));
+  const bool packed = input.is_mkldnn();
+  auto x = relu1(packed ? packed_conv1_.forward(*conv1, input) : conv1(input));
+  x = relu2(packed ? packed_conv2_.forward(*conv2, x) : conv2(x));
   return maxpool(x);
 }
 

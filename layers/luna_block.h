@@ -7,6 +7,8 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/nn/pimpl.h>
 
+#include "layers/inference.h"
+
 namespace dlwpt {
 
 /// Options for `LunaBlock`, one stage of the LunaModel nodule classifier.
@@ -20,6 +22,8 @@ struct LunaBlockOptions {
 
 /// Conv3d 3x3x3 + ReLU, Conv3d 3x3x3 + ReLU, MaxPool3d(2, 2): each spatial side is halved.
 /// Submodule names equal Python's (`conv1`, `relu1`, `conv2`, `relu2`, `maxpool`).
+/// An input in oneDNN layout (`to_mkldnn()`, autograd off) stays in it, with the convolution
+/// weights reordered once (LunaModel's inference path).
 class LunaBlockImpl : public torch::nn::Module {
  public:
   explicit LunaBlockImpl(const LunaBlockOptions& options_);
@@ -32,6 +36,10 @@ class LunaBlockImpl : public torch::nn::Module {
   torch::nn::Conv3d conv2{nullptr};
   torch::nn::ReLU relu2{nullptr};
   torch::nn::MaxPool3d maxpool{nullptr};
+
+ private:
+  PackedConv3d packed_conv1_;
+  PackedConv3d packed_conv2_;
 };
 
 TORCH_MODULE(LunaBlock);

@@ -64,7 +64,8 @@ UNetUpBlockImpl::UNetUpBlockImpl(const UNetUpBlockOptions& options_) : options(o
 }
 
 torch::Tensor UNetUpBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bridge) {
-  auto upsampled = up_transposed ? up_transposed(x) : up_resampled->forward(x);
+  auto upsampled = up_transposed ? fast_up_transposed_.forward(*up_transposed, x)
+                                 : up_resampled->forward(x);
   auto cropped = center_crop(bridge, upsampled.size(2), upsampled.size(3));
   return conv_block->forward(torch::cat({upsampled, cropped}, 1));
 }

@@ -8,6 +8,8 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
+#include "layers/inference.h"
+
 namespace dlwpt {
 
 /// How a U-Net up block doubles the spatial size, named as Python's `up_mode` strings.
@@ -72,6 +74,9 @@ class UNetUpBlockImpl : public torch::nn::Module {
   torch::nn::ConvTranspose2d up_transposed{nullptr};
   torch::nn::Sequential up_resampled{nullptr};
   UNetConvBlock conv_block{nullptr};
+
+ private:
+  SubpixelConvTranspose2d fast_up_transposed_;
 };
 
 TORCH_MODULE(UNetUpBlock);

@@ -1,5 +1,6 @@
 #include "models/luna_model.h"
 
+#include "layers/inference.h"
 #include "layers/init.h"
 
 namespace dlwpt {
@@ -48,7 +49,12 @@ LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
               "LunaModel was built for ", torch::IntArrayRef(options.chunk_size()), " chunks, got ",
               input_batch.sizes());
   auto x = tail_batchnorm(input_batch);
+  // Without autograd the blocks run in oneDNN's blocked layout with packed weights: several
+  // times faster than ATen's dense 3-D convolution and pooling (see README's benchmark).
+  const bool blocked = use_onednn_inference(x);
+  if (blocked) x = x.to_mkldnn();
   x = block4(block3(block2(block1(x))));
+  if (blocked) x = x.to_dense();
   auto logits = head_linear(x.flatten(1));
   auto probabilities = torch::softmax(logits, 1);
   return {logits, probabilities};

@@ -1,9 +1,13 @@
 #pragma once
 
+#include <vector>
+
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
+
+#include "layers/inference.h"
 
 namespace dlwpt {
 
@@ -32,6 +36,9 @@ class ResNetGeneratorImpl : public torch::nn::Module {
 
   ResNetGeneratorOptions options;
   torch::nn::Sequential model{nullptr};
+
+ private:
+  std::vector<SubpixelConvTranspose2d> fast_upsampling_;  // one per ConvTranspose2d of `model`
 };
 
 TORCH_MODULE(ResNetGenerator);

@@ -2,6 +2,7 @@
 
 #include <torch/nn/functional/pooling.h>
 
+#include "layers/inference.h"
 #include "layers/init.h"
 
 namespace dlwpt {
@@ -62,6 +63,10 @@ UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
 torch::Tensor UNetImpl::forward(torch::Tensor x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "UNet expects an N x ",
               options.in_channels(), " x H x W input, got ", x.sizes());
+  // Without autograd, channels-last activations let every convolution run in oneDNN without
+  // reordering its input and output (see README's benchmark); the result is returned NCHW.
+  const bool channels_last = use_onednn_inference(x);
+  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   // forward() of ModuleList entries needs their concrete type, hence as<>().
   std::vector<torch::Tensor> bridges;
   for (size_t level = 0; level < down_path->size(); ++level) {
@@ -75,7 +80,8 @@ torch::Tensor UNetImpl::forward(torch::Tensor x) {
   for (size_t i = 0; i < up_path->size(); ++i) {
     x = up_path[i]->as<UNetUpBlock>()->forward(x, bridges[bridges.size() - 1 - i]);
   }
-  return last(x);
+  x = last(x);
+  return channels_last ? x.contiguous() : x;
 }
 
 UNetWrapperImpl::UNetWrapperImpl(const UNetWrapperOptions& options_) : options(options_) {

@@ -67,7 +67,7 @@ void expect_pipeline_equals_python(const std::string& scan, const ModelFiles& fi
             << analysis.mask.sum().item<int64_t>() << " mask voxels, " << mask_differences
             << " differ; max |probability - Python| = " << probability_difference << "; C++ "
             << seconds << " s, Python " << python.at("seconds").item<double>() << " s\n";
-  EXPECT_LE(probability_difference, kParityTolerance);
+  EXPECT_LE(probability_difference, kHuInputTolerance);
   EXPECT_EQ(mask_differences, 0);
   ASSERT_EQ(static_cast<int64_t>(candidates.size()), count);
   if (count == 0) return;

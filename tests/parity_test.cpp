@@ -75,7 +75,7 @@ TEST(ReferenceParity, APerturbedWeightIsDetected) {
                                                         reference.expected[0].at("logits"));
   std::cout << "perturbed head_linear.bias: max |native - PyTorch| = " << difference << "\n";
   EXPECT_GT(difference, kParityTolerance);
-  EXPECT_NEAR(difference, 1e-3, 1e-6);
+  EXPECT_NEAR(difference, 1e-3, kParityTolerance);
 }
 
 TEST(ReferenceParity, EveryExportedCaseIsTested) {

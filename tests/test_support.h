@@ -14,6 +14,13 @@ namespace dlwpt::testing {
 /// Largest accepted absolute difference between a C++ output and PyTorch's.
 constexpr double kParityTolerance = 1e-5;
 
+/// The same for U-Net probabilities of CT volumes fed as raw HU (+-1000): their float32
+/// rounding is of this order in PyTorch itself. On the real CT PyTorch's float32 output is
+/// 1.8e-4 from its float64 output, and 1.3e-4 from itself given channels-last input; seeded,
+/// untrained batch norms amplify further (6.3e-4 measured on the phantom). The decisive
+/// checks, mask and candidates, are exact.
+constexpr double kHuInputTolerance = 2e-3;
+
 /// Folders and programs the tests use: the environment variable named when set, otherwise
 /// what the build configured (tests/test_paths.h.in).
 std::string reference_dir();  ///< DLWPT_REFERENCE_DIR: cases from tools/export_reference.py

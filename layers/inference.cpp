@@ -1,0 +1,173 @@
+#include "layers/inference.h"
+
+#include <algorithm>
+#include <variant>
+#include <vector>
+
+#include <ATen/Context.h>
+#include <torch/torch.h>
+
+namespace dlwpt {
+
+namespace nn = torch::nn;
+
+namespace {
+
+// Options hold padding and padding mode as variants: c10::variant in libtorch 1.x,
+// std::variant in 2.x. With std::get_if in scope, argument-dependent lookup finds the right
+// get_if for either.
+template <typename Alternative, typename Variant>
+const Alternative* alternative_of(const Variant& value) {
+  using std::get_if;
+  return get_if<Alternative>(&value);
+}
+
+// The taps of one spatial dimension of a transposed convolution, regrouped by output phase.
+// Output o = stride * i - padding + k takes input i through kernel tap k; writing
+// o = stride * j + phase gives i = j + offset with offset = (phase + padding - k) / stride,
+// whenever that division is exact.
+struct PhaseTaps {
+  struct Tap {
+    int64_t phase;
+    int64_t kernel_index;
+    int64_t offset;
+  };
+  std::vector<Tap> taps;
+  int64_t min_offset = 0;
+  int64_t max_offset = 0;
+
+  int64_t window() const { return max_offset - min_offset + 1; }
+};
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+PhaseTaps phase_taps(int64_t kernel_size, int64_t stride, int64_t padding) {
+  PhaseTaps result;
+  bool first = true;
+  for (int64_t phase = 0; phase < stride; ++phase) {
+    for (int64_t k = 0; k < kernel_size; ++k) {
+      const int64_t shift = phase + padding - k;
+      if (shift - floor_div(shift, stride) * stride != 0) continue;
+      const int64_t offset = floor_div(shift, stride);
+      result.taps.push_back({phase, k, offset});
+      result.min_offset = first ? offset : std::min(result.min_offset, offset);
+      result.max_offset = first ? offset : std::max(result.max_offset, offset);
+      first = false;
+    }
+  }
+  return result;
+}
+
+bool is_subpixel_compatible(const nn::ConvTranspose2dImpl& layer) {
+  const auto& options = layer.options;
+  const auto* padding = alternative_of<torch::ExpandingArray<2>>(options.padding());
+  return padding != nullptr && alternative_of<torch::enumtype::kZeros>(options.padding_mode()) &&
+         options.groups() == 1 && (*options.dilation())[0] == 1 &&
+         (*options.dilation())[1] == 1 && (*options.stride())[0] == (*options.stride())[1];
+}
+
+// (in, out, kh, kw) transposed-convolution weight -> (out * s * s, in, window_h, window_w)
+// convolution weight whose output channels are ordered (out, phase_y, phase_x), the order
+// pixel_shuffle expects.
+torch::Tensor subpixel_weight(const torch::Tensor& weight, int64_t stride, const PhaseTaps& rows,
+                              const PhaseTaps& cols) {
+  const int64_t in_channels = weight.size(0);
+  const int64_t out_channels = weight.size(1);
+  auto result = torch::zeros({out_channels, stride, stride, in_channels, rows.window(),
+                              cols.window()},
+                             weight.options());
+  for (const auto& row : rows.taps) {
+    for (const auto& col : cols.taps) {
+      result.select(1, row.phase)
+          .select(1, col.phase)
+          .select(2, row.offset - rows.min_offset)
+          .select(2, col.offset - cols.min_offset)
+          .copy_(weight.select(2, row.kernel_index).select(2, col.kernel_index).t());
+    }
+  }
+  return result.reshape({out_channels * stride * stride, in_channels, rows.window(),
+                         cols.window()});
+}
+
+// Output size of one dimension of a transposed convolution, as ConvTranspose2d computes it.
+int64_t transposed_output_size(int64_t input_size, int64_t stride, int64_t padding,
+                               int64_t kernel_size, int64_t output_padding) {
+  return (input_size - 1) * stride - 2 * padding + kernel_size + output_padding;
+}
+
+}  // namespace
+
+bool use_inference_path(const torch::Tensor& input) {
+  return !torch::GradMode::is_enabled() && input.device().is_cpu() &&
+         input.scalar_type() == torch::kFloat;
+}
+
+bool use_onednn_inference(const torch::Tensor& input) {
+  return at::hasMKLDNN() && use_inference_path(input);
+}
+
+torch::Tensor DerivedTensor::get(const torch::Tensor& source, const Derive& derive) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!derived_.defined() || source.data_ptr() != source_data_ ||
+      source._version() != source_version_) {
+    derived_ = derive(source);
+    source_data_ = source.data_ptr();
+    source_version_ = source._version();
+  }
+  return derived_;
+}
+
+torch::Tensor SubpixelConvTranspose2d::forward(nn::ConvTranspose2dImpl& layer,
+                                               const torch::Tensor& input) {
+  if (!use_inference_path(input) || input.dim() != 4 || !is_subpixel_compatible(layer)) {
+    return layer.forward(input);
+  }
+  const auto& options = layer.options;
+  const int64_t stride = (*options.stride())[0];
+  const auto& padding = *alternative_of<torch::ExpandingArray<2>>(options.padding());
+  const auto& kernel = *options.kernel_size();
+  const auto& output_padding = *options.output_padding();
+  const PhaseTaps rows = phase_taps(kernel[0], stride, (*padding)[0]);
+  const PhaseTaps cols = phase_taps(kernel[1], stride, (*padding)[1]);
+
+  const int64_t out_height =
+      transposed_output_size(input.size(2), stride, (*padding)[0], kernel[0], output_padding[0]);
+  const int64_t out_width =
+      transposed_output_size(input.size(3), stride, (*padding)[1], kernel[1], output_padding[1]);
+  // Each phase covers ceil(out / stride) positions j, reading inputs j + min_offset ... j +
+  // max_offset: zero-pad (or crop, when negative) the input to exactly that range.
+  const int64_t phase_rows = (out_height + stride - 1) / stride;
+  const int64_t phase_cols = (out_width + stride - 1) / stride;
+  const auto padded = torch::constant_pad_nd(
+      input, {-cols.min_offset, phase_cols + cols.max_offset - input.size(3), -rows.min_offset,
+              phase_rows + rows.max_offset - input.size(2)});
+
+  const auto weight = weight_.get(layer.weight, [&](const torch::Tensor& w) {
+    return subpixel_weight(w, stride, rows, cols);
+  });
+  torch::Tensor bias;
+  if (layer.bias.defined()) {
+    bias = bias_.get(layer.bias, [&](const torch::Tensor& b) {
+      return b.repeat_interleave(stride * stride);
+    });
+  }
+  const auto phases = torch::conv2d(padded, weight, bias);
+  return torch::pixel_shuffle(phases, stride).narrow(2, 0, out_height).narrow(3, 0, out_width);
+}
+
+torch::Tensor PackedConv3d::forward(const nn::Conv3dImpl& layer,
+                                    const torch::Tensor& mkldnn_input) {
+  const auto& options = layer.options;
+  const auto* padding = alternative_of<torch::ExpandingArray<3>>(options.padding());
+  TORCH_CHECK(mkldnn_input.is_mkldnn(), "PackedConv3d expects an input in oneDNN layout");
+  TORCH_CHECK(padding != nullptr && alternative_of<torch::enumtype::kZeros>(options.padding_mode()),
+              "PackedConv3d supports explicit zero padding only");
+  const auto weight = weight_.get(layer.weight, [&](const torch::Tensor& w) {
+    return torch::mkldnn_reorder_conv3d_weight(w.to_mkldnn(), **padding, *options.stride(),
+                                               *options.dilation(), options.groups());
+  });
+  return torch::mkldnn_convolution(mkldnn_input, weight, layer.bias, **padding,
+                                   *options.stride(), *options.dilation(), options.groups());
+}
+
+}  // namespace dlwpt

@@ -1,0 +1,71 @@
+#pragma once
+
+// Faster CPU inference for the book's layers, exact up to float rounding.
+//
+// The models' `forward()` takes these paths only when autograd is off (`torch::InferenceMode`
+// or `torch::NoGradGuard`) and the input is a float CPU tensor; with autograd on they run the
+// plain modules, so training sees exactly PyTorch's ops. What each path buys is measured by
+// `tools/dev.sh bench` (see README).
+
+#include <functional>
+#include <mutex>
+
+#include <torch/nn/modules/conv.h>
+#include <torch/types.h>
+
+namespace dlwpt {
+
+/// Whether `input` may take the fast inference paths: autograd is off and it is a float CPU
+/// tensor.
+bool use_inference_path(const torch::Tensor& input);
+
+/// Whether oneDNN (mkldnn) kernels are there for `input`: the fast path and ATen built with
+/// oneDNN.
+bool use_onednn_inference(const torch::Tensor& input);
+
+/// A tensor derived from a parameter (a re-laid-out weight), derived again only when the
+/// parameter changes: an assignment replaces its storage, an in-place update (an optimizer
+/// step, `load_state_dict`) bumps its version counter. Thread-safe; copies start empty.
+class DerivedTensor {
+ public:
+  using Derive = std::function<torch::Tensor(const torch::Tensor&)>;
+
+  DerivedTensor() = default;
+  DerivedTensor(const DerivedTensor&) {}
+  DerivedTensor& operator=(const DerivedTensor&) { return *this; }
+
+  /// `derive(source)`, from the cache when `source` has not changed since the last call.
+  torch::Tensor get(const torch::Tensor& source, const Derive& derive);
+
+ private:
+  std::mutex mutex_;
+  const void* source_data_ = nullptr;
+  uint32_t source_version_ = 0;
+  torch::Tensor derived_;
+};
+
+/// ConvTranspose2d as a stride-1 convolution that computes the stride x stride output phases
+/// as channels, interleaved by pixel_shuffle (sub-pixel convolution). The same products and
+/// sums as the transposed convolution, but through ATen's fast (oneDNN) convolution instead of
+/// its slow col2im path. Equal strides, no groups or dilation, zero padding; other layers run
+/// as they are.
+class SubpixelConvTranspose2d {
+ public:
+  torch::Tensor forward(torch::nn::ConvTranspose2dImpl& layer, const torch::Tensor& input);
+
+ private:
+  DerivedTensor weight_;
+  DerivedTensor bias_;
+};
+
+/// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
+/// reordered into that layout once instead of on every call.
+class PackedConv3d {
+ public:
+  torch::Tensor forward(const torch::nn::Conv3dImpl& layer, const torch::Tensor& mkldnn_input);
+
+ private:
+  DerivedTensor weight_;
+};
+
+}  // namespace dlwpt
