@@ -133,8 +133,8 @@ cxxopts::Options make_options() {
       ("malignancy-weights", "malignancy LunaModel archive (adds a malignancy probability)",
        cxxopts::value<std::string>())
       ("series", "only this DICOM series UID in DICOM folders", cxxopts::value<std::string>())
-      ("batch-size", "slices per U-Net batch", cxxopts::value<int64_t>()->default_value("8"))
-      ("chunk-batch-size", "candidates per LunaModel batch", cxxopts::value<int64_t>()->default_value("16"))
+      ("batch-size", "slices per U-Net batch (1 is fastest on CPU)", cxxopts::value<int64_t>()->default_value("1"))
+      ("chunk-batch-size", "candidates per LunaModel batch (1 is fastest on CPU)", cxxopts::value<int64_t>()->default_value("1"))
       ("probability", "also write the probability map (probability.mhd)")
       ("volume", "also write the scan itself in HU (volume.mhd), e.g. to view a DICOM scan with its mask")
       ("previews", "PNG slices of the N most probable candidates", cxxopts::value<int64_t>()->default_value("0"))
