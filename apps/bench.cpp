@@ -121,8 +121,12 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("unknown engine " + engine);
     }
     const auto times = time_runs(step, args["warmup"].as<int>(), std::max(1, args["runs"].as<int>()));
-    std::printf("{\"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"threads\": %d}\n",
-                times[times.size() / 2], times.front(), times.back(), used_threads);
+    std::ostringstream line;
+    line << "{\"median_ms\": " << times[times.size() / 2] << ", \"min_ms\": " << times.front()
+         << ", \"max_ms\": " << times.back() << ", \"threads\": " << used_threads
+         << ", \"times_ms\": [";
+    for (size_t i = 0; i < times.size(); ++i) line << (i ? ", " : "") << times[i];
+    std::cout << line.str() << "]}" << std::endl;
     return 0;
   } catch (const cv::Exception& error) {
     std::cerr << "dlwpt-bench: OpenCV: " << error.what() << "\n";

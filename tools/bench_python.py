@@ -47,7 +47,7 @@ def main():
                 times.append((time.perf_counter() - start) * 1e3)
     times.sort()
     print(json.dumps({'median_ms': times[len(times) // 2], 'min_ms': times[0],
-                      'max_ms': times[-1], 'threads': threads}))
+                      'max_ms': times[-1], 'threads': threads, 'times_ms': times}))
 
 
 if __name__ == '__main__':

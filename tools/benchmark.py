@@ -5,12 +5,17 @@ Engines: `native` (the torch::nn models of this project), `jit` (the traced mode
 torch::jit::load in C++, the book's cyclegan-jit), `python` (PyTorch eager, the same libtorch
 underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it imports). Each
 measurement runs in its own process (its peak resident memory is its own): median, min and max
-of --runs timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
+of the timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
 float32 2048^3 matrix product measured in the same run (the practical peak), and speed
 relative to Python eager. With the book's data (--dlwpt), also the whole CT pipeline on the
 real 99-slice series: ct-segment against tools/ct_reference.py.
 
-usage: benchmark.py [--build build] [--runs 5] [--threads N] [--cases NAME...] [--dlwpt DIR]
+This machine's speed drifts by 10-40 % over minutes (a shared VM), so the engines of a case
+take turns: --rounds rounds, each running every engine's process for --runs timed runs; the
+statistics are over all runs of all rounds, so a slow spell hits every engine alike.
+
+usage: benchmark.py [--build build] [--rounds 3] [--runs 5] [--threads N] [--cases NAME...]
+                    [--dlwpt DIR]
 Writes the table to stdout and as bench.md and bench.csv in --out (default BUILD/bench).
 """
 
@@ -31,6 +36,12 @@ from blas import use_app_kernels  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ('native', 'jit', 'python', 'opencv')
 PYTHON = sys.executable
+
+
+def summarise(times):
+    """median_ms, min_ms, max_ms of a list of times in ms."""
+    times = sorted(times)
+    return dict(median_ms=times[len(times) // 2], min_ms=times[0], max_ms=times[-1])
 
 
 def run_measured(command):
@@ -65,38 +76,48 @@ def timed_process(command):
             os.waitstatus_to_exitcode(status), err.strip(), out)
 
 
-def pipeline_rows(build, folder, dlwpt, threads):
-    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints."""
+def pipeline_rows(build, folder, dlwpt, threads, rounds):
+    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints, taking
+    turns for `rounds` rounds."""
     series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
     weights = ROOT / 'weights'
     if not series.is_dir() or not (weights / 'segmentation.pt').exists():
         print('pipeline: skipped (needs the book data and tools/fetch.py --from it)')
         return []
     out = folder / 'pipeline'
-    shutil.rmtree(out, ignore_errors=True)
-    cpp_seconds, cpp_peak, status, err, _ = timed_process(
-        [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
-         '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
-         '--classifier', str(weights / 'classifier.pt')])
-    if status != 0:
-        print(f'pipeline: ct-segment failed: {err[-500:]}')
-        return []
-    scan = next(out.glob('*/volume.mhd'))
-    cpp_candidates = len((scan.parent / 'candidates.csv').read_text().splitlines()) - 1
-    py_seconds, py_peak, status, err, out = timed_process(
-        [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(scan), str(weights / 'segmentation.pt'),
-         str(weights / 'classifier.pt'), str(folder / 'pipeline_python.pt'), '--threads', str(threads)])
-    if status != 0:
-        print(f'pipeline: ct_reference.py failed: {err[-500:]}')
-        return []
-    py_candidates = int(re.search(r': (\d+) candidates', out).group(1))
-    note = f'{cpp_candidates} candidates' + ('' if cpp_candidates == py_candidates
-                                              else f' (Python: {py_candidates}!)')
-    return [dict(case='ct_pipeline_real_99', engine='native', median_ms=cpp_seconds * 1e3,
-                 min_ms=cpp_seconds * 1e3, max_ms=cpp_seconds * 1e3, peak_mb=cpp_peak, note=note),
-            dict(case='ct_pipeline_real_99', engine='python', median_ms=py_seconds * 1e3,
-                 min_ms=py_seconds * 1e3, max_ms=py_seconds * 1e3, peak_mb=py_peak,
-                 note=f'{py_candidates} candidates')]
+    runs = {'native': [], 'python': []}
+    peaks = {'native': 0, 'python': 0}
+    candidates = {}
+    for _ in range(max(1, rounds)):
+        shutil.rmtree(out, ignore_errors=True)
+        seconds, peak, status, err, _ = timed_process(
+            [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
+             '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
+             '--classifier', str(weights / 'classifier.pt')])
+        if status != 0:
+            print(f'pipeline: ct-segment failed: {err[-500:]}')
+            return []
+        runs['native'].append(seconds * 1e3)
+        peaks['native'] = max(peaks['native'], peak)
+        scan = next(out.glob('*/volume.mhd'))
+        candidates['native'] = len((scan.parent / 'candidates.csv').read_text().splitlines()) - 1
+        seconds, peak, status, err, stdout = timed_process(
+            [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(scan),
+             str(weights / 'segmentation.pt'), str(weights / 'classifier.pt'),
+             str(folder / 'pipeline_python.pt'), '--threads', str(threads)])
+        if status != 0:
+            print(f'pipeline: ct_reference.py failed: {err[-500:]}')
+            return []
+        runs['python'].append(seconds * 1e3)
+        peaks['python'] = max(peaks['python'], peak)
+        candidates['python'] = int(re.search(r': (\d+) candidates', stdout).group(1))
+    notes = {'native': f"{candidates['native']} candidates" + (
+                 '' if candidates['native'] == candidates['python']
+                 else f" (Python: {candidates['python']}!)"),
+             'python': f"{candidates['python']} candidates"}
+    return [dict(case='ct_pipeline_real_99', engine=engine, peak_mb=peaks[engine],
+                 note=notes[engine], **summarise(times))
+            for engine, times in runs.items()]
 
 
 def format_rows(rows, peak_gflops):
@@ -130,7 +151,9 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--build', type=pathlib.Path, default=ROOT / 'build')
     parser.add_argument('--out', type=pathlib.Path)
-    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=3, help='turns every engine takes')
+    parser.add_argument('--runs', type=int, default=5, help='timed runs per engine and round')
+    parser.add_argument('--pipeline-rounds', type=int, default=2)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=os.cpu_count())
     parser.add_argument('--cases', nargs='*', help='only these cases (default: all)')
@@ -161,25 +184,34 @@ def main():
             sys.exit(f'benchmark: cannot export {case}: {export.stderr[-500:]}')
         exported = json.loads(export.stdout.strip().splitlines()[-1])
         flops, shape = exported['flops'], ','.join(str(s) for s in exported['shape'])
-        for engine in args.engines:
-            result, peak_rss, status, err = run_measured(
-                engine_command(engine, args.build, folder, case, shape, args))
-            row = dict(case=case, engine=engine, flops=flops)
-            if status == 0 and result:
-                row.update(median_ms=result['median_ms'], min_ms=result['min_ms'],
-                           max_ms=result['max_ms'], peak_mb=peak_rss)
-            else:
-                row['note'] = 'does not import' if engine == 'opencv' and status == 3 else \
-                    f'failed: {err.splitlines()[-1] if err else status}'
+        case_rows = {engine: dict(case=case, engine=engine, flops=flops, times=[], peak_mb=0)
+                     for engine in args.engines}
+        for _ in range(args.rounds):
+            for engine, row in case_rows.items():
+                if 'note' in row:
+                    continue  # failed in an earlier round
+                result, peak_rss, status, err = run_measured(
+                    engine_command(engine, args.build, folder, case, shape, args))
+                if status == 0 and result:
+                    row['times'] += result['times_ms']
+                    row['peak_mb'] = max(row['peak_mb'], peak_rss)
+                else:
+                    row['note'] = 'does not import' if engine == 'opencv' and status == 3 else \
+                        f'failed: {err.splitlines()[-1] if err else status}'
+        for row in case_rows.values():
+            if 'note' not in row:
+                row.update(summarise(row.pop('times')))
             rows.append(row)
-            print(f'{case} {engine}: ' + (f"{row['median_ms']:.1f} ms" if 'median_ms' in row
-                                          else row['note']), flush=True)
+            print(f"{case} {row['engine']}: " + (f"{row['median_ms']:.1f} ms"
+                                                 if 'median_ms' in row else row['note']), flush=True)
     if not args.no_pipeline:
-        rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads)
+        rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds)
 
     lines, table = format_rows(rows, peak_gflops)
     header = (f'Matrix-product peak: {peak_gflops:.1f} GFLOP/s; {args.threads} threads; '
-              f'medians of {args.runs} runs after {args.warmup} warm-up; OpenBLAS kernels: {blas}.')
+              f'medians of {args.rounds} rounds x {args.runs} runs (each after {args.warmup} warm-up), '
+              f'engines taking turns; pipeline: {args.pipeline_rounds} rounds; '
+              f'OpenBLAS kernels: {blas}.')
     text = header + '\n\n' + '\n'.join(lines) + '\n'
     print('\n' + text)
     (folder / 'bench.md').write_text(text)
