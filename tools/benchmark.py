@@ -7,8 +7,9 @@ underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it impor
 measurement runs in its own process (its peak resident memory is its own): median, min and max
 of the timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
 float32 2048^3 matrix product measured in the same run (the practical peak), and speed
-relative to Python eager. With the book's data (--dlwpt), also the whole CT pipeline on the
-real 99-slice series: ct-segment against tools/ct_reference.py.
+relative to Python eager. Then whole apps against their Python pipelines, time and peak memory
+of the process: zebraify on a 512x512 picture (tools/zebraify_reference.py) and, with the
+book's data (--dlwpt), the CT pipeline on the real 99-slice series (tools/ct_reference.py).
 
 This machine's speed drifts by 10-40 % over minutes (a shared VM), so the engines of a case
 take turns: --rounds rounds, each running every engine's process for --runs timed runs; the
@@ -76,48 +77,85 @@ def timed_process(command):
             os.waitstatus_to_exitcode(status), err.strip(), out)
 
 
+def alternate(case, commands, rounds, before_round=None):
+    """Runs the commands ({engine: (argv, result of stdout or None)}) in turns for `rounds`
+    rounds; returns their rows (wall time of the whole process, peak RSS, the last note), or
+    [] after printing why one failed."""
+    times = {engine: [] for engine in commands}
+    peaks = {engine: 0 for engine in commands}
+    notes = {}
+    for _ in range(max(1, rounds)):
+        if before_round:
+            before_round()
+        for engine, (command, note_of) in commands.items():
+            seconds, peak, status, err, stdout = timed_process(command)
+            if status != 0:
+                print(f'{case}: {engine} failed: {err[-500:]}')
+                return []
+            times[engine].append(seconds * 1e3)
+            peaks[engine] = max(peaks[engine], peak)
+            notes[engine] = note_of(stdout) if note_of else ''
+    return [dict(case=case, engine=engine, peak_mb=peaks[engine], note=notes[engine],
+                 **summarise(engine_times)) for engine, engine_times in times.items()]
+
+
 def pipeline_rows(build, folder, dlwpt, threads, rounds):
-    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints, taking
-    turns for `rounds` rounds."""
+    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints."""
     series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
     weights = ROOT / 'weights'
     if not series.is_dir() or not (weights / 'segmentation.pt').exists():
         print('pipeline: skipped (needs the book data and tools/fetch.py --from it)')
         return []
     out = folder / 'pipeline'
-    runs = {'native': [], 'python': []}
-    peaks = {'native': 0, 'python': 0}
-    candidates = {}
-    for _ in range(max(1, rounds)):
-        shutil.rmtree(out, ignore_errors=True)
-        seconds, peak, status, err, _ = timed_process(
-            [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
-             '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
-             '--classifier', str(weights / 'classifier.pt')])
-        if status != 0:
-            print(f'pipeline: ct-segment failed: {err[-500:]}')
-            return []
-        runs['native'].append(seconds * 1e3)
-        peaks['native'] = max(peaks['native'], peak)
-        scan = next(out.glob('*/volume.mhd'))
-        candidates['native'] = len((scan.parent / 'candidates.csv').read_text().splitlines()) - 1
-        seconds, peak, status, err, stdout = timed_process(
-            [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(scan),
-             str(weights / 'segmentation.pt'), str(weights / 'classifier.pt'),
-             str(folder / 'pipeline_python.pt'), '--threads', str(threads)])
-        if status != 0:
-            print(f'pipeline: ct_reference.py failed: {err[-500:]}')
-            return []
-        runs['python'].append(seconds * 1e3)
-        peaks['python'] = max(peaks['python'], peak)
-        candidates['python'] = int(re.search(r': (\d+) candidates', stdout).group(1))
-    notes = {'native': f"{candidates['native']} candidates" + (
-                 '' if candidates['native'] == candidates['python']
-                 else f" (Python: {candidates['python']}!)"),
-             'python': f"{candidates['python']} candidates"}
-    return [dict(case='ct_pipeline_real_99', engine=engine, peak_mb=peaks[engine],
-                 note=notes[engine], **summarise(times))
-            for engine, times in runs.items()]
+    volume = out / 'volume.mhd'  # written by the first ct-segment run, read by Python's
+
+    def cpp_note(_):
+        found = next(out.glob('*/volume.mhd'))
+        if not volume.exists():
+            for part in found.parent.glob('volume.*'):
+                shutil.copy(part, out / part.name)
+        return f"{len((found.parent / 'candidates.csv').read_text().splitlines()) - 1} candidates"
+
+    def python_note(stdout):
+        count = re.search(r': (\d+) candidates', stdout).group(1)
+        return f'{count} candidates'
+
+    def clear_scan_folders():
+        for scan in out.glob('*/'):
+            shutil.rmtree(scan)
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cpp = [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
+           '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
+           '--classifier', str(weights / 'classifier.pt')]
+    python = [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(volume),
+              str(weights / 'segmentation.pt'), str(weights / 'classifier.pt'),
+              str(folder / 'pipeline_python.pt'), '--threads', str(threads)]
+    rows = alternate('ct_pipeline_real_99', {'native': (cpp, cpp_note),
+                                             'python': (python, python_note)},
+                     rounds, before_round=clear_scan_folders)
+    if rows and rows[0]['note'] != rows[1]['note']:
+        rows[0]['note'] += f" (Python: {rows[1]['note']}!)"
+    return rows
+
+
+def zebraify_rows(build, folder, threads, rounds):
+    """The zebraify app on a 512x512 picture against tools/zebraify_reference.py on the same
+    pixels, the default (untrained) generator: time and peak memory of the whole process."""
+    picture = folder / 'zebraify_512.png'
+    images = folder / 'zebraify_512_images.pt'
+    made = subprocess.run([PYTHON, str(ROOT / 'tools' / 'sample_image.py'), str(picture), '512',
+                           '512', '--tensors', str(images)], capture_output=True, text=True)
+    if made.returncode != 0:
+        print(f'zebraify: cannot write the picture: {made.stderr[-500:]}')
+        return []
+    generator = folder / 'cyclegan_512.pt'
+    cpp = [str(build / 'apps' / 'zebraify'), str(picture), '-o', str(folder / 'zebraify_512_out.png'),
+           '--weights', str(generator), '--size', '512', '--threads', str(threads)]
+    python = [PYTHON, str(ROOT / 'tools' / 'zebraify_reference.py'), str(generator), str(images),
+              str(folder / 'zebraify_512_python.pt'), '--size', '512', '--threads', str(threads)]
+    return alternate('zebraify_512', {'native': (cpp, None), 'python': (python, None)}, rounds)
 
 
 def format_rows(rows, peak_gflops):
@@ -205,6 +243,7 @@ def main():
             print(f"{case} {row['engine']}: " + (f"{row['median_ms']:.1f} ms"
                                                  if 'median_ms' in row else row['note']), flush=True)
     if not args.no_pipeline:
+        rows += zebraify_rows(args.build, folder, args.threads, args.pipeline_rounds)
         rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds)
 
     lines, table = format_rows(rows, peak_gflops)

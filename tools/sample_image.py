@@ -2,7 +2,10 @@
 """Writes a synthetic RGB picture as PNG, with nothing but the standard library and numpy,
 for demos and tests when the book's horse.jpg is not at hand.
 
-usage: sample_image.py OUT.png [WIDTH HEIGHT]
+usage: sample_image.py OUT.png [WIDTH HEIGHT] [--tensors IMAGES.pt]
+
+--tensors also writes the picture as tools/zebraify_reference.py takes it (`image_0`,
+1 x 3 x H x W uint8), the pixels a PNG decoder reads back from OUT.png.
 """
 
 import pathlib
@@ -42,11 +45,31 @@ def write_png(path, rgb):
                                    chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
 
 
+def write_tensors(path, rgb):
+    """The picture as a tensor archive of `image_0`; torch only loads when asked for this."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import torch
+    import archive
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    archive.save_tensors({'image_0': image}, path)
+
+
 def main():
-    if len(sys.argv) not in (2, 4):
+    args = sys.argv[1:]
+    tensors = None
+    if '--tensors' in args:
+        at = args.index('--tensors')
+        if at + 1 >= len(args):
+            sys.exit(__doc__)
+        tensors = args[at + 1]
+        del args[at:at + 2]
+    if len(args) not in (1, 3):
         sys.exit(__doc__)
-    width, height = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) == 4 else (480, 320)
-    write_png(sys.argv[1], sample_picture(width, height))
+    width, height = (int(args[1]), int(args[2])) if len(args) == 3 else (480, 320)
+    picture = sample_picture(width, height)
+    write_png(args[0], picture)
+    if tensors:
+        write_tensors(tensors, picture)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The zebraify pipeline in Python, the reference the C++ app is tested against.
 
-usage: zebraify_reference.py ARCHIVE IMAGES OUT [--size N]
+usage: zebraify_reference.py ARCHIVE IMAGES OUT [--size N] [--threads N]
 
 IMAGES is a tensor archive of decoded 8-bit images `image_<i>` (1 x 3 x H x W, uint8, as the
 C++ app decodes them: JPEG decoding is not the model's business). For each, this applies the
@@ -61,7 +61,10 @@ def main():
     parser.add_argument('images', type=pathlib.Path)
     parser.add_argument('out', type=pathlib.Path)
     parser.add_argument('--size', type=int, default=512)
+    parser.add_argument('--threads', type=int, default=0, help='0: torch\'s default')
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model_name, generator = archive.load_reference_model(args.archive)
     if model_name != 'ResNetGenerator':
