@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "apps/common/openblas.h"
+#include "layers/inference.h"
 #include "weights/model_archive.h"
 
 namespace {
@@ -83,6 +84,7 @@ std::function<void()> matmul_step() {
 
 int main(int argc, char** argv) {
   dlwpt::apps::select_openblas_kernels(argv);
+  dlwpt::keep_freed_memory_for_reuse();  // as the apps do, for every C++ engine alike
   cxxopts::Options options("dlwpt-bench", "Times one model with one engine; prints a JSON line.");
   options.add_options()
       ("engine", "native, jit, opencv or matmul", cxxopts::value<std::string>())

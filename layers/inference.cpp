@@ -1,8 +1,13 @@
 #include "layers/inference.h"
 
 #include <algorithm>
+#include <climits>
 #include <variant>
 #include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <ATen/Context.h>
 #include <torch/torch.h>
@@ -104,6 +109,16 @@ bool use_inference_path(const torch::Tensor& input) {
 
 bool use_onednn_inference(const torch::Tensor& input) {
   return at::hasMKLDNN() && use_inference_path(input);
+}
+
+void keep_freed_memory_for_reuse() {
+#if defined(__GLIBC__)
+  // Blocks up to 32 MiB (glibc's largest threshold) come from the heap rather than from
+  // mmap(), whose pages munmap() returns at every free; and the heap's free top is never
+  // trimmed back to the system.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
 }
 
 torch::Tensor DerivedTensor::get(const torch::Tensor& source, const Derive& derive) {

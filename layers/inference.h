@@ -23,6 +23,14 @@ bool use_inference_path(const torch::Tensor& input);
 /// oneDNN.
 bool use_onednn_inference(const torch::Tensor& input);
 
+/// Lets the C library keep freed memory for the next allocation instead of handing it back to
+/// the system. Inference allocates and frees the same large activations on every call, and
+/// memory fresh from the system costs a page fault per 4 KiB page: measured here, LunaModel at
+/// batch 1 takes 3.8 ms instead of 7.0 ms, the U-Net 69 ms instead of 99 ms per 512x512
+/// slice. The process keeps its peak heap until it exits. Call once at start-up (the apps do);
+/// a no-op outside glibc.
+void keep_freed_memory_for_reuse();
+
 /// A tensor derived from a parameter (a re-laid-out weight), derived again only when the
 /// parameter changes: an assignment replaces its storage, an in-place update (an optimizer
 /// step, `load_state_dict`) bumps its version counter. Thread-safe; copies start empty.

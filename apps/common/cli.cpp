@@ -8,12 +8,14 @@
 #include <torch/utils.h>
 
 #include "apps/common/openblas.h"
+#include "layers/inference.h"
 
 namespace dlwpt::apps {
 
 int run_app(const char* program, int argc, char** argv,
             const std::function<int(int, char**)>& body) {
   select_openblas_kernels(argv);
+  keep_freed_memory_for_reuse();
   try {
     return body(argc, argv);
   } catch (const cxxopts::exceptions::exception& error) {

@@ -10,7 +10,8 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The apps' main(): selects OpenBLAS's kernels (openblas.h), runs `body`, and turns any
+/// The apps' main(): selects OpenBLAS's kernels (openblas.h), lets freed memory be reused
+/// (layers/inference.h keep_freed_memory_for_reuse), runs `body`, and turns any
 /// exception into one line "<program>: <message>" on stderr and exit status 2.
 int run_app(const char* program, int argc, char** argv,
             const std::function<int(int, char**)>& body);
