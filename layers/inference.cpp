@@ -153,9 +153,10 @@ torch::Tensor SubpixelConvTranspose2d::forward(nn::ConvTranspose2dImpl& layer,
   // max_offset: zero-pad (or crop, when negative) the input to exactly that range.
   const int64_t phase_rows = (out_height + stride - 1) / stride;
   const int64_t phase_cols = (out_width + stride - 1) / stride;
-  const auto padded = torch::constant_pad_nd(
-      input, {-cols.min_offset, phase_cols + cols.max_offset - input.size(3), -rows.min_offset,
-              phase_rows + rows.max_offset - input.size(2)});
+  const std::vector<int64_t> pads{-cols.min_offset, phase_cols + cols.max_offset - input.size(3),
+                                  -rows.min_offset, phase_rows + rows.max_offset - input.size(2)};
+  const bool unpadded = std::all_of(pads.begin(), pads.end(), [](int64_t pad) { return pad == 0; });
+  const auto padded = unpadded ? input : torch::constant_pad_nd(input, pads);
 
   const auto weight = weight_.get(layer.weight, [&](const torch::Tensor& w) {
     return subpixel_weight(w, stride, rows, cols);
