@@ -100,6 +100,25 @@ Xyz irc_to_xyz(const Irc& irc, const VolumeGeometry& geometry) {
   return xyz;
 }
 
+Irc xyz_to_irc(const Xyz& xyz, const VolumeGeometry& geometry) {
+  const auto& d = geometry.direction;
+  // Inverse of the row-major 3x3 direction by its adjugate.
+  const std::array<double, 9> adjugate = {
+      d[4] * d[8] - d[5] * d[7], d[2] * d[7] - d[1] * d[8], d[1] * d[5] - d[2] * d[4],
+      d[5] * d[6] - d[3] * d[8], d[0] * d[8] - d[2] * d[6], d[2] * d[3] - d[0] * d[5],
+      d[3] * d[7] - d[4] * d[6], d[1] * d[6] - d[0] * d[7], d[0] * d[4] - d[1] * d[3]};
+  const double determinant = d[0] * adjugate[0] + d[1] * adjugate[3] + d[2] * adjugate[6];
+  if (std::abs(determinant) < 1e-12) throw ScanError("the scan's direction matrix is singular");
+  std::array<double, 3> scaled{};  // (column, row, index) * spacing
+  for (int row = 0; row < 3; ++row) {
+    for (int column = 0; column < 3; ++column) {
+      scaled[row] += adjugate[row * 3 + column] / determinant * (xyz[column] - geometry.origin[column]);
+    }
+  }
+  return {scaled[2] / geometry.spacing[2], scaled[1] / geometry.spacing[1],
+          scaled[0] / geometry.spacing[0]};
+}
+
 std::vector<Candidate> group_candidates(const Labels& labels, const CtVolume& volume) {
   TORCH_CHECK(labels.labels.sizes() == volume.hu.sizes(), "labels ", labels.labels.sizes(),
               " do not match the volume ", volume.hu.sizes());

@@ -45,6 +45,11 @@ std::vector<Candidate> group_candidates(const Labels& labels, const CtVolume& vo
 /// direction @ ((column, row, index) * spacing) + origin: the book's irc2xyz.
 Xyz irc_to_xyz(const Irc& irc, const VolumeGeometry& geometry);
 
+/// The inverse of irc_to_xyz, fractional voxels. (The book's xyz2irc rounds, and applies the
+/// inverse direction from the right, the same for LUNA's diagonal directions.) Throws
+/// ScanError for a singular direction matrix.
+Irc xyz_to_irc(const Xyz& xyz, const VolumeGeometry& geometry);
+
 /// The classifier's input around a center: the `size` (index, row, column) box starting at
 /// round(center) - size / 2, shifted to lie inside the volume (the book's getRawCandidate),
 /// HU clipped to [-1000, 1000]; a volume smaller than the box along an axis is padded with

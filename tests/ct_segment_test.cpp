@@ -174,7 +174,7 @@ TEST(Scoring, ReadsLunaAnnotations) {
   EXPECT_FALSE(annotations.at("4.5.6")[0].malignant);
   write_file(folder.path("b.csv"), "seriesuid,coordX,coordY\n1,2,3\n");
   EXPECT_THAT(error_message_of<std::runtime_error>([&] { ct_segment::read_annotations(folder.path("b.csv")); }),
-              HasSubstr("lack the column 'coordZ'"));
+              HasSubstr("lacks the column 'coordZ'"));
   if (has_data_dir()) {
     const auto real = ct_segment::read_annotations(data_dir() + "/data/part2/luna/annotations_with_malignancy.csv");
     size_t nodules = 0;

@@ -1,29 +1,13 @@
 #include "apps/ct_segment/scoring.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "ct/csv_table.h"
 
 namespace dlwpt::ct_segment {
 
 namespace {
-
-// Splits one CSV line, honouring double quotes (mal_details holds "[4, 2, 4, 2]").
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (const char c : line) {
-    if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
-  }
-  return fields;
-}
 
 int64_t detection_class(const ct::Candidate& detection, double threshold) {
   if (!(detection.nodule_probability >= threshold)) return 1;
@@ -34,37 +18,20 @@ int64_t detection_class(const ct::Candidate& detection, double threshold) {
 }  // namespace
 
 std::map<std::string, std::vector<Annotation>> read_annotations(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read the annotations '" + path + "'");
-  std::string line;
-  std::getline(file, line);
-  const auto header = split_csv(line);
-  auto column = [&](const std::string& name, bool required) -> int {
-    for (size_t i = 0; i < header.size(); ++i) {
-      if (header[i] == name) return static_cast<int>(i);
-    }
-    if (required) throw std::runtime_error("annotations '" + path + "' lack the column '" + name + "'");
-    return -1;
-  };
-  const int uid = column("seriesuid", true), x = column("coordX", true), y = column("coordY", true),
-            z = column("coordZ", true), diameter = column("diameter_mm", true),
-            malignant = column("mal_bool", false);
-
+  const auto table = ct::CsvTable::read(path);
+  const int uid = table.required_column("seriesuid");
+  const int x = table.required_column("coordX");
+  const int y = table.required_column("coordY");
+  const int z = table.required_column("coordZ");
+  const int diameter = table.required_column("diameter_mm");
+  const int malignant = table.column("mal_bool");
   std::map<std::string, std::vector<Annotation>> annotations;
-  for (int number = 2; std::getline(file, line); ++number) {
-    if (line.find_first_not_of(" \r") == std::string::npos) continue;
-    const auto fields = split_csv(line);
-    try {
-      if (fields.size() < header.size()) throw std::invalid_argument("too few fields");
-      Annotation annotation;
-      annotation.center_xyz = {std::stod(fields[x]), std::stod(fields[y]), std::stod(fields[z])};
-      annotation.diameter_mm = std::stod(fields[diameter]);
-      annotation.malignant = malignant >= 0 && fields[malignant] == "True";
-      annotations[fields[uid]].push_back(annotation);
-    } catch (const std::logic_error& error) {
-      throw std::runtime_error("annotations '" + path + "' line " + std::to_string(number) +
-                               ": " + error.what());
-    }
+  for (size_t row = 0; row < table.rows(); ++row) {
+    Annotation annotation;
+    annotation.center_xyz = {table.number(row, x), table.number(row, y), table.number(row, z)};
+    annotation.diameter_mm = table.number(row, diameter);
+    annotation.malignant = malignant >= 0 && table.boolean(row, malignant);
+    annotations[table.text(row, uid)].push_back(annotation);
   }
   return annotations;
 }

@@ -1,0 +1,161 @@
+// train: trains the book's nodule classifier (LunaModel) in C++: from scratch, from an
+// archive, or fine-tuned from the nodule classifier into a malignancy classifier (chapter 14),
+// on chunks cut from CT scans at the candidates of a LUNA-style CSV.
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <cxxopts.hpp>
+#include <torch/torch.h>
+
+#include "apps/common/cli.h"
+#include "apps/common/progress.h"
+#include "training/classifier_training.h"
+#include "training/surgery.h"
+#include "weights/model_archive.h"
+
+namespace dlwpt {
+namespace {
+
+using apps::UsageError;
+namespace tr = training;
+
+constexpr const char* kProgram = "train";
+
+cxxopts::Options make_options() {
+  cxxopts::Options options(
+      kProgram,
+      "Trains the book's LunaModel nodule classifier (Deep Learning with PyTorch, part 2) on "
+      "32x48x48 chunks cut from CT scans around the candidates of a CSV; writes metrics.csv, "
+      "best.pt (best validation F1) and checkpoint/ into the run folder.\n\n"
+      "  train --candidates candidates.csv --scans luna/ -o runs/nodule --epochs 10 --balanced 1 --augment\n"
+      "  train --task malignancy --candidates annotations_with_malignancy.csv --scans luna/ \\\n"
+      "        --finetune weights/classifier.pt --finetune-depth 2 -o runs/malignancy\n"
+      "  train ... -o runs/nodule --epochs 20 --resume     continue a run to epoch 20\n");
+  options.add_options()
+      ("task", "nodule (label column 'class') or malignancy (label column 'mal_bool')",
+       cxxopts::value<std::string>()->default_value("nodule"))
+      ("candidates", "CSV with seriesuid, coordX, coordY, coordZ and the label column", cxxopts::value<std::string>())
+      ("scans", "folder with the scans as <seriesuid>.mhd (searched recursively)", cxxopts::value<std::string>())
+      ("o,output", "run folder: metrics.csv, best.pt, checkpoint/", cxxopts::value<std::string>())
+      ("epochs", "train up to this epoch", cxxopts::value<int64_t>()->default_value("1"))
+      ("batch-size", "chunks per step", cxxopts::value<int64_t>()->default_value("32"))
+      ("epoch-size", "training samples per epoch (0: one per candidate)", cxxopts::value<int64_t>()->default_value("0"))
+      ("balanced", "N > 0: one positive, then N negatives (the book's --balanced is 1)", cxxopts::value<int64_t>()->default_value("0"))
+      ("augment", "the book's augmentation: flip, offset 0.1, scale 0.2, rotation, noise 25 HU")
+      ("val-stride", "every N-th series (by UID) validates", cxxopts::value<int64_t>()->default_value("10"))
+      ("optimizer", "sgd or adam", cxxopts::value<std::string>()->default_value("sgd"))
+      ("lr", "learning rate (default 0.001; 0.003 when fine-tuning)", cxxopts::value<double>())
+      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.99"))
+      ("weight-decay", "weight decay (default 0; 1e-4 when fine-tuning)", cxxopts::value<double>())
+      ("init", "start from this LunaModel archive (all weights)", cxxopts::value<std::string>())
+      ("finetune", "fine-tune this LunaModel archive: all but head_linear loaded", cxxopts::value<std::string>())
+      ("finetune-depth", "blocks trained when fine-tuning: 1 = head_linear, 2 = also block4, ...",
+       cxxopts::value<int64_t>()->default_value("1"))
+      ("resume", "continue the run in --output from its checkpoint")
+      ("seed", "seed of the shuffling and augmentation", cxxopts::value<uint64_t>()->default_value("0"))
+      ("workers", "threads preparing chunks", cxxopts::value<int64_t>()->default_value("2"))
+      ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("h,help", "print this help");
+  return options;
+}
+
+std::string required(const cxxopts::ParseResult& args, const std::string& name) {
+  if (!args.count(name)) throw UsageError("--" + name + " is required (see --help)");
+  return args[name].as<std::string>();
+}
+
+std::string label_column(const std::string& task) {
+  if (task == "nodule") return "class";
+  if (task == "malignancy") return "mal_bool";
+  throw UsageError("--task must be nodule or malignancy, not '" + task + "'");
+}
+
+tr::OptimizerOptions optimizer_options(const cxxopts::ParseResult& args, bool finetuning) {
+  auto options = finetuning ? tr::book_finetuning_optimizer() : tr::book_classification_optimizer();
+  options.kind(tr::optimizer_kind_from_string(args["optimizer"].as<std::string>()));
+  if (options.kind() == tr::OptimizerKind::adam) options.lr(1e-3).weight_decay(0);
+  if (args.count("lr")) options.lr(args["lr"].as<double>());
+  if (args.count("weight-decay")) options.weight_decay(args["weight-decay"].as<double>());
+  options.momentum(args["momentum"].as<double>());
+  if (!(options.lr() > 0 && options.lr() < 10)) throw UsageError("--lr must be in (0, 10)");
+  return options;
+}
+
+// The model to train: fresh (the book's initialisation), all weights of --init, or --finetune's
+// weights except the head with only the last --finetune-depth blocks trainable.
+LunaModel make_model(const cxxopts::ParseResult& args) {
+  if (args.count("init") && args.count("finetune")) throw UsageError("give --init or --finetune, not both");
+  if (args.count("init")) return weights::load_model<LunaModel>(args["init"].as<std::string>());
+  LunaModel model;
+  if (args.count("finetune")) {
+    const auto source = weights::load_model<LunaModel>(args["finetune"].as<std::string>());
+    tr::load_except_blocks(*model, weights::state_dict(*source), {"head_linear"});
+    const auto trained = tr::freeze_all_but_last_blocks(*model, args["finetune-depth"].as<int64_t>());
+    std::cerr << kProgram << ": fine-tuning";
+    for (const auto& block : trained) std::cerr << " " << block;
+    std::cerr << "; " << tr::trainable_parameters(*model).size() << " of "
+              << model->parameters().size() << " parameter tensors train\n";
+  }
+  return model;
+}
+
+int run(int argc, char** argv) {
+  auto options = make_options();
+  const auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  const std::string run_folder = required(args, "output");
+  const auto candidates = tr::read_labelled_candidates(
+      required(args, "candidates"), label_column(args["task"].as<std::string>()));
+  auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
+  const auto split = tr::split_by_series(candidates, args["val-stride"].as<int64_t>());
+  apps::set_threads(args["threads"].as<int>());
+
+  const uint64_t seed = args["seed"].as<uint64_t>();
+  auto training_options = tr::ChunkDatasetOptions()
+                              .balanced(args["balanced"].as<int64_t>())
+                              .epoch_size(args["epoch-size"].as<int64_t>())
+                              .seed(seed);
+  if (args.count("augment")) training_options.augmentation(tr::book_chunk_augmentation());
+  const tr::ChunkDataset training(split.training, scans, training_options);
+  const tr::ChunkDataset validation(split.validation, scans, tr::ChunkDatasetOptions().shuffle(false));
+  std::cerr << kProgram << ": " << *training.size() << " training samples per epoch ("
+            << training.positives() << " positive, " << training.negatives()
+            << " negative candidates), " << *validation.size() << " validation ("
+            << validation.positives() << " positive)\n";
+
+  auto model = make_model(args);
+  const auto run_options = tr::ClassifierTrainingOptions()
+                               .epochs(args["epochs"].as<int64_t>())
+                               .batch_size(args["batch-size"].as<int64_t>())
+                               .workers(args["workers"].as<int64_t>())
+                               .optimizer(optimizer_options(args, args.count("finetune") > 0))
+                               .run_folder(run_folder)
+                               .resume(args.count("resume") > 0)
+                               .seed(seed);
+  std::unique_ptr<apps::ProgressBar> bar;
+  tr::TrainingCallbacks callbacks;
+  callbacks.batch_done = [&](int64_t epoch, const std::string& phase, int64_t done, int64_t total) {
+    if (!bar) bar = std::make_unique<apps::ProgressBar>("epoch " + std::to_string(epoch) + " " + phase, total);
+    bar->update(done);
+  };
+  callbacks.phase_done = [&](const tr::EpochMetrics& metrics) {
+    if (bar) bar->finish(tr::summary(metrics));
+    bar.reset();
+  };
+  if (run_options.resume()) std::cerr << kProgram << ": resuming " << run_folder << "\n";
+  const auto result = tr::train_classifier(model, training, validation, run_options, callbacks);
+  std::printf("%s: %lld epochs done; best validation F1 %.4f at epoch %lld -> %s/best.pt\n",
+              kProgram, static_cast<long long>(result.state.epoch), result.state.best_f1,
+              static_cast<long long>(result.state.best_epoch), run_folder.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace dlwpt
+
+int main(int argc, char** argv) { return dlwpt::apps::run_app(dlwpt::kProgram, argc, argv, dlwpt::run); }

@@ -1,0 +1,201 @@
+#include "training/chunk_dataset.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "ct/csv_table.h"
+#include "ct/scan_io.h"
+
+namespace dlwpt::training {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// SplitMix64: independent, well-mixed seeds for each (run seed, epoch, sample).
+uint64_t mix(uint64_t value) {
+  value += 0x9E3779B97F4A7C15ULL;
+  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  value = (value ^ (value >> 27)) * 0x94D049BB133111EBULL;
+  return value ^ (value >> 31);
+}
+
+uint64_t derived_seed(uint64_t seed, int64_t epoch, uint64_t sample) {
+  return mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ sample);
+}
+
+constexpr uint64_t kOrderStream = ~uint64_t{0};  // the shuffle's own stream, apart from samples
+
+std::vector<size_t> shuffled(std::vector<size_t> indices, std::mt19937_64& random, bool shuffle) {
+  if (shuffle) std::shuffle(indices.begin(), indices.end(), random);
+  return indices;
+}
+
+bool inside(const ct::Irc& irc, const ct::CtVolume& volume) {
+  const std::array<int64_t, 3> sizes{volume.slices(), volume.rows(), volume.columns()};
+  for (int axis = 0; axis < 3; ++axis) {
+    const double rounded = std::round(irc[axis]);
+    if (rounded < 0 || rounded >= static_cast<double>(sizes[axis])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
+                                                        const std::string& label_column) {
+  const auto table = ct::CsvTable::read(path);
+  const int uid = table.required_column("seriesuid");
+  const int x = table.required_column("coordX");
+  const int y = table.required_column("coordY");
+  const int z = table.required_column("coordZ");
+  const int label = table.required_column(label_column);
+  std::vector<LabelledCandidate> candidates;
+  candidates.reserve(table.rows());
+  for (size_t row = 0; row < table.rows(); ++row) {
+    candidates.push_back({table.text(row, uid),
+                          {table.number(row, x), table.number(row, y), table.number(row, z)},
+                          table.boolean(row, label)});
+  }
+  if (candidates.empty()) throw std::runtime_error("'" + path + "' lists no candidates");
+  return candidates;
+}
+
+ScanLibrary::ScanLibrary(const std::string& root, size_t cached) : cached_(std::max<size_t>(1, cached)) {
+  if (!fs::is_directory(root)) throw ct::ScanError("scan folder '" + root + "' does not exist");
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".mhd") {
+      paths_.emplace(entry.path().stem().string(), entry.path().string());
+    }
+  }
+  if (paths_.empty()) throw ct::ScanError("scan folder '" + root + "' holds no .mhd scans");
+}
+
+bool ScanLibrary::has(const std::string& series_uid) const { return paths_.count(series_uid) > 0; }
+
+std::shared_ptr<const ct::CtVolume> ScanLibrary::get(const std::string& series_uid) {
+  const auto path = paths_.find(series_uid);
+  if (path == paths_.end()) throw ct::ScanError("no scan of series " + series_uid);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto entry = recent_.begin(); entry != recent_.end(); ++entry) {
+      if (entry->first != series_uid) continue;
+      recent_.splice(recent_.begin(), recent_, entry);
+      return recent_.front().second;
+    }
+  }
+  // Read outside the lock: other workers go on with cached scans meanwhile.
+  auto volume = std::make_shared<const ct::CtVolume>(ct::read_scan(path->second));
+  std::lock_guard<std::mutex> lock(mutex_);
+  recent_.emplace_front(series_uid, volume);
+  while (recent_.size() > cached_) recent_.pop_back();
+  return volume;
+}
+
+SeriesSplit split_by_series(const std::vector<LabelledCandidate>& candidates, int64_t stride) {
+  TORCH_CHECK(stride >= 2, "the validation stride must be >= 2, got ", stride);
+  std::set<std::string> series;
+  for (const auto& candidate : candidates) series.insert(candidate.series_uid);
+  std::set<std::string> validation_series;
+  int64_t position = 0;
+  for (const auto& uid : series) {
+    if (position++ % stride == 0) validation_series.insert(uid);
+  }
+  SeriesSplit split;
+  for (const auto& candidate : candidates) {
+    (validation_series.count(candidate.series_uid) ? split.validation : split.training)
+        .push_back(candidate);
+  }
+  TORCH_CHECK(!split.training.empty() && !split.validation.empty(), "splitting ", series.size(),
+              " series with every ", stride,
+              "th to validation leaves one side empty; more series are needed");
+  return split;
+}
+
+ChunkDataset::ChunkDataset(std::vector<LabelledCandidate> candidates,
+                           std::shared_ptr<ScanLibrary> scans, const ChunkDatasetOptions& options)
+    : candidates_(std::move(candidates)), scans_(std::move(scans)), options_(options) {
+  TORCH_CHECK(!candidates_.empty(), "the chunk dataset is empty");
+  TORCH_CHECK(options_.chunk_size().size() == 3, "chunk_size needs 3 sides");
+  TORCH_CHECK(options_.balanced() >= 0 && options_.epoch_size() >= 0,
+              "balanced and epoch_size must be >= 0");
+  for (const auto& candidate : candidates_) {
+    TORCH_CHECK(scans_->has(candidate.series_uid), "candidate of series ", candidate.series_uid,
+                " has no scan among the ", scans_->size(), " scans given");
+  }
+  TORCH_CHECK(options_.balanced() == 0 || (positives() > 0 && negatives() > 0),
+              "balancing needs positive and negative candidates; there are ", positives(),
+              " and ", negatives());
+  build_order(0);
+}
+
+ChunkDataset ChunkDataset::for_epoch(int64_t epoch) const {
+  ChunkDataset copy = *this;
+  copy.build_order(epoch);
+  return copy;
+}
+
+int64_t ChunkDataset::positives() const {
+  return std::count_if(candidates_.begin(), candidates_.end(),
+                       [](const auto& candidate) { return candidate.positive; });
+}
+
+int64_t ChunkDataset::negatives() const {
+  return static_cast<int64_t>(candidates_.size()) - positives();
+}
+
+void ChunkDataset::build_order(int64_t epoch) {
+  epoch_ = epoch;
+  std::mt19937_64 random(derived_seed(options_.seed(), epoch, kOrderStream));
+  const size_t length = options_.epoch_size() > 0 ? static_cast<size_t>(options_.epoch_size())
+                                                  : candidates_.size();
+  order_.clear();
+  if (options_.balanced() == 0) {
+    std::vector<size_t> all(candidates_.size());
+    std::iota(all.begin(), all.end(), 0);
+    all = shuffled(std::move(all), random, options_.shuffle());
+    for (size_t i = 0; i < length; ++i) order_.push_back(all[i % all.size()]);
+    return;
+  }
+  std::vector<size_t> positive, negative;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    (candidates_[i].positive ? positive : negative).push_back(i);
+  }
+  positive = shuffled(std::move(positive), random, options_.shuffle());
+  negative = shuffled(std::move(negative), random, options_.shuffle());
+  // The book's LunaDataset.__getitem__ with ratio_int: every (N + 1)-th sample positive.
+  const size_t period = static_cast<size_t>(options_.balanced()) + 1;
+  for (size_t i = 0; i < length; ++i) {
+    const size_t positive_index = i / period;
+    order_.push_back(i % period == 0 ? positive[positive_index % positive.size()]
+                                     : negative[(i - 1 - positive_index) % negative.size()]);
+  }
+}
+
+torch::data::Example<> ChunkDataset::get(size_t index) {
+  TORCH_CHECK(index < order_.size(), "sample ", index, " of an epoch of ", order_.size());
+  const LabelledCandidate& candidate = candidates_[order_[index]];
+  const auto volume = scans_->get(candidate.series_uid);
+  const ct::Irc center = ct::xyz_to_irc(candidate.center_xyz, volume->geometry);
+  if (!inside(center, *volume)) {
+    throw ct::ScanError("candidate at (" + std::to_string(candidate.center_xyz[0]) + ", " +
+                        std::to_string(candidate.center_xyz[1]) + ", " +
+                        std::to_string(candidate.center_xyz[2]) + ") mm lies outside scan " +
+                        candidate.series_uid);
+  }
+  const auto& size = options_.chunk_size();
+  auto chunk = ct::candidate_chunk(volume->hu, center, {size[0], size[1], size[2]}).unsqueeze(0);
+  if (options_.augmentation()) {
+    std::mt19937_64 random(derived_seed(options_.seed(), epoch_, index));
+    chunk = augment(chunk.unsqueeze(0), {}, *options_.augmentation(), random).input[0];
+  }
+  return {chunk, torch::tensor(candidate.positive ? int64_t{1} : int64_t{0})};
+}
+
+}  // namespace dlwpt::training

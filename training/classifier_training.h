@@ -1,0 +1,61 @@
+#pragma once
+
+// The book's classification training loop (chapters 11, 12 and 14) for LunaModel: epochs of
+// training and validation with metrics, the best model by validation F1 kept, a checkpoint
+// after every epoch and exact resumption.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/arg.h>
+
+#include "models/luna_model.h"
+#include "training/checkpoint.h"
+#include "training/chunk_dataset.h"
+#include "training/metrics.h"
+#include "training/optimizer.h"
+
+namespace dlwpt::training {
+
+struct ClassifierTrainingOptions {
+  /// The run ends after this epoch (counted from 1; a resumed run goes on to it).
+  TORCH_ARG(int64_t, epochs) = 1;
+  TORCH_ARG(int64_t, batch_size) = 32;
+  /// Threads cutting (and augmenting) chunks while the model trains.
+  TORCH_ARG(int64_t, workers) = 2;
+  TORCH_ARG(OptimizerOptions, optimizer) = book_classification_optimizer();
+  /// A candidate counts as predicted positive when its probability exceeds this.
+  TORCH_ARG(double, threshold) = 0.5;
+  /// Where `checkpoint/`, `best.pt` and `metrics.csv` go; empty: nowhere.
+  TORCH_ARG(std::string, run_folder) = "";
+  /// Continue the checkpoint in run_folder instead of starting afresh.
+  TORCH_ARG(bool, resume) = false;
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+/// Called after each phase of each epoch, and with (epoch, phase, batches done, batches) as
+/// batches finish.
+struct TrainingCallbacks {
+  std::function<void(const EpochMetrics&)> phase_done;
+  std::function<void(int64_t epoch, const std::string& phase, int64_t done, int64_t total)>
+      batch_done;
+};
+
+struct TrainingResult {
+  TrainingState state;
+  std::vector<EpochMetrics> history;  ///< the phases this call ran, in order
+};
+
+/// Trains `model` (its parameters that require gradients) with cross entropy. The optimizer
+/// is created over all parameters, as the book does; frozen ones get no gradient and stay.
+TrainingResult train_classifier(LunaModel& model, const ChunkDataset& training,
+                                const ChunkDataset& validation,
+                                const ClassifierTrainingOptions& options,
+                                const TrainingCallbacks& callbacks = {});
+
+/// The validation pass alone: loss and counts over `data` in eval mode.
+EpochMetrics evaluate_classifier(LunaModel& model, const ChunkDataset& data, int64_t batch_size,
+                                 int64_t workers, double threshold);
+
+}  // namespace dlwpt::training
