@@ -111,6 +111,18 @@ bool use_onednn_inference(const torch::Tensor& input) {
   return at::hasMKLDNN() && use_inference_path(input);
 }
 
+bool run_samples_one_by_one(const nn::Module& module, const torch::Tensor& input) {
+  return use_inference_path(input) && input.dim() > 0 && input.size(0) > 1 && !module.is_training();
+}
+
+torch::Tensor for_each_sample(const torch::Tensor& input,
+                              const std::function<torch::Tensor(const torch::Tensor&)>& forward) {
+  std::vector<torch::Tensor> outputs;
+  outputs.reserve(static_cast<size_t>(input.size(0)));
+  for (int64_t i = 0; i < input.size(0); ++i) outputs.push_back(forward(input.narrow(0, i, 1)));
+  return torch::cat(outputs, 0);
+}
+
 void keep_freed_memory_for_reuse() {
 #if defined(__GLIBC__)
   // Blocks up to 32 MiB (glibc's largest threshold) come from the heap rather than from

@@ -28,7 +28,8 @@ UNetConvBlockImpl::UNetConvBlockImpl(const UNetConvBlockOptions& options_) : opt
   int64_t channels = options.in_size();
   for (int conv = 0; conv < 2; ++conv) {
     block->push_back(nn::Conv2d(nn::Conv2dOptions(channels, options.out_size(), 3).padding(pad)));
-    block->push_back(nn::ReLU());
+    // In place (Python's is not): the same values and gradients, one activation less.
+    block->push_back(nn::ReLU(nn::ReLUOptions(/*inplace=*/true)));
     if (options.batch_norm()) block->push_back(nn::BatchNorm2d(options.out_size()));
     channels = options.out_size();
   }

@@ -48,6 +48,18 @@ LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
   TORCH_CHECK(input_batch.sizes().slice(2) == torch::IntArrayRef(options.chunk_size()),
               "LunaModel was built for ", torch::IntArrayRef(options.chunk_size()), " chunks, got ",
               input_batch.sizes());
+  // In eval mode without autograd, chunk by chunk (see layers/inference.h).
+  const auto flat = run_samples_one_by_one(*this, input_batch)
+                        ? for_each_sample(input_batch, [this](const torch::Tensor& chunk) {
+                            return features(chunk);
+                          })
+                        : features(input_batch);
+  auto logits = head_linear(flat);
+  auto probabilities = torch::softmax(logits, 1);
+  return {logits, probabilities};
+}
+
+torch::Tensor LunaModelImpl::features(const torch::Tensor& input_batch) {
   auto x = tail_batchnorm(input_batch);
   // Without autograd the blocks run in oneDNN's blocked layout with packed weights: several
   // times faster than ATen's dense 3-D convolution and pooling (see README's benchmark).
@@ -55,9 +67,7 @@ LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
   if (blocked) x = x.to_mkldnn();
   x = block4(block3(block2(block1(x))));
   if (blocked) x = x.to_dense();
-  auto logits = head_linear(x.flatten(1));
-  auto probabilities = torch::softmax(logits, 1);
-  return {logits, probabilities};
+  return x.flatten(1);
 }
 
 }  // namespace dlwpt

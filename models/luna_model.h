@@ -52,6 +52,10 @@ class LunaModelImpl : public torch::nn::Module {
   LunaBlock block3{nullptr};
   LunaBlock block4{nullptr};
   torch::nn::Linear head_linear{nullptr};
+
+ private:
+  /// tail_batchnorm and the four blocks, flattened: what head_linear takes.
+  torch::Tensor features(const torch::Tensor& input_batch);
 };
 
 TORCH_MODULE(LunaModel);

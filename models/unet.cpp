@@ -63,6 +63,14 @@ UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
 torch::Tensor UNetImpl::forward(torch::Tensor x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "UNet expects an N x ",
               options.in_channels(), " x H x W input, got ", x.sizes());
+  // In eval mode without autograd, slice by slice (see layers/inference.h).
+  if (run_samples_one_by_one(*this, x)) {
+    return for_each_sample(x, [this](const torch::Tensor& slice) { return forward_batch(slice); });
+  }
+  return forward_batch(std::move(x));
+}
+
+torch::Tensor UNetImpl::forward_batch(torch::Tensor x) {
   // Without autograd, channels-last activations let every convolution run in oneDNN without
   // reordering its input and output (see README's benchmark); the result is returned NCHW.
   const bool channels_last = use_onednn_inference(x);

@@ -48,6 +48,9 @@ class UNetImpl : public torch::nn::Module {
   torch::nn::ModuleList down_path{nullptr};
   torch::nn::ModuleList up_path{nullptr};
   torch::nn::Conv2d last{nullptr};
+
+ private:
+  torch::Tensor forward_batch(torch::Tensor x);
 };
 
 TORCH_MODULE(UNet);
