@@ -15,6 +15,8 @@
 
 #include "apps/common/openblas.h"
 #include "layers/inference.h"
+#include "training/losses.h"
+#include "training/optimizer.h"
 #include "weights/model_archive.h"
 
 namespace {
@@ -48,6 +50,34 @@ std::function<void()> native_step(const std::string& archive, const torch::Tenso
   return [model, input] {
     torch::InferenceMode guard;
     model->forward(input);
+  };
+}
+
+// One training step of the book's recipe for the archive's model: SGD and cross entropy for
+// LunaModel, Adam and the Dice + false-negative loss for the U-Net, on fixed random labels.
+std::function<void()> training_step(const std::string& archive, const torch::Tensor& input) {
+  auto model = std::make_shared<dlwpt::weights::AnyModel>(dlwpt::weights::load_any_model(archive));
+  model->module->train();
+  const std::string& name = model->config.model;
+  if (name != "LunaModel" && name != "UNetWrapper") {
+    throw std::invalid_argument("--train times LunaModel and UNetWrapper archives, not " + name);
+  }
+  const bool classifier = name == "LunaModel";
+  namespace tr = dlwpt::training;
+  std::shared_ptr<torch::optim::Optimizer> optimizer = tr::make_optimizer(
+      model->module->parameters(),
+      classifier ? tr::book_classification_optimizer() : tr::book_segmentation_optimizer());
+  torch::manual_seed(0);
+  const auto labels = classifier ? torch::randint(0, 2, {input.size(0)}, torch::kLong)
+                                 : (torch::rand({input.size(0), 1, input.size(2), input.size(3)}) > 0.9)
+                                       .to(torch::kFloat);
+  return [model, optimizer, input, labels, classifier] {
+    optimizer->zero_grad();
+    const auto outputs = model->forward(input);
+    const auto loss = classifier ? tr::classification_loss(outputs.at("logits"), labels)
+                                 : tr::segmentation_loss(outputs.at("output"), labels);
+    loss.backward();
+    optimizer->step();
   };
 }
 
@@ -93,6 +123,7 @@ int main(int argc, char** argv) {
       ("runs", "measured runs", cxxopts::value<int>()->default_value("5"))
       ("warmup", "unmeasured runs first", cxxopts::value<int>()->default_value("1"))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("train", "native engine: time training steps (the book's recipe) instead of inference")
       ("h,help", "print this help");
   try {
     const auto args = options.parse(argc, argv);
@@ -111,7 +142,9 @@ int main(int argc, char** argv) {
     if (engine != "matmul" && archive.empty()) throw std::invalid_argument("--archive is needed");
 
     std::function<void()> step;
-    if (engine == "native") {
+    if (engine == "native" && args.count("train")) {
+      step = training_step(archive, input);
+    } else if (engine == "native") {
       step = native_step(archive, input);
     } else if (engine == "jit") {
       step = jit_step(archive, input);

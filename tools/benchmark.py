@@ -7,9 +7,11 @@ underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it impor
 measurement runs in its own process (its peak resident memory is its own): median, min and max
 of the timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
 float32 2048^3 matrix product measured in the same run (the practical peak), and speed
-relative to Python eager. Then whole apps against their Python pipelines, time and peak memory
-of the process: zebraify on a 512x512 picture (tools/zebraify_reference.py) and, with the
-book's data (--dlwpt), the CT pipeline on the real 99-slice series (tools/ct_reference.py).
+relative to Python eager. Then training steps of the book's recipes (LunaModel: SGD, batches
+of 32 chunks; U-Net: Adam, 16 crops of 64x64) against the same steps in Python, and whole apps
+against their Python pipelines (time and peak memory of the process): zebraify on a 512x512
+picture (tools/zebraify_reference.py) and, with the book's data (--dlwpt), the CT pipeline on
+the real 99-slice series (tools/ct_reference.py).
 
 This machine's speed drifts by 10-40 % over minutes (a shared VM), so the engines of a case
 take turns: --rounds rounds, each running every engine's process for --runs timed runs; the
@@ -36,6 +38,12 @@ from blas import use_app_kernels  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ('native', 'jit', 'python', 'opencv')
+# Training steps of the book's recipes: name -> (inference case whose archive it trains, input
+# shape). The book trains LunaModel on batches of 32 chunks and the U-Net on 64x64 crops.
+TRAINING_CASES = {
+    'luna_train_b32': ('luna_b32', '32,1,32,48,48'),
+    'unet_train_b16_64': ('unet_512_b1', '16,7,64,64'),
+}
 PYTHON = sys.executable
 
 
@@ -75,6 +83,48 @@ def timed_process(command):
     _, status, usage = os.wait4(process.pid, 0)
     return (time.perf_counter() - start, usage.ru_maxrss / 1024,
             os.waitstatus_to_exitcode(status), err.strip(), out)
+
+
+def export_case(case, folder):
+    """Writes a case's archives (bench_cases.py export); returns its FLOP count and shape."""
+    export = subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'export', case,
+                             str(folder)], capture_output=True, text=True)
+    if export.returncode != 0:
+        sys.exit(f'benchmark: cannot export {case}: {export.stderr[-500:]}')
+    exported = json.loads(export.stdout.strip().splitlines()[-1])
+    return exported['flops'], ','.join(str(s) for s in exported['shape'])
+
+
+def training_rows(args, folder):
+    """Training steps, native (dlwpt-bench --train) against Python, taking turns."""
+    rows = []
+    for name, (source, shape) in TRAINING_CASES.items():
+        if args.cases and source not in args.cases:
+            continue
+        export_case(source, folder)
+        samples = int(shape.split(',')[0])
+        args_common = ['--shape', shape, '--runs', str(args.runs), '--warmup', str(args.warmup),
+                       '--threads', str(args.threads), '--train']
+        commands = {
+            'native': [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'native',
+                       '--archive', str(folder / f'{source}.pt')] + args_common,
+            'python': [PYTHON, str(ROOT / 'tools' / 'bench_python.py'),
+                       str(folder / f'{source}.pt')] + args_common}
+        case_rows = {engine: dict(case=name, engine=engine, times=[], peak_mb=0)
+                     for engine in commands}
+        for _ in range(args.rounds):
+            for engine, command in commands.items():
+                result, peak_rss, status, err = run_measured(command)
+                if status != 0 or not result:
+                    sys.exit(f'benchmark: {name} {engine} failed: {err[-500:]}')
+                case_rows[engine]['times'] += result['times_ms']
+                case_rows[engine]['peak_mb'] = max(case_rows[engine]['peak_mb'], peak_rss)
+        for row in case_rows.values():
+            row.update(summarise(row.pop('times')))
+            row['note'] = f"{samples / row['median_ms'] * 1e3:.1f} samples/s"
+            print(f"{name} {row['engine']}: {row['median_ms']:.1f} ms per step", flush=True)
+            rows.append(row)
+    return rows
 
 
 def alternate(case, commands, rounds, before_round=None):
@@ -198,6 +248,7 @@ def main():
     parser.add_argument('--engines', nargs='*', default=list(ENGINES))
     parser.add_argument('--dlwpt', type=pathlib.Path, default=ROOT.parent / 'shared' / 'dlwpt')
     parser.add_argument('--no-pipeline', action='store_true')
+    parser.add_argument('--no-training', action='store_true')
     args = parser.parse_args()
     folder = args.out or args.build / 'bench'
     folder.mkdir(parents=True, exist_ok=True)
@@ -216,12 +267,7 @@ def main():
                                          capture_output=True, text=True, check=True).stdout.split()
     rows = []
     for case in cases:
-        export = subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'export', case,
-                                 str(folder)], capture_output=True, text=True)
-        if export.returncode != 0:
-            sys.exit(f'benchmark: cannot export {case}: {export.stderr[-500:]}')
-        exported = json.loads(export.stdout.strip().splitlines()[-1])
-        flops, shape = exported['flops'], ','.join(str(s) for s in exported['shape'])
+        flops, shape = export_case(case, folder)
         case_rows = {engine: dict(case=case, engine=engine, flops=flops, times=[], peak_mb=0)
                      for engine in args.engines}
         for _ in range(args.rounds):
@@ -242,6 +288,8 @@ def main():
             rows.append(row)
             print(f"{case} {row['engine']}: " + (f"{row['median_ms']:.1f} ms"
                                                  if 'median_ms' in row else row['note']), flush=True)
+    if not args.no_training:
+        rows += training_rows(args, folder)
     if not args.no_pipeline:
         rows += zebraify_rows(args.build, folder, args.threads, args.pipeline_rounds)
         rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds)
