@@ -41,7 +41,7 @@ bool report_case(const std::string& name, const std::vector<OutputDifference>& d
   return all_within;
 }
 
-int run(int argc, char** argv) {
+cxxopts::Options make_options() {
   cxxopts::Options options("dlwpt-parity",
                            "Compares the native C++ models and the traced PyTorch archives with "
                            "PyTorch's own outputs on the reference cases written by "
@@ -55,12 +55,10 @@ int run(int argc, char** argv) {
       ("h,help", "print this help");
   options.parse_positional({"references"});
   options.positional_help("REFERENCES_DIR");
+  return options;
+}
 
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+int run(const cxxopts::ParseResult& args) {
   if (!args.count("references")) throw UsageError("no reference folder given (see --help)");
   const std::string folder = args["references"].as<std::string>();
   if (!std::filesystem::is_directory(folder)) throw UsageError("'" + folder + "' is not a folder");
@@ -86,4 +84,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dlwpt::apps::run_app("dlwpt-parity", argc, argv, run); }
+int main(int argc, char** argv) { return dlwpt::apps::run_app("dlwpt-parity", argc, argv, make_options(), run); }

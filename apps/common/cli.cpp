@@ -4,7 +4,6 @@
 #include <thread>
 
 #include <c10/util/Exception.h>
-#include <cxxopts.hpp>
 #include <torch/utils.h>
 
 #include "apps/common/openblas.h"
@@ -12,12 +11,17 @@
 
 namespace dlwpt::apps {
 
-int run_app(const char* program, int argc, char** argv,
-            const std::function<int(int, char**)>& body) {
+int run_app(const char* program, int argc, char** argv, cxxopts::Options options,
+            const std::function<int(const cxxopts::ParseResult&)>& body) {
   select_openblas_kernels(argv);
   keep_freed_memory_for_reuse();
   try {
-    return body(argc, argv);
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << "\n";
+      return 0;
+    }
+    return body(args);
   } catch (const cxxopts::exceptions::exception& error) {
     std::cerr << program << ": " << error.what() << " (see --help)\n";
   } catch (const c10::Error& error) {

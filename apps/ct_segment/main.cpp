@@ -169,13 +169,7 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
   return options;
 }
 
-int run(int argc, char** argv) {
-  auto options = make_options();
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+int run(const cxxopts::ParseResult& args) {
   if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
   const BatchOptions batch = batch_options(args);
   apps::set_threads(args["threads"].as<int>());
@@ -215,4 +209,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return apps::run_app(kProgram, argc, argv, run); }
+int main(int argc, char** argv) { return apps::run_app(kProgram, argc, argv, make_options(), run); }

@@ -101,13 +101,7 @@ LunaModel make_model(const cxxopts::ParseResult& args) {
   return model;
 }
 
-int run(int argc, char** argv) {
-  auto options = make_options();
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+int run(const cxxopts::ParseResult& args) {
   const std::string run_folder = required(args, "output");
   const auto candidates = tr::read_labelled_candidates(
       required(args, "candidates"), label_column(args["task"].as<std::string>()));
@@ -158,4 +152,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace dlwpt
 
-int main(int argc, char** argv) { return dlwpt::apps::run_app(dlwpt::kProgram, argc, argv, dlwpt::run); }
+int main(int argc, char** argv) { return dlwpt::apps::run_app(dlwpt::kProgram, argc, argv, dlwpt::make_options(), dlwpt::run); }

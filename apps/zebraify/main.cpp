@@ -123,13 +123,7 @@ cxxopts::Options make_options() {
   return options;
 }
 
-int run(int argc, char** argv) {
-  auto options = make_options();
-  const auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+int run(const cxxopts::ParseResult& args) {
   if (!args.count("inputs")) throw UsageError("no input images (see --help)");
   const int64_t size = args["size"].as<int64_t>();
   if (size < 0 || size > 16384) throw UsageError("--size must be between 0 and 16384");
@@ -154,4 +148,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return dlwpt::apps::run_app(kProgram, argc, argv, run); }
+int main(int argc, char** argv) { return dlwpt::apps::run_app(kProgram, argc, argv, make_options(), run); }
