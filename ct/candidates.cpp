@@ -119,6 +119,17 @@ Irc xyz_to_irc(const Xyz& xyz, const VolumeGeometry& geometry) {
           scaled[0] / geometry.spacing[0]};
 }
 
+std::optional<std::array<int64_t, 3>> nearest_voxel(const Xyz& xyz, const CtVolume& volume) {
+  const Irc irc = xyz_to_irc(xyz, volume.geometry);
+  const std::array<int64_t, 3> extents{volume.slices(), volume.rows(), volume.columns()};
+  std::array<int64_t, 3> voxel{};
+  for (int axis = 0; axis < 3; ++axis) {
+    voxel[axis] = static_cast<int64_t>(std::nearbyint(irc[axis]));
+    if (voxel[axis] < 0 || voxel[axis] >= extents[axis]) return std::nullopt;
+  }
+  return voxel;
+}
+
 std::vector<Candidate> group_candidates(const Labels& labels, const CtVolume& volume) {
   TORCH_CHECK(labels.labels.sizes() == volume.hu.sizes(), "labels ", labels.labels.sizes(),
               " do not match the volume ", volume.hu.sizes());

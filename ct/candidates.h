@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include <torch/types.h>
@@ -49,6 +50,10 @@ Xyz irc_to_xyz(const Irc& irc, const VolumeGeometry& geometry);
 /// inverse direction from the right, the same for LUNA's diagonal directions.) Throws
 /// ScanError for a singular direction matrix.
 Irc xyz_to_irc(const Xyz& xyz, const VolumeGeometry& geometry);
+
+/// The voxel (index, row, column) nearest a patient-space point, rounding halves to even as
+/// numpy does; nullopt when it lies outside the volume.
+std::optional<std::array<int64_t, 3>> nearest_voxel(const Xyz& xyz, const CtVolume& volume);
 
 /// The classifier's input around a center: the `size` (index, row, column) box starting at
 /// round(center) - size / 2, shifted to lie inside the volume (the book's getRawCandidate),

@@ -29,9 +29,9 @@ bool is_blank(const std::string& line) {
 
 }  // namespace
 
-CsvTable CsvTable::read(const std::string& path) {
+CsvTable CsvTable::read(const std::string& path, const std::string& what) {
   std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read the CSV file '" + path + "'");
+  if (!file) throw std::runtime_error("cannot read the " + what + " file '" + path + "'");
   CsvTable table;
   table.path_ = path;
   std::string line;

@@ -11,7 +11,8 @@ namespace dlwpt::ct {
 /// std::runtime_error naming the file, and the line where there is one.
 class CsvTable {
  public:
-  static CsvTable read(const std::string& path);
+  /// `what` names the file's role in messages ("annotations", "candidates").
+  static CsvTable read(const std::string& path, const std::string& what = "CSV");
 
   const std::string& path() const { return path_; }
   size_t rows() const { return rows_.size(); }

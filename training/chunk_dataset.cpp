@@ -11,6 +11,7 @@
 
 #include "ct/csv_table.h"
 #include "ct/scan_io.h"
+#include "training/seeds.h"
 
 namespace dlwpt::training {
 
@@ -18,39 +19,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// SplitMix64: independent, well-mixed seeds for each (run seed, epoch, sample).
-uint64_t mix(uint64_t value) {
-  value += 0x9E3779B97F4A7C15ULL;
-  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  value = (value ^ (value >> 27)) * 0x94D049BB133111EBULL;
-  return value ^ (value >> 31);
-}
-
-uint64_t derived_seed(uint64_t seed, int64_t epoch, uint64_t sample) {
-  return mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ sample);
-}
-
-constexpr uint64_t kOrderStream = ~uint64_t{0};  // the shuffle's own stream, apart from samples
-
 std::vector<size_t> shuffled(std::vector<size_t> indices, std::mt19937_64& random, bool shuffle) {
   if (shuffle) std::shuffle(indices.begin(), indices.end(), random);
   return indices;
-}
-
-bool inside(const ct::Irc& irc, const ct::CtVolume& volume) {
-  const std::array<int64_t, 3> sizes{volume.slices(), volume.rows(), volume.columns()};
-  for (int axis = 0; axis < 3; ++axis) {
-    const double rounded = std::round(irc[axis]);
-    if (rounded < 0 || rounded >= static_cast<double>(sizes[axis])) return false;
-  }
-  return true;
 }
 
 }  // namespace
 
 std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
                                                         const std::string& label_column) {
-  const auto table = ct::CsvTable::read(path);
+  const auto table = ct::CsvTable::read(path, "candidates");
   const int uid = table.required_column("seriesuid");
   const int x = table.required_column("coordX");
   const int y = table.required_column("coordY");
@@ -98,18 +76,23 @@ std::shared_ptr<const ct::CtVolume> ScanLibrary::get(const std::string& series_u
   return volume;
 }
 
-SeriesSplit split_by_series(const std::vector<LabelledCandidate>& candidates, int64_t stride) {
+std::set<std::string> validation_series(const std::set<std::string>& series, int64_t stride) {
   TORCH_CHECK(stride >= 2, "the validation stride must be >= 2, got ", stride);
-  std::set<std::string> series;
-  for (const auto& candidate : candidates) series.insert(candidate.series_uid);
-  std::set<std::string> validation_series;
+  std::set<std::string> validating;
   int64_t position = 0;
   for (const auto& uid : series) {
-    if (position++ % stride == 0) validation_series.insert(uid);
+    if (position++ % stride == 0) validating.insert(uid);
   }
+  return validating;
+}
+
+SeriesSplit split_by_series(const std::vector<LabelledCandidate>& candidates, int64_t stride) {
+  std::set<std::string> series;
+  for (const auto& candidate : candidates) series.insert(candidate.series_uid);
+  const auto validating = validation_series(series, stride);
   SeriesSplit split;
   for (const auto& candidate : candidates) {
-    (validation_series.count(candidate.series_uid) ? split.validation : split.training)
+    (validating.count(candidate.series_uid) ? split.validation : split.training)
         .push_back(candidate);
   }
   TORCH_CHECK(!split.training.empty() && !split.validation.empty(), "splitting ", series.size(),
@@ -182,14 +165,14 @@ torch::data::Example<> ChunkDataset::get(size_t index) {
   TORCH_CHECK(index < order_.size(), "sample ", index, " of an epoch of ", order_.size());
   const LabelledCandidate& candidate = candidates_[order_[index]];
   const auto volume = scans_->get(candidate.series_uid);
-  const ct::Irc center = ct::xyz_to_irc(candidate.center_xyz, volume->geometry);
-  if (!inside(center, *volume)) {
+  if (!ct::nearest_voxel(candidate.center_xyz, *volume)) {
     throw ct::ScanError("candidate at (" + std::to_string(candidate.center_xyz[0]) + ", " +
                         std::to_string(candidate.center_xyz[1]) + ", " +
                         std::to_string(candidate.center_xyz[2]) + ") mm lies outside scan " +
                         candidate.series_uid);
   }
   const auto& size = options_.chunk_size();
+  const ct::Irc center = ct::xyz_to_irc(candidate.center_xyz, volume->geometry);
   auto chunk = ct::candidate_chunk(volume->hu, center, {size[0], size[1], size[2]}).unsqueeze(0);
   if (options_.augmentation()) {
     std::mt19937_64 random(derived_seed(options_.seed(), epoch_, index));

@@ -3,8 +3,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "ct/csv_table.h"
-
 namespace dlwpt::ct_segment {
 
 namespace {
@@ -16,25 +14,6 @@ int64_t detection_class(const ct::Candidate& detection, double threshold) {
 }
 
 }  // namespace
-
-std::map<std::string, std::vector<Annotation>> read_annotations(const std::string& path) {
-  const auto table = ct::CsvTable::read(path);
-  const int uid = table.required_column("seriesuid");
-  const int x = table.required_column("coordX");
-  const int y = table.required_column("coordY");
-  const int z = table.required_column("coordZ");
-  const int diameter = table.required_column("diameter_mm");
-  const int malignant = table.column("mal_bool");
-  std::map<std::string, std::vector<Annotation>> annotations;
-  for (size_t row = 0; row < table.rows(); ++row) {
-    Annotation annotation;
-    annotation.center_xyz = {table.number(row, x), table.number(row, y), table.number(row, z)};
-    annotation.diameter_mm = table.number(row, diameter);
-    annotation.malignant = malignant >= 0 && table.boolean(row, malignant);
-    annotations[table.text(row, uid)].push_back(annotation);
-  }
-  return annotations;
-}
 
 Confusion match_and_score(const std::vector<ct::Candidate>& detections,
                           const std::vector<Annotation>& truth, double threshold) {

@@ -5,21 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "ct/annotations.h"
 #include "ct/candidates.h"
 
 namespace dlwpt::ct_segment {
 
-/// A true nodule from a LUNA annotations CSV (annotations.csv, or annotations_with_malignancy.csv
-/// whose mal_bool column marks malignant ones).
-struct Annotation {
-  ct::Xyz center_xyz{};
-  double diameter_mm = 0;
-  bool malignant = false;
-};
-
-/// Annotations by series UID. Throws std::runtime_error naming the file and line for a
-/// missing column or a malformed number.
-std::map<std::string, std::vector<Annotation>> read_annotations(const std::string& path);
+using ct::Annotation;
+using ct::read_annotations;
 
 /// The book's 3 x 4 confusion table (nodule_analysis.match_and_score). Rows: truth is not a
 /// nodule, a benign nodule, a malignant nodule. Columns: not detected, detected by the

@@ -1,6 +1,7 @@
-// train: trains the book's nodule classifier (LunaModel) in C++: from scratch, from an
-// archive, or fine-tuned from the nodule classifier into a malignancy classifier (chapter 14),
-// on chunks cut from CT scans at the candidates of a LUNA-style CSV.
+// train: trains the book's models in C++: the nodule classifier (LunaModel) from scratch, from
+// an archive, or fine-tuned into a malignancy classifier (chapter 14), on chunks cut from CT
+// scans at the candidates of a LUNA-style CSV; and the U-Net segmenter (chapter 13) on slice
+// stacks with masks grown from annotated nodules.
 
 #include <iostream>
 #include <memory>
@@ -11,7 +12,7 @@
 
 #include "apps/common/cli.h"
 #include "apps/common/progress.h"
-#include "training/classifier_training.h"
+#include "training/trainer.h"
 #include "training/surgery.h"
 #include "weights/model_archive.h"
 
@@ -26,36 +27,39 @@ constexpr const char* kProgram = "train";
 cxxopts::Options make_options() {
   cxxopts::Options options(
       kProgram,
-      "Trains the book's LunaModel nodule classifier (Deep Learning with PyTorch, part 2) on "
-      "32x48x48 chunks cut from CT scans around the candidates of a CSV; writes metrics.csv, "
-      "best.pt (best validation F1) and checkpoint/ into the run folder.\n\n"
+      "Trains the book's models (Deep Learning with PyTorch, part 2) on CT scans: LunaModel on "
+      "32x48x48 chunks around the candidates of a CSV, or the U-Net on 7-slice stacks with masks "
+      "grown from annotated nodules; writes metrics.csv, best.pt (best validation F1, or Dice) "
+      "and checkpoint/ into the run folder.\n\n"
       "  train --candidates candidates.csv --scans luna/ -o runs/nodule --epochs 10 --balanced 1 --augment\n"
       "  train --task malignancy --candidates annotations_with_malignancy.csv --scans luna/ \\\n"
       "        --finetune weights/classifier.pt --finetune-depth 2 -o runs/malignancy\n"
+      "  train --task segmentation --candidates annotations.csv --scans luna/ -o runs/seg --augment\n"
       "  train ... -o runs/nodule --epochs 20 --resume     continue a run to epoch 20\n");
   options.add_options()
-      ("task", "nodule (label column 'class') or malignancy (label column 'mal_bool')",
+      ("task", "nodule (label column 'class'), malignancy (label column 'mal_bool') or "
+       "segmentation (annotations: the U-Net)",
        cxxopts::value<std::string>()->default_value("nodule"))
       ("candidates", "CSV with seriesuid, coordX, coordY, coordZ and the label column", cxxopts::value<std::string>())
       ("scans", "folder with the scans as <seriesuid>.mhd (searched recursively)", cxxopts::value<std::string>())
       ("o,output", "run folder: metrics.csv, best.pt, checkpoint/", cxxopts::value<std::string>())
       ("epochs", "train up to this epoch", cxxopts::value<int64_t>()->default_value("1"))
-      ("batch-size", "chunks per step", cxxopts::value<int64_t>()->default_value("32"))
+      ("batch-size", "samples per step (default 32 chunks; 16 slice crops)", cxxopts::value<int64_t>())
       ("epoch-size", "training samples per epoch (0: one per candidate)", cxxopts::value<int64_t>()->default_value("0"))
       ("balanced", "N > 0: one positive, then N negatives (the book's --balanced is 1)", cxxopts::value<int64_t>()->default_value("0"))
-      ("augment", "the book's augmentation: flip, offset 0.1, scale 0.2, rotation, noise 25 HU")
+      ("augment", "the book's augmentation: flip, offset (0.1 chunks, 0.03 slices), scale 0.2, rotation, noise 25 HU")
       ("val-stride", "every N-th series (by UID) validates", cxxopts::value<int64_t>()->default_value("10"))
-      ("optimizer", "sgd or adam", cxxopts::value<std::string>()->default_value("sgd"))
+      ("optimizer", "sgd or adam (default sgd; adam for segmentation)", cxxopts::value<std::string>())
       ("lr", "learning rate (default 0.001; 0.003 when fine-tuning)", cxxopts::value<double>())
       ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.99"))
       ("weight-decay", "weight decay (default 0; 1e-4 when fine-tuning)", cxxopts::value<double>())
-      ("init", "start from this LunaModel archive (all weights)", cxxopts::value<std::string>())
+      ("init", "start from this archive (all weights; a U-Net for segmentation)", cxxopts::value<std::string>())
       ("finetune", "fine-tune this LunaModel archive: all but head_linear loaded", cxxopts::value<std::string>())
       ("finetune-depth", "blocks trained when fine-tuning: 1 = head_linear, 2 = also block4, ...",
        cxxopts::value<int64_t>()->default_value("1"))
       ("resume", "continue the run in --output from its checkpoint")
       ("seed", "seed of the shuffling and augmentation", cxxopts::value<uint64_t>()->default_value("0"))
-      ("workers", "threads preparing chunks", cxxopts::value<int64_t>()->default_value("2"))
+      ("workers", "threads preparing samples", cxxopts::value<int64_t>()->default_value("2"))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
       ("h,help", "print this help");
   return options;
@@ -69,13 +73,17 @@ std::string required(const cxxopts::ParseResult& args, const std::string& name) 
 std::string label_column(const std::string& task) {
   if (task == "nodule") return "class";
   if (task == "malignancy") return "mal_bool";
-  throw UsageError("--task must be nodule or malignancy, not '" + task + "'");
+  throw UsageError("--task must be nodule, malignancy or segmentation, not '" + task + "'");
 }
 
-tr::OptimizerOptions optimizer_options(const cxxopts::ParseResult& args, bool finetuning) {
-  auto options = finetuning ? tr::book_finetuning_optimizer() : tr::book_classification_optimizer();
-  options.kind(tr::optimizer_kind_from_string(args["optimizer"].as<std::string>()));
-  if (options.kind() == tr::OptimizerKind::adam) options.lr(1e-3).weight_decay(0);
+tr::OptimizerOptions optimizer_options(const cxxopts::ParseResult& args, tr::OptimizerOptions options) {
+  if (args.count("optimizer")) {
+    const auto kind = tr::optimizer_kind_from_string(args["optimizer"].as<std::string>());
+    if (kind != options.kind()) {
+      options = kind == tr::OptimizerKind::adam ? tr::book_segmentation_optimizer()
+                                                : tr::book_classification_optimizer();
+    }
+  }
   if (args.count("lr")) options.lr(args["lr"].as<double>());
   if (args.count("weight-decay")) options.weight_decay(args["weight-decay"].as<double>());
   options.momentum(args["momentum"].as<double>());
@@ -101,19 +109,49 @@ LunaModel make_model(const cxxopts::ParseResult& args) {
   return model;
 }
 
-int run(const cxxopts::ParseResult& args) {
+// Progress bars per phase, each ending with the phase's metrics.
+tr::TrainingCallbacks progress_callbacks(std::unique_ptr<apps::ProgressBar>& bar) {
+  tr::TrainingCallbacks callbacks;
+  callbacks.batch_done = [&bar](int64_t epoch, const std::string& phase, int64_t done, int64_t total) {
+    if (!bar) bar = std::make_unique<apps::ProgressBar>("epoch " + std::to_string(epoch) + " " + phase, total);
+    bar->update(done);
+  };
+  callbacks.phase_done = [&bar](const tr::EpochMetrics& metrics) {
+    if (bar) bar->finish(tr::summary(metrics));
+    bar.reset();
+  };
+  return callbacks;
+}
+
+tr::TrainingOptions run_options(const cxxopts::ParseResult& args, int64_t batch_size,
+                                const tr::OptimizerOptions& optimizer) {
   const std::string run_folder = required(args, "output");
+  if (args.count("resume")) std::cerr << kProgram << ": resuming " << run_folder << "\n";
+  return tr::TrainingOptions()
+      .epochs(args["epochs"].as<int64_t>())
+      .batch_size(args.count("batch-size") ? args["batch-size"].as<int64_t>() : batch_size)
+      .workers(args["workers"].as<int64_t>())
+      .optimizer(optimizer_options(args, optimizer))
+      .run_folder(run_folder)
+      .resume(args.count("resume") > 0)
+      .seed(args["seed"].as<uint64_t>());
+}
+
+int report(const tr::TrainingResult& result, const std::string& run_folder) {
+  std::printf("%s: %lld epochs done; best validation F1 %.4f at epoch %lld -> %s/best.pt\n",
+              kProgram, static_cast<long long>(result.state.epoch), result.state.best_f1,
+              static_cast<long long>(result.state.best_epoch), run_folder.c_str());
+  return 0;
+}
+
+int train_classifier(const cxxopts::ParseResult& args, std::shared_ptr<tr::ScanLibrary> scans) {
   const auto candidates = tr::read_labelled_candidates(
       required(args, "candidates"), label_column(args["task"].as<std::string>()));
-  auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
   const auto split = tr::split_by_series(candidates, args["val-stride"].as<int64_t>());
-  apps::set_threads(args["threads"].as<int>());
-
-  const uint64_t seed = args["seed"].as<uint64_t>();
   auto training_options = tr::ChunkDatasetOptions()
                               .balanced(args["balanced"].as<int64_t>())
                               .epoch_size(args["epoch-size"].as<int64_t>())
-                              .seed(seed);
+                              .seed(args["seed"].as<uint64_t>());
   if (args.count("augment")) training_options.augmentation(tr::book_chunk_augmentation());
   const tr::ChunkDataset training(split.training, scans, training_options);
   const tr::ChunkDataset validation(split.validation, scans, tr::ChunkDatasetOptions().shuffle(false));
@@ -121,32 +159,40 @@ int run(const cxxopts::ParseResult& args) {
             << training.positives() << " positive, " << training.negatives()
             << " negative candidates), " << *validation.size() << " validation ("
             << validation.positives() << " positive)\n";
-
   auto model = make_model(args);
-  const auto run_options = tr::ClassifierTrainingOptions()
-                               .epochs(args["epochs"].as<int64_t>())
-                               .batch_size(args["batch-size"].as<int64_t>())
-                               .workers(args["workers"].as<int64_t>())
-                               .optimizer(optimizer_options(args, args.count("finetune") > 0))
-                               .run_folder(run_folder)
-                               .resume(args.count("resume") > 0)
-                               .seed(seed);
+  const auto options = run_options(args, 32, args.count("finetune") ? tr::book_finetuning_optimizer()
+                                                                    : tr::book_classification_optimizer());
   std::unique_ptr<apps::ProgressBar> bar;
-  tr::TrainingCallbacks callbacks;
-  callbacks.batch_done = [&](int64_t epoch, const std::string& phase, int64_t done, int64_t total) {
-    if (!bar) bar = std::make_unique<apps::ProgressBar>("epoch " + std::to_string(epoch) + " " + phase, total);
-    bar->update(done);
-  };
-  callbacks.phase_done = [&](const tr::EpochMetrics& metrics) {
-    if (bar) bar->finish(tr::summary(metrics));
-    bar.reset();
-  };
-  if (run_options.resume()) std::cerr << kProgram << ": resuming " << run_folder << "\n";
-  const auto result = tr::train_classifier(model, training, validation, run_options, callbacks);
-  std::printf("%s: %lld epochs done; best validation F1 %.4f at epoch %lld -> %s/best.pt\n",
-              kProgram, static_cast<long long>(result.state.epoch), result.state.best_f1,
-              static_cast<long long>(result.state.best_epoch), run_folder.c_str());
-  return 0;
+  return report(tr::train_classifier(model, training, validation, options, progress_callbacks(bar)),
+                options.run_folder());
+}
+
+int train_segmentation(const cxxopts::ParseResult& args, std::shared_ptr<tr::ScanLibrary> scans) {
+  if (args.count("finetune")) throw UsageError("--finetune is for the classifier tasks");
+  const auto nodules = ct::read_annotations(required(args, "candidates"));
+  const auto split = tr::split_by_series(nodules, args["val-stride"].as<int64_t>());
+  auto training_options = tr::SliceDatasetOptions().seed(args["seed"].as<uint64_t>());
+  if (args.count("augment")) training_options.augmentation(tr::book_slice_augmentation());
+  const tr::SliceDataset training(split.training, scans, training_options);
+  const tr::SliceDataset validation(split.validation, scans,
+                                    tr::SliceDatasetOptions().window(0).shuffle(false));
+  std::cerr << kProgram << ": " << *training.size() << " training crops per epoch, "
+            << *validation.size() << " validation slices\n";
+  UNetWrapper model = args.count("init") ? weights::load_model<UNetWrapper>(args["init"].as<std::string>())
+                                         : UNetWrapper(book_segmentation_options());
+  const auto options = run_options(args, 16, tr::book_segmentation_optimizer());
+  std::unique_ptr<apps::ProgressBar> bar;
+  return report(tr::train_segmentation(model, training, validation, options, progress_callbacks(bar)),
+                options.run_folder());
+}
+
+int run(const cxxopts::ParseResult& args) {
+  required(args, "output");
+  const std::string task = args["task"].as<std::string>();
+  if (task != "segmentation") label_column(task);  // rejects an unknown task before any reading
+  auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
+  apps::set_threads(args["threads"].as<int>());
+  return task == "segmentation" ? train_segmentation(args, scans) : train_classifier(args, scans);
 }
 
 }  // namespace

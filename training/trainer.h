@@ -1,8 +1,9 @@
 #pragma once
 
-// The book's classification training loop (chapters 11, 12 and 14) for LunaModel: epochs of
-// training and validation with metrics, the best model by validation F1 kept, a checkpoint
-// after every epoch and exact resumption.
+// The book's training loops: LunaModel with cross entropy (chapters 11, 12 and 14) and the
+// U-Net with the Dice + false-negative loss (chapter 13). Epochs of training and validation
+// with metrics, the best model by validation F1 (the Dice coefficient for the U-Net) kept, a
+// checkpoint after every epoch and exact resumption.
 
 #include <functional>
 #include <string>
@@ -11,21 +12,24 @@
 #include <torch/arg.h>
 
 #include "models/luna_model.h"
+#include "models/unet.h"
 #include "training/checkpoint.h"
 #include "training/chunk_dataset.h"
 #include "training/metrics.h"
 #include "training/optimizer.h"
+#include "training/slice_dataset.h"
 
 namespace dlwpt::training {
 
-struct ClassifierTrainingOptions {
+struct TrainingOptions {
   /// The run ends after this epoch (counted from 1; a resumed run goes on to it).
   TORCH_ARG(int64_t, epochs) = 1;
   TORCH_ARG(int64_t, batch_size) = 32;
   /// Threads cutting (and augmenting) chunks while the model trains.
   TORCH_ARG(int64_t, workers) = 2;
   TORCH_ARG(OptimizerOptions, optimizer) = book_classification_optimizer();
-  /// A candidate counts as predicted positive when its probability exceeds this.
+  /// A candidate (a voxel, for the U-Net) counts as predicted positive when its probability
+  /// exceeds this.
   TORCH_ARG(double, threshold) = 0.5;
   /// Where `checkpoint/`, `best.pt` and `metrics.csv` go; empty: nowhere.
   TORCH_ARG(std::string, run_folder) = "";
@@ -50,12 +54,13 @@ struct TrainingResult {
 /// Trains `model` (its parameters that require gradients) with cross entropy. The optimizer
 /// is created over all parameters, as the book does; frozen ones get no gradient and stay.
 TrainingResult train_classifier(LunaModel& model, const ChunkDataset& training,
-                                const ChunkDataset& validation,
-                                const ClassifierTrainingOptions& options,
+                                const ChunkDataset& validation, const TrainingOptions& options,
                                 const TrainingCallbacks& callbacks = {});
 
-/// The validation pass alone: loss and counts over `data` in eval mode.
-EpochMetrics evaluate_classifier(LunaModel& model, const ChunkDataset& data, int64_t batch_size,
-                                 int64_t workers, double threshold);
+/// Trains the U-Net with the book's segmentation loss; metrics count voxels (F1 = Dice). Pass
+/// `book_segmentation_optimizer()` in the options for the book's Adam.
+TrainingResult train_segmentation(UNetWrapper& model, const SliceDataset& training,
+                                  const SliceDataset& validation, const TrainingOptions& options,
+                                  const TrainingCallbacks& callbacks = {});
 
 }  // namespace dlwpt::training

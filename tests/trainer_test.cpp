@@ -1,6 +1,6 @@
-// Training the nodule classifier end to end on synthetic scans: chunks cut at CSV candidates,
-// a task that must be learned, exact resumption, bad input, and the `train` app fine-tuning
-// the book's classifier.
+// Training end to end on synthetic scans: the nodule classifier on chunks cut at CSV
+// candidates and the U-Net on masks grown from annotations; tasks that must be learned, exact
+// resumption, bad input, and the `train` app fine-tuning the book's classifier.
 
 #include <filesystem>
 #include <fstream>
@@ -8,24 +8,29 @@
 
 #include <torch/torch.h>
 
+#include "ct/annotations.h"
 #include "ct/scan_io.h"
 #include "tests/test_support.h"
-#include "training/classifier_training.h"
+#include "training/trainer.h"
 #include "training/surgery.h"
 #include "weights/model_archive.h"
+#include "weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {
 
 namespace tr = training;
 
-// Scans of lung-like noise (-800 +- 60 HU) where positive candidates sit on a bright sphere
+// Scans of lung-like noise (-800 +- 30 HU) where positive candidates sit on a bright sphere
 // (+100 HU, radius 4 voxels) and negative ones on nothing; non-unit spacing and a non-zero
 // origin, so that the CSV's millimetres must be mapped to voxels correctly.
 struct SyntheticLuna {
   std::string scans;
-  std::string csv;
+  std::string csv;          ///< every candidate, with its label
+  std::string annotations;  ///< the positive ones (spheres), with a diameter, as annotations.csv
 };
+
+constexpr int64_t kSphereRadius = 4;
 
 ct::VolumeGeometry synthetic_geometry() {
   ct::VolumeGeometry geometry;
@@ -41,10 +46,12 @@ SyntheticLuna write_synthetic_luna(const TemporaryFolder& folder, int series, in
   std::filesystem::create_directories(folder.path("scans/subset0"));
   std::ofstream csv(folder.path("candidates.csv"));
   csv << "seriesuid,coordX,coordY,coordZ," << label_column << "\n";
+  std::ofstream annotations(folder.path("annotations.csv"));
+  annotations << "seriesuid,coordX,coordY,coordZ,diameter_mm\n";
   torch::manual_seed(11);
   for (int s = 0; s < series; ++s) {
     const std::string uid = "1.2.826.0." + std::to_string(100 + s);
-    auto hu = torch::randn({40, 96, 96}) * 60 - 800;
+    auto hu = torch::randn({40, 96, 96}) * 30 - 800;
     const auto grid = torch::meshgrid({torch::arange(40), torch::arange(96), torch::arange(96)}, "ij");
     for (int c = 0; c < per_series; ++c) {
       const bool positive = c % 2 == 0;
@@ -54,16 +61,19 @@ SyntheticLuna write_synthetic_luna(const TemporaryFolder& folder, int series, in
       if (positive) {
         const auto distance = (grid[0] - irc[0]).pow(2) + (grid[1] - irc[1]).pow(2) +
                               (grid[2] - irc[2]).pow(2);
-        hu.masked_fill_(distance <= 16, 100.0);
+        hu.masked_fill_(distance <= kSphereRadius * kSphereRadius, 100.0);
       }
       const auto xyz = ct::irc_to_xyz({double(irc[0]), double(irc[1]), double(irc[2])}, geometry);
+      if (positive) {
+        annotations << uid << "," << xyz[0] << "," << xyz[1] << "," << xyz[2] << ",6.0\n";
+      }
       csv << uid << "," << xyz[0] << "," << xyz[1] << "," << xyz[2] << ","
           << (label_column == "mal_bool" ? (positive ? "True" : "False") : (positive ? "1" : "0"))
           << "\n";
     }
     ct::write_metaimage(hu, geometry, folder.path("scans/subset0/" + uid + ".mhd"));
   }
-  return {folder.path("scans"), folder.path("candidates.csv")};
+  return {folder.path("scans"), folder.path("candidates.csv"), folder.path("annotations.csv")};
 }
 
 struct Datasets {
@@ -79,8 +89,8 @@ Datasets datasets_of(const SyntheticLuna& data, const tr::ChunkDatasetOptions& o
           tr::ChunkDataset(split.validation, scans, tr::ChunkDatasetOptions().shuffle(false))};
 }
 
-tr::ClassifierTrainingOptions quick_training(const std::string& run_folder) {
-  return tr::ClassifierTrainingOptions()
+tr::TrainingOptions quick_training(const std::string& run_folder) {
+  return tr::TrainingOptions()
       .batch_size(8)
       .workers(2)
       .optimizer(tr::OptimizerOptions().kind(tr::OptimizerKind::adam).lr(1e-3))
@@ -233,6 +243,85 @@ TEST(ClassifierTraining, RefusesACheckpointOfAnotherModel) {
               ::testing::HasSubstr("no complete checkpoint"));
 }
 
+// ---------------------------------------------------------------- the U-Net
+
+TEST(AnnotationMask, GrowsTheBooksBoxAroundASphere) {
+  ct::CtVolume volume;
+  volume.geometry = synthetic_geometry();
+  volume.hu = torch::full({20, 30, 30}, -800.0);
+  const auto grid = torch::meshgrid({torch::arange(20), torch::arange(30), torch::arange(30)}, "ij");
+  const auto sphere = ((grid[0] - 10).pow(2) + (grid[1] - 15).pow(2) + (grid[2] - 12).pow(2)) <= 16;
+  volume.hu.masked_fill_(sphere, 100.0);
+  volume.hu[10][15][25] = 50.0;  // bright, but outside the box the sphere grows
+  const auto center = ct::irc_to_xyz({10, 15, 12}, volume.geometry);
+  const auto mask = ct::annotation_mask(volume, {{center, 6.0, false}});
+  EXPECT_TRUE(torch::equal(mask, sphere)) << mask.sum().item<int64_t>() << " mask voxels, sphere "
+                                          << sphere.sum().item<int64_t>();
+  // A center outside the volume adds nothing.
+  EXPECT_EQ(ct::annotation_mask(volume, {{{900.0, 0.0, 0.0}, 6.0, false}}).sum().item<int64_t>(), 0);
+}
+
+TEST(SliceDataset, CropsAroundNodulesAndValidatesOnMaskedSlices) {
+  TemporaryFolder folder;
+  const auto data = write_synthetic_luna(folder, 4, 2);
+  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  const auto nodules = ct::read_annotations(data.annotations);
+  tr::SliceDataset training(nodules, scans, tr::SliceDatasetOptions().seed(2));
+  ASSERT_EQ(*training.size(), 4u);  // one positive per series
+  const auto example = training.get(0);
+  EXPECT_EQ(example.data.sizes(), (std::vector<int64_t>{7, 64, 64}));
+  EXPECT_EQ(example.target.sizes(), (std::vector<int64_t>{1, 64, 64}));
+  EXPECT_GT(example.target.sum().item<double>(), 0) << "the nodule is in its crop";
+  tr::SliceDataset validation(nodules, scans, tr::SliceDatasetOptions().window(0).shuffle(false));
+  // A sphere of radius 4 spans 9 slices; a noise voxel above -700 HU in the box can add one.
+  EXPECT_GE(*validation.size(), 4u * (2 * kSphereRadius + 1));
+  EXPECT_LE(*validation.size(), 4u * (2 * kSphereRadius + 3));
+  for (size_t i = 0; i < *validation.size(); ++i) {
+    const auto slice = validation.get(i);
+    EXPECT_EQ(slice.data.sizes(), (std::vector<int64_t>{7, 96, 96}));
+    EXPECT_GT(slice.target.sum().item<double>(), 0) << "validation slice " << i;
+  }
+  EXPECT_THAT(error_message_of<c10::Error>([&] {
+                tr::SliceDataset(nodules, scans, tr::SliceDatasetOptions().window(128));
+              }),
+              ::testing::HasSubstr("smaller than the 128-voxel training window"));
+  EXPECT_THAT(error_message_of<c10::Error>([&] {
+                tr::SliceDataset({{"7.7.7", {}}}, scans);
+              }),
+              ::testing::HasSubstr("annotations of series 7.7.7 have no scan"));
+}
+
+// The book's loss weighs missed nodule voxels 9 times: the U-Net first marks generously
+// (recall near 1) and then sheds false positives, slowly (the book trains for hours). Here:
+// 8 epochs on 64x64 crops must keep recall and raise the whole-slice Dice several times over.
+TEST(SegmentationTraining, LearnsSphereMasksFromAFixedSeed) {
+  TemporaryFolder folder;
+  const auto data = write_synthetic_luna(folder, 12, 16);
+  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  const auto split = tr::split_by_series(ct::read_annotations(data.annotations), 4);
+  const tr::SliceDataset training(split.training, scans, tr::SliceDatasetOptions().seed(4));
+  const tr::SliceDataset validation(split.validation, scans,
+                                    tr::SliceDatasetOptions().window(0).shuffle(false));
+  torch::manual_seed(4);
+  UNetWrapper model(book_segmentation_options());
+  std::vector<tr::EpochMetrics> validated;
+  tr::train_segmentation(
+      model, training, validation,
+      tr::TrainingOptions().epochs(8).batch_size(8).optimizer(tr::book_segmentation_optimizer()).seed(4),
+      {[&](const tr::EpochMetrics& m) {
+         std::cout << "epoch " << m.epoch << " " << m.phase << ": " << tr::summary(m) << "\n";
+         if (m.phase == "val") validated.push_back(m);
+       },
+       {}});
+  ASSERT_EQ(validated.size(), 8u);
+  const auto& first = validated.front();
+  const auto& last = validated.back();
+  EXPECT_GT(last.counts.recall(), 0.9);
+  EXPECT_LT(last.loss, first.loss);
+  EXPECT_GT(last.counts.f1(), 3 * first.counts.f1())
+      << "whole-slice Dice " << first.counts.f1() << " -> " << last.counts.f1();
+}
+
 // The end-to-end case: the book's nodule classifier fine-tuned into a malignancy
 // classifier by the `train` app, from the converted real checkpoint.
 TEST(TrainApp, FineTunesTheBooksClassifierIntoAMalignancyHead) {
@@ -258,10 +347,47 @@ TEST(TrainApp, FineTunesTheBooksClassifierIntoAMalignancyHead) {
   EXPECT_TRUE(torch::equal(tuned.at("block1.conv1.weight"), original.at("block1.conv1.weight")));
   EXPECT_TRUE(torch::equal(tuned.at("block3.conv2.bias"), original.at("block3.conv2.bias")));
   EXPECT_FALSE(torch::equal(tuned.at("block4.conv2.weight"), original.at("block4.conv2.weight")));
+  // What C++ trained, Python loads strictly into its reference model and runs alike.
+  auto best = weights::load_model<LunaModel>(folder.path("run/best.pt"));
+  best->eval();
+  const auto chunk = torch::randn({1, 1, 32, 48, 48}) * 300 - 500;
+  const auto python = run_python_reference(folder.path("run/best.pt"), {chunk});
+  torch::NoGradGuard no_grad;
+  const double difference =
+      weights::max_abs_difference(best(chunk).probabilities, python.at("probabilities_0"));
+  std::cout << "best.pt in Python: max |C++ - Python| probability " << difference << "\n";
+  EXPECT_LE(difference, kParityTolerance);
   // Bad command lines are named.
   EXPECT_NE(run_command("'" + binary_dir() + "/apps/train' --task size --candidates '" + data.csv +
                         "' --scans '" + data.scans + "' -o '" + folder.path("x") + "' 2> /dev/null"),
             0);
+}
+
+TEST(TrainApp, TrainsTheUNetOnAnnotations) {
+  TemporaryFolder folder;
+  const auto data = write_synthetic_luna(folder, 5, 4);
+  const std::string train = "'" + binary_dir() + "/apps/train' --task segmentation --candidates '" +
+                            data.annotations + "' --scans '" + data.scans + "' -o '" +
+                            folder.path("run") + "' --batch-size 4 --val-stride 5 --augment";
+  const std::string log = " > '" + folder.path("log.txt") + "' 2>&1";
+  ASSERT_EQ(run_command(train + " --epochs 1" + log), 0);
+  ASSERT_EQ(run_command(train + " --epochs 2 --resume" + log), 0);
+  std::ifstream file(folder.path("log.txt"));
+  const std::string output((std::istreambuf_iterator<char>(file)), {});
+  std::cout << output;
+  EXPECT_THAT(output, ::testing::HasSubstr("resuming"));
+  EXPECT_THAT(output, ::testing::HasSubstr("2 epochs done"));
+  auto unet = weights::load_model<UNetWrapper>(folder.path("run/checkpoint/model.pt"));
+  EXPECT_EQ(unet->options.in_channels(), 7);
+  std::ifstream metrics(folder.path("run/metrics.csv"));
+  int64_t lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_EQ(lines, 1 + 4) << "header, then train and val of epochs 1 and 2";
+  // A fine-tuning request for the U-Net is named as such.
+  EXPECT_EQ(run_command(train + " --finetune x.pt" + log), 2);
+  std::ifstream refused(folder.path("log.txt"));
+  EXPECT_THAT(std::string((std::istreambuf_iterator<char>(refused)), {}),
+              ::testing::HasSubstr("--finetune is for the classifier tasks"));
 }
 
 }  // namespace
