@@ -134,10 +134,14 @@ void keep_freed_memory_for_reuse() {
 }
 
 torch::Tensor DerivedTensor::get(const torch::Tensor& source, const Derive& derive) {
+  if (source.is_inference()) return derive(source);  // no version counter to watch
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!derived_.defined() || source.data_ptr() != source_data_ ||
-      source._version() != source_version_) {
+  const bool unchanged = derived_.defined() && source.is_same(source_) &&
+                         source.data_ptr() == source_data_ &&
+                         source._version() == source_version_;
+  if (!unchanged) {
     derived_ = derive(source);
+    source_ = source;
     source_data_ = source.data_ptr();
     source_version_ = source._version();
   }

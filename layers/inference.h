@@ -46,8 +46,10 @@ torch::Tensor for_each_sample(const torch::Tensor& input,
 void keep_freed_memory_for_reuse();
 
 /// A tensor derived from a parameter (a re-laid-out weight), derived again only when the
-/// parameter changes: an assignment replaces its storage, an in-place update (an optimizer
-/// step, `load_state_dict`) bumps its version counter. Thread-safe; copies start empty.
+/// parameter changes: an assignment brings another tensor, an in-place update (an optimizer
+/// step, `load_state_dict`) bumps its version counter. Parameters created inside
+/// `torch::InferenceMode` have no version counter, so for them nothing is cached. Thread-safe;
+/// copies start empty.
 class DerivedTensor {
  public:
   using Derive = std::function<torch::Tensor(const torch::Tensor&)>;
@@ -61,6 +63,7 @@ class DerivedTensor {
 
  private:
   std::mutex mutex_;
+  torch::Tensor source_;  // held, so that no other tensor can take its place in memory
   const void* source_data_ = nullptr;
   uint32_t source_version_ = 0;
   torch::Tensor derived_;

@@ -4,7 +4,10 @@
 #include <torch/torch.h>
 
 #include "layers/inference.h"
+#include "models/luna_model.h"
 #include "tests/test_support.h"
+#include "weights/archive.h"
+#include "weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {
@@ -106,6 +109,26 @@ TEST(PackedConv3d, RejectsADenseInput) {
   torch::NoGradGuard no_grad;
   EXPECT_THAT(error_message_of<c10::Error>([&] { packed.forward(*layer, torch::randn({1, 1, 4, 4, 4})); }),
               ::testing::HasSubstr("oneDNN layout"));
+}
+
+// A model built inside InferenceMode has parameters without version counters.
+TEST(InferencePath, ModelsBuiltInInferenceModeRunAlike) {
+  torch::manual_seed(8);
+  LunaModel reference;
+  reference->eval();
+  const auto chunk = torch::randn({1, 1, 32, 48, 48});
+  torch::InferenceMode inference;
+  LunaModel built_inside;
+  built_inside->eval();
+  weights::load_state_dict(*built_inside, weights::state_dict(*reference));
+  const double difference = weights::max_abs_difference(built_inside(chunk).logits,
+                                                         reference(chunk).logits);
+  std::cout << "LunaModel built in InferenceMode: max difference " << difference << "\n";
+  EXPECT_EQ(difference, 0.0);
+  nn::ConvTranspose2d up(nn::ConvTranspose2dOptions(4, 2, 3).stride(2).padding(1));
+  SubpixelConvTranspose2d subpixel;
+  const auto input = torch::randn({1, 4, 5, 5});
+  EXPECT_LE(relative_difference(subpixel.forward(*up, input), up(input)), kRoundingTolerance);
 }
 
 TEST(InferencePath, OnlyWithoutAutograd) {
