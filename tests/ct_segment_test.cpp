@@ -142,7 +142,7 @@ TEST(Scoring, MatchesAsTheBookDoes) {
     candidate.malignancy_probability = malignancy;
     return candidate;
   };
-  const std::vector<ct_segment::Annotation> truth = {
+  const std::vector<ct::Annotation> truth = {
       {{0, 0, 0}, 10.0, false},   // matched by two detections: the higher class counts
       {{100, 0, 0}, 10.0, true},  // matched only by a filtered-out detection
       {{300, 0, 0}, 10.0, true},  // missed
@@ -167,16 +167,16 @@ TEST(Scoring, ReadsLunaAnnotations) {
              "seriesuid,coordX,coordY,coordZ,diameter_mm,mal_bool,mal_details\n"
              "1.2.3,-128.5,-175.25,-298.0,5.5,True,\"[4, 2, 4, 2]\"\n"
              "1.2.3,10,20,30,4,False,\"[1]\"\n4.5.6,1,2,3,7,False,[]\n");
-  const auto annotations = ct_segment::read_annotations(folder.path("a.csv"));
+  const auto annotations = ct::read_annotations(folder.path("a.csv"));
   ASSERT_EQ(annotations.at("1.2.3").size(), 2u);
   EXPECT_EQ(annotations.at("1.2.3")[0].center_xyz, (ct::Xyz{-128.5, -175.25, -298.0}));
   EXPECT_TRUE(annotations.at("1.2.3")[0].malignant);
   EXPECT_FALSE(annotations.at("4.5.6")[0].malignant);
   write_file(folder.path("b.csv"), "seriesuid,coordX,coordY\n1,2,3\n");
-  EXPECT_THAT(error_message_of<std::runtime_error>([&] { ct_segment::read_annotations(folder.path("b.csv")); }),
+  EXPECT_THAT(error_message_of<std::runtime_error>([&] { ct::read_annotations(folder.path("b.csv")); }),
               HasSubstr("lacks the column 'coordZ'"));
   if (has_data_dir()) {
-    const auto real = ct_segment::read_annotations(data_dir() + "/data/part2/luna/annotations_with_malignancy.csv");
+    const auto real = ct::read_annotations(data_dir() + "/data/part2/luna/annotations_with_malignancy.csv");
     size_t nodules = 0;
     for (const auto& [uid, list] : real) nodules += list.size();
     std::cout << "annotations_with_malignancy.csv: " << nodules << " nodules in " << real.size() << " series\n";

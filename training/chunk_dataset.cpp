@@ -17,15 +17,6 @@ namespace dlwpt::training {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<size_t> shuffled(std::vector<size_t> indices, std::mt19937_64& random, bool shuffle) {
-  if (shuffle) std::shuffle(indices.begin(), indices.end(), random);
-  return indices;
-}
-
-}  // namespace
-
 std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
                                                         const std::string& label_column) {
   const auto table = ct::CsvTable::read(path, "candidates");

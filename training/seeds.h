@@ -3,9 +3,12 @@
 // Seeds for the datasets' randomness: each (run seed, epoch, sample) gets its own, so that an
 // epoch can be replayed whatever ran before it and however many loader threads there are.
 
+#include <algorithm>
 #include <cstdint>
+#include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace dlwpt::training {
 
@@ -23,6 +26,13 @@ inline uint64_t derived_seed(uint64_t seed, int64_t epoch, uint64_t sample) {
 
 /// The sample number of an epoch's shuffle, apart from every real sample's.
 constexpr uint64_t kOrderStream = ~uint64_t{0};
+
+/// `indices` in a random order drawn from `random`, or as they are without `shuffle`.
+inline std::vector<size_t> shuffled(std::vector<size_t> indices, std::mt19937_64& random,
+                                    bool shuffle) {
+  if (shuffle) std::shuffle(indices.begin(), indices.end(), random);
+  return indices;
+}
 
 /// The book's split: the series sorted by UID, every `stride`-th (0, stride, 2 stride, ...)
 /// validates. Throws c10::Error for a stride below 2.

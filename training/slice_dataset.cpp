@@ -66,12 +66,10 @@ SliceDataset SliceDataset::for_epoch(int64_t epoch) const {
 
 void SliceDataset::build_order(int64_t epoch) {
   epoch_ = epoch;
-  order_.resize(samples_.size());
-  std::iota(order_.begin(), order_.end(), 0);
-  if (options_.shuffle()) {
-    std::mt19937_64 random(derived_seed(options_.seed(), epoch, kOrderStream));
-    std::shuffle(order_.begin(), order_.end(), random);
-  }
+  std::vector<size_t> all(samples_.size());
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937_64 random(derived_seed(options_.seed(), epoch, kOrderStream));
+  order_ = shuffled(std::move(all), random, options_.shuffle());
 }
 
 torch::Tensor SliceDataset::mask_of(const std::string& series_uid, const ct::CtVolume& volume) {

@@ -64,7 +64,7 @@ struct BatchOptions {
   ct::AnalysisOptions analysis;
   OutputOptions outputs;
   bool force = false;
-  std::map<std::string, std::vector<Annotation>> annotations;
+  std::map<std::string, std::vector<ct::Annotation>> annotations;
 };
 
 // Reads, analyses and writes one scan. Outputs go to a hidden temporary folder renamed to the
@@ -165,7 +165,7 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
   if (options.outputs.previews < 0) throw UsageError("--previews must be >= 0");
   options.outputs.malignancy = args.count("malignancy-weights") > 0;
   options.force = args.count("force") > 0;
-  if (args.count("annotations")) options.annotations = read_annotations(args["annotations"].as<std::string>());
+  if (args.count("annotations")) options.annotations = ct::read_annotations(args["annotations"].as<std::string>());
   return options;
 }
 

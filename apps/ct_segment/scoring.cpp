@@ -16,7 +16,7 @@ int64_t detection_class(const ct::Candidate& detection, double threshold) {
 }  // namespace
 
 Confusion match_and_score(const std::vector<ct::Candidate>& detections,
-                          const std::vector<Annotation>& truth, double threshold) {
+                          const std::vector<ct::Annotation>& truth, double threshold) {
   Confusion confusion{};
   std::vector<bool> matched_detection(detections.size(), false);
   for (const auto& nodule : truth) {

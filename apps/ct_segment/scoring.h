@@ -10,9 +10,6 @@
 
 namespace dlwpt::ct_segment {
 
-using ct::Annotation;
-using ct::read_annotations;
-
 /// The book's 3 x 4 confusion table (nodule_analysis.match_and_score). Rows: truth is not a
 /// nodule, a benign nodule, a malignant nodule. Columns: not detected, detected by the
 /// segmentation only (nodule probability below the threshold), detected as a benign nodule
@@ -21,7 +18,7 @@ using ct::read_annotations;
 /// detections counts the highest column.
 using Confusion = std::array<std::array<int64_t, 4>, 3>;
 Confusion match_and_score(const std::vector<ct::Candidate>& detections,
-                          const std::vector<Annotation>& truth, double threshold = 0.5);
+                          const std::vector<ct::Annotation>& truth, double threshold = 0.5);
 
 Confusion& operator+=(Confusion& total, const Confusion& scan);
 std::string format_confusion(const Confusion& confusion);
