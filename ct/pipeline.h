@@ -14,11 +14,13 @@ namespace dlwpt::ct {
 
 /// The book's part-2 pipeline (chapter 14's nodule analysis) on one scan.
 struct AnalysisOptions {
-  /// Slices per U-Net batch. One is fastest per slice on CPU: a 512x512 slice's activations
-  /// stay in cache (measured with dlwpt-bench: 2 slices take 2.4x, 8 slices 11x one slice).
+  /// Slices per U-Net batch. One is fastest per slice on CPU, a 512x512 slice's activations
+  /// staying in cache (measured with dlwpt-bench as whole batches: 2 slices took 2.4x, 8
+  /// slices 11x one slice); the models now run eval-mode batches sample by sample themselves
+  /// (layers/inference.h), so larger batches cost only the memory of their inputs.
   TORCH_ARG(int64_t, batch_size) = 1;
-  /// Candidate chunks per LunaModel batch; one is fastest per chunk for the same reason (16
-  /// chunks take 18x one chunk).
+  /// Candidate chunks per LunaModel batch; the same holds (16 chunks as a whole batch took 18x
+  /// one chunk).
   TORCH_ARG(int64_t, chunk_batch_size) = 1;
   /// Voxels whose probability exceeds this form the mask.
   TORCH_ARG(double, threshold) = 0.5;
