@@ -95,6 +95,29 @@ def export_case(case, folder):
     return exported['flops'], ','.join(str(s) for s in exported['shape'])
 
 
+def measure_in_turns(case, commands, rounds):
+    """Runs each engine's command ({engine: argv}, printing a JSON line of times) in turns for
+    `rounds` rounds; returns a row per engine: the statistics over all its runs and its peak
+    RSS, or a `note` when it failed (an engine that fails is not run again)."""
+    rows = {engine: dict(case=case, engine=engine, times=[], peak_mb=0) for engine in commands}
+    for _ in range(rounds):
+        for engine, row in rows.items():
+            if 'note' in row:
+                continue  # failed in an earlier round
+            result, peak_rss, status, err = run_measured(commands[engine])
+            if status == 0 and result:
+                row['times'] += result['times_ms']
+                row['peak_mb'] = max(row['peak_mb'], peak_rss)
+            else:
+                row['note'] = 'does not import' if engine == 'opencv' and status == 3 else \
+                    f'failed: {err.splitlines()[-1] if err else status}'
+    for row in rows.values():
+        times = row.pop('times')
+        if 'note' not in row:
+            row.update(summarise(times))
+    return list(rows.values())
+
+
 def training_rows(args, folder):
     """Training steps, native (dlwpt-bench --train) against Python, taking turns."""
     rows = []
@@ -110,17 +133,9 @@ def training_rows(args, folder):
                        '--archive', str(folder / f'{source}.pt')] + args_common,
             'python': [PYTHON, str(ROOT / 'tools' / 'bench_python.py'),
                        str(folder / f'{source}.pt')] + args_common}
-        case_rows = {engine: dict(case=name, engine=engine, times=[], peak_mb=0)
-                     for engine in commands}
-        for _ in range(args.rounds):
-            for engine, command in commands.items():
-                result, peak_rss, status, err = run_measured(command)
-                if status != 0 or not result:
-                    sys.exit(f'benchmark: {name} {engine} failed: {err[-500:]}')
-                case_rows[engine]['times'] += result['times_ms']
-                case_rows[engine]['peak_mb'] = max(case_rows[engine]['peak_mb'], peak_rss)
-        for row in case_rows.values():
-            row.update(summarise(row.pop('times')))
+        for row in measure_in_turns(name, commands, args.rounds):
+            if 'note' in row:
+                sys.exit(f"benchmark: {name} {row['engine']} {row['note']}")
             row['note'] = f"{samples / row['median_ms'] * 1e3:.1f} samples/s"
             print(f"{name} {row['engine']}: {row['median_ms']:.1f} ms per step", flush=True)
             rows.append(row)
@@ -268,23 +283,10 @@ def main():
     rows = []
     for case in cases:
         flops, shape = export_case(case, folder)
-        case_rows = {engine: dict(case=case, engine=engine, flops=flops, times=[], peak_mb=0)
-                     for engine in args.engines}
-        for _ in range(args.rounds):
-            for engine, row in case_rows.items():
-                if 'note' in row:
-                    continue  # failed in an earlier round
-                result, peak_rss, status, err = run_measured(
-                    engine_command(engine, args.build, folder, case, shape, args))
-                if status == 0 and result:
-                    row['times'] += result['times_ms']
-                    row['peak_mb'] = max(row['peak_mb'], peak_rss)
-                else:
-                    row['note'] = 'does not import' if engine == 'opencv' and status == 3 else \
-                        f'failed: {err.splitlines()[-1] if err else status}'
-        for row in case_rows.values():
-            if 'note' not in row:
-                row.update(summarise(row.pop('times')))
+        commands = {engine: engine_command(engine, args.build, folder, case, shape, args)
+                    for engine in args.engines}
+        for row in measure_in_turns(case, commands, args.rounds):
+            row['flops'] = flops
             rows.append(row)
             print(f"{case} {row['engine']}: " + (f"{row['median_ms']:.1f} ms"
                                                  if 'median_ms' in row else row['note']), flush=True)
