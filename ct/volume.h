@@ -6,12 +6,14 @@
 
 #include <torch/types.h>
 
+#include "weights/errors.h"
+
 namespace dlwpt::ct {
 
 /// Thrown for every problem reading or writing a scan; `what()` names the file or folder.
-class ScanError : public std::runtime_error {
+class ScanError : public FileError {
  public:
-  using std::runtime_error::runtime_error;
+  using FileError::FileError;
 };
 
 /// Where the voxels of a volume lie in patient space (millimetres), in ITK's x, y, z order:

@@ -10,6 +10,8 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "weights/errors.h"
+
 namespace dlwpt::weights {
 
 /// Named tensors, ordered by name: parameters and buffers as a PyTorch `state_dict` holds
@@ -18,9 +20,9 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 
 /// Thrown for every problem with a weights archive: unreadable file, not an archive, or
 /// tensors that do not fit the module. `what()` names the file or the tensors.
-class ArchiveError : public std::runtime_error {
+class ArchiveError : public FileError {
  public:
-  using std::runtime_error::runtime_error;
+  using FileError::FileError;
 };
 
 /// The model class and constructor options an archive was saved with, stored in the archive

@@ -1,9 +1,10 @@
 #include "apps/common/cli.h"
 
+#include <algorithm>
+#include <csignal>
 #include <iostream>
 #include <thread>
 
-#include <c10/util/Exception.h>
 #include <torch/utils.h>
 
 #include "apps/common/openblas.h"
@@ -15,6 +16,9 @@ int run_app(const char* program, int argc, char** argv, cxxopts::Options options
             const std::function<int(const cxxopts::ParseResult&)>& body) {
   select_openblas_kernels(argv);
   keep_freed_memory_for_reuse();
+  // A write past RLIMIT_FSIZE then fails with EFBIG, reported like a full disk, instead of
+  // killing the program with a half-written temporary file behind it.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
@@ -24,18 +28,25 @@ int run_app(const char* program, int argc, char** argv, cxxopts::Options options
     return body(args);
   } catch (const cxxopts::exceptions::exception& error) {
     std::cerr << program << ": " << error.what() << " (see --help)\n";
-  } catch (const c10::Error& error) {
-    std::cerr << program << ": " << error.what_without_backtrace() << "\n";
   } catch (const std::exception& error) {
-    std::cerr << program << ": " << error.what() << "\n";
+    std::cerr << program << ": " << message_of(error) << "\n";
   }
   return 2;
 }
 
+int available_cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+int checked_thread_count(const std::string& option, int requested) {
+  const int cores = available_cores();
+  if (requested < 0 || requested > cores) {
+    throw UsageError(option + " " + std::to_string(requested) + ": must be 0 (every core) to " +
+                     std::to_string(cores) + " (the cores of this machine)");
+  }
+  return requested == 0 ? cores : requested;
+}
+
 void set_threads(int requested) {
-  if (requested < 0) throw UsageError("--threads must be >= 0");
-  torch::set_num_threads(requested > 0 ? requested
-                                       : static_cast<int>(std::thread::hardware_concurrency()));
+  torch::set_num_threads(checked_thread_count("--threads", requested));
 }
 
 }  // namespace dlwpt::apps

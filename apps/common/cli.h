@@ -5,12 +5,12 @@
 
 #include <cxxopts.hpp>
 
+#include "weights/errors.h"
+
 namespace dlwpt::apps {
 
 /// A command line the app cannot act on; reported as one line, exit status 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using dlwpt::UsageError;
 
 /// The apps' main(): selects OpenBLAS's kernels (openblas.h), lets freed memory be reused
 /// (layers/inference.h keep_freed_memory_for_reuse), parses the command line with `options`
@@ -19,8 +19,14 @@ struct UsageError : std::runtime_error {
 int run_app(const char* program, int argc, char** argv, cxxopts::Options options,
             const std::function<int(const cxxopts::ParseResult&)>& body);
 
-/// Applies --threads: 0 means every core (libtorch's own default here is one). Throws
-/// UsageError for a negative count.
+/// The cores this process may use (at least 1).
+int available_cores();
+
+/// A thread count given by `option`: 0 means every core; more threads than cores never run
+/// faster and, in the thousands, exhaust the machine, so they are a UsageError.
+int checked_thread_count(const std::string& option, int requested);
+
+/// Applies --threads (`checked_thread_count`; libtorch's own default here is one thread).
 void set_threads(int requested);
 
 }  // namespace dlwpt::apps

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <cxxopts.hpp>
 #include <torch/torch.h>
@@ -11,6 +12,7 @@
 #include "apps/common/cli.h"
 #include "apps/common/progress.h"
 #include "apps/ct_segment/report.h"
+#include "apps/ct_segment/scan_output.h"
 #include "apps/ct_segment/scan_sources.h"
 #include "apps/ct_segment/scoring.h"
 #include "apps/paths.h"
@@ -30,7 +32,7 @@ constexpr const char* kProgram = "ct-segment";
 struct ScanRow {
   std::string label;
   std::string series_uid;
-  std::string status;  // "done", "skipped (complete)", or the error
+  std::string status = "";  // "done", "skipped (...)", or the error
   int64_t candidates = 0;
   int64_t nodules = 0;
   double seconds = 0;
@@ -51,14 +53,6 @@ ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {
   return models;
 }
 
-// Folder names from series UIDs (or file stems), which may hold characters a file system
-// dislikes.
-std::string folder_name(const std::string& uid) {
-  std::string name;
-  for (const char c : uid) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
-  return name.empty() ? "scan" : name;
-}
-
 struct BatchOptions {
   std::string output;
   ct::AnalysisOptions analysis;
@@ -67,34 +61,58 @@ struct BatchOptions {
   std::map<std::string, std::vector<ct::Annotation>> annotations;
 };
 
-// Reads, analyses and writes one scan. Outputs go to a hidden temporary folder renamed to the
-// scan's folder when complete, so a folder under its final name is always complete.
-ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const BatchOptions& options,
-                     Confusion& confusion) {
-  ScanRow row;
-  row.label = source.label;
-  const auto start = std::chrono::steady_clock::now();
-  // A complete scan is skipped before it is read: its folder name is known from the source.
-  if (!source.series_uid.empty() && !options.force &&
-      fs::exists(fs::path(options.output) / folder_name(source.series_uid))) {
-    row.series_uid = source.series_uid;
+// Why a complete folder cannot be taken for this source's results, or "" when it can.
+std::string foreign_results(const ScanOutput& output, const ScanSource& source) {
+  const auto recorded = output.recorded_source();
+  if (!recorded || *recorded == source.identity) return "";
+  return "'" + output.final_folder() + "' holds the results of " + *recorded + ", not of " +
+         source.identity + " (use another output folder, or --force to replace them)";
+}
+
+// The row of a scan this process leaves alone: complete, or claimed by another process.
+std::optional<ScanRow> row_if_not_ours(const ScanSource& source, ScanOutput& output, bool force) {
+  ScanRow row{source.label, source.series_uid};
+  if (!force && output.complete()) {
+    const std::string foreign = foreign_results(output, source);
+    if (!foreign.empty()) throw FileError(foreign);
     row.status = "skipped (complete)";
     return row;
   }
+  if (const auto holder = output.try_claim()) {
+    row.status = "skipped (in progress: " + *holder + ")";
+    return row;
+  }
+  // Finished by another process between the two checks above.
+  if (!force && output.complete()) return row_if_not_ours(source, output, force);
+  return std::nullopt;
+}
+
+// Reads, analyses and writes one scan, claimed for this process while it does (scan_output.h:
+// concurrent and repeated runs into one folder each do a scan once, and a folder under its
+// final name is always complete).
+ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const BatchOptions& options,
+                     Confusion& confusion) {
+  const auto start = std::chrono::steady_clock::now();
+  // A scan's folder name is known before it is read, so complete scans cost no reading.
+  std::optional<ScanOutput> output;
+  if (!source.series_uid.empty()) {
+    output.emplace(options.output, source.series_uid);
+    if (auto row = row_if_not_ours(source, *output, options.force)) return *row;
+  }
   const ct::CtVolume volume = source.read();
-  row.series_uid = volume.series_uid;
-  const fs::path final_folder = fs::path(options.output) / folder_name(volume.series_uid);
-  apps::ProgressBar progress(folder_name(volume.series_uid).substr(0, 24), 2 * volume.slices());
+  if (!output) {
+    output.emplace(options.output, volume.series_uid);
+    if (auto row = row_if_not_ours(source, *output, options.force)) return *row;
+  }
+  ScanRow row{source.label, volume.series_uid};
+  apps::ProgressBar progress(output->name().substr(0, 24), 2 * volume.slices());
   const auto analysis = ct::analyse_scan(models, volume, options.analysis,
                                          [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
 
-  const fs::path partial = fs::path(options.output) / ("." + final_folder.filename().string() + ".partial");
-  fs::remove_all(partial);
-  fs::create_directories(partial);
-  write_scan_outputs(partial.string(), volume, analysis, options.outputs);
-  fs::remove_all(final_folder);
-  fs::rename(partial, final_folder);
+  write_scan_outputs(output->start_partial(), volume, analysis, options.outputs);
+  output->publish(source.identity, options.force);
+  const std::string final_folder = output->final_folder();
 
   row.candidates = static_cast<int64_t>(analysis.candidates.size());
   for (const auto& candidate : analysis.candidates) row.nodules += candidate.nodule_probability > 0.5;
@@ -104,7 +122,7 @@ ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const
   if (truth != options.annotations.end()) confusion += match_and_score(analysis.candidates, truth->second);
   std::cerr << kProgram << ": " << volume.series_uid << ": " << volume.slices() << " slices, "
             << row.candidates << " candidates, " << row.nodules << " with nodule probability > 0.5, "
-            << apps::format_duration(row.seconds) << " -> " << final_folder.string() << "\n";
+            << apps::format_duration(row.seconds) << " -> " << final_folder << "\n";
   return row;
 }
 
@@ -190,9 +208,7 @@ int run(const cxxopts::ParseResult& args) {
       rows.push_back(process_scan(scans[i], models, batch, confusion));
     } catch (const std::exception& error) {
       ++failures;
-      const std::string message = dynamic_cast<const c10::Error*>(&error)
-                                      ? static_cast<const c10::Error&>(error).what_without_backtrace()
-                                      : error.what();
+      const std::string message = message_of(error);
       std::cerr << kProgram << ": FAILED " << scans[i].label << ": " << message << "\n";
       rows.push_back({scans[i].label, "", "FAILED: " + message.substr(0, message.find('\n'))});
     }

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "apps/ct_segment/previews.h"
 #include "ct/scan_io.h"
+#include "weights/atomic_file.h"
 
 namespace dlwpt::ct_segment {
 
@@ -47,12 +47,6 @@ std::string json_array(const std::array<double, N>& values) {
   std::string text = "[";
   for (size_t i = 0; i < N; ++i) text += (i ? ", " : "") + json_number(values[i]);
   return text + "]";
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) throw ct::ScanError("cannot write '" + path + "'");
 }
 
 }  // namespace
@@ -110,8 +104,8 @@ void write_scan_outputs(const std::string& folder, const ct::CtVolume& volume,
     ct::write_metaimage(volume.hu, volume.geometry, (root / "volume.mhd").string());
   }
   const auto sorted = by_probability(analysis.candidates);
-  write_text((root / "candidates.csv").string(), candidates_csv(sorted, options.malignancy));
-  write_text((root / "candidates.json").string(), candidates_json(volume, sorted, options.malignancy));
+  write_file_atomically((root / "candidates.csv").string(), candidates_csv(sorted, options.malignancy));
+  write_file_atomically((root / "candidates.json").string(), candidates_json(volume, sorted, options.malignancy));
   if (options.previews > 0) {
     write_previews((root / "previews").string(), volume, analysis.mask, sorted, options.previews);
   }

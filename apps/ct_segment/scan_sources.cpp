@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include "apps/ct_segment/scan_output.h"
 
 #include "ct/scan_io.h"
 
@@ -20,12 +23,45 @@ bool is_metaimage(const fs::path& path) {
 }
 
 ScanSource metaimage_source(const std::string& path) {
-  return {path, [path] { return ct::read_metaimage(path); }, fs::path(path).stem().string()};
+  std::error_code error;
+  const fs::path absolute = fs::weakly_canonical(fs::absolute(path), error);
+  return {path, [path] { return ct::read_metaimage(path); }, fs::path(path).stem().string(),
+          error ? fs::absolute(path).string() : absolute.string()};
+}
+
+ScanSource dicom_source(const std::string& folder, const std::string& uid) {
+  return {folder + " (series " + uid + ")",
+          [folder, uid] { return ct::read_dicom_series(folder, uid); }, uid, "DICOM series " + uid};
 }
 
 // An input that names no readable scan still takes its place in the batch, failing alone.
 ScanSource failing_source(const std::string& label, const std::string& message) {
-  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }, ""};
+  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }, "", ""};
+}
+
+// The list files being expanded, outermost first, to refuse a list that includes itself.
+using ListChain = std::vector<fs::path>;
+
+fs::path list_identity(const std::string& path) {
+  std::error_code error;
+  const fs::path canonical = fs::canonical(path, error);
+  if (error) throw ct::ScanError("cannot read the list file '" + path + "': " + error.message());
+  return canonical;
+}
+
+// Later scans whose results would land in the folder of an earlier one fail alone, named.
+void fail_duplicate_outputs(std::vector<ScanSource>& scans) {
+  std::map<std::string, const ScanSource*> first_by_folder;
+  for (auto& scan : scans) {
+    if (scan.series_uid.empty()) continue;
+    const std::string folder = scan_folder_name(scan.series_uid);
+    const auto [first, inserted] = first_by_folder.emplace(folder, &scan);
+    // The same scan named twice is done once, then found complete.
+    if (inserted || scan.identity == first->second->identity) continue;
+    scan = failing_source(scan.label, "its results would go to '" + folder + "', as those of " +
+                                          first->second->label + " (scans of one output folder "
+                                          "need distinct names: rename one, or use two runs)");
+  }
 }
 
 std::vector<std::string> read_list_file(const std::string& path) {
@@ -57,8 +93,7 @@ void add_folder(const std::string& folder, const std::string& series_uid,
   }
   for (const auto& uid : uids) {
     if (!series_uid.empty() && uid != series_uid) continue;
-    scans.push_back({folder + " (series " + uid + ")",
-                     [folder, uid] { return ct::read_dicom_series(folder, uid); }, uid});
+    scans.push_back(dicom_source(folder, uid));
   }
   if (!series_uid.empty() && std::none_of(uids.begin(), uids.end(),
                                           [&](const auto& uid) { return uid == series_uid; })) {
@@ -66,15 +101,18 @@ void add_folder(const std::string& folder, const std::string& series_uid,
   }
 }
 
-}  // namespace
-
-std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
-                                      const std::string& series_uid) {
-  std::vector<ScanSource> scans;
+void add_inputs(const std::vector<std::string>& inputs, const std::string& series_uid,
+                ListChain& lists, std::vector<ScanSource>& scans) {
   for (const auto& input : inputs) {
     if (!input.empty() && input[0] == '@') {
-      const auto listed = collect_scans(read_list_file(input.substr(1)), series_uid);
-      scans.insert(scans.end(), listed.begin(), listed.end());
+      const fs::path list = list_identity(input.substr(1));
+      if (std::find(lists.begin(), lists.end(), list) != lists.end()) {
+        throw ct::ScanError("the list file '" + input.substr(1) + "' includes itself" +
+                            (lists.back() == list ? "" : " (through " + lists.back().string() + ")"));
+      }
+      lists.push_back(list);
+      add_inputs(read_list_file(list.string()), series_uid, lists, scans);
+      lists.pop_back();
     } else if (fs::is_directory(input)) {
       try {
         add_folder(input, series_uid, scans);
@@ -88,6 +126,16 @@ std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
           input, "'" + input + "' is neither a MetaImage file (.mhd, .mha) nor a folder"));
     }
   }
+}
+
+}  // namespace
+
+std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
+                                      const std::string& series_uid) {
+  std::vector<ScanSource> scans;
+  ListChain lists;
+  add_inputs(inputs, series_uid, lists, scans);
+  fail_duplicate_outputs(scans);
   return scans;
 }
 

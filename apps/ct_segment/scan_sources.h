@@ -15,13 +15,19 @@ struct ScanSource {
   /// The series UID the scan will have once read (a MetaImage file's stem, a DICOM series'
   /// UID), known without reading it; empty for an input that names no scan.
   std::string series_uid;
+  /// What the scan is, recorded with its results: a MetaImage file's absolute path, or
+  /// "DICOM series <uid>" (a series UID names one scan wherever its files lie).
+  std::string identity;
 };
 
 /// Expands the command line's inputs into scans: a .mhd/.mha file is one scan; a folder with
 /// DICOM images gives one scan per series (only `series_uid` when given); a folder of
 /// MetaImage files gives each of them; `@FILE` reads one input per line of FILE (blank lines
-/// and # comments skipped). An input that is none of these becomes a scan whose reading fails
-/// with the reason, so that the rest of the batch goes on. Throws only for an unreadable list.
+/// and # comments skipped; a list may name other lists, but not itself, directly or through
+/// others). An input that is none of these, and a second scan whose results would go to the
+/// folder of an earlier one (`a/scan.mhd` and `b/scan.mhd`), becomes a scan whose reading fails
+/// with the reason, so that the rest of the batch goes on. Throws only for an unreadable list
+/// or a list that includes itself.
 std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
                                       const std::string& series_uid = "");
 

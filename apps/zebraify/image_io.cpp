@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "apps/common/files.h"
+#include "weights/atomic_file.h"
 #include "apps/common/cimg_config.h"
 
 namespace dlwpt::zebraify {
@@ -101,7 +101,7 @@ void save_image(const RgbImage& image, const std::string& path) {
   const CImg<unsigned char> pixels(image.planes.data(), image.width, image.height, 1, 3,
                                    /*is_shared=*/true);
   try {
-    apps::write_atomically(path, [&](const std::string& temporary) {
+    dlwpt::write_atomically(path, [&](const std::string& temporary) {
       if (png) {
         pixels.save_png(temporary.c_str());
       } else {

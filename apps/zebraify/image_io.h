@@ -5,12 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "weights/errors.h"
+
 namespace dlwpt::zebraify {
 
 /// Thrown for an image that cannot be read or written; `what()` names the file.
-class ImageError : public std::runtime_error {
+class ImageError : public FileError {
  public:
-  using std::runtime_error::runtime_error;
+  using FileError::FileError;
 };
 
 /// An 8-bit RGB image stored planar (all red values, then green, then blue, each row by row),

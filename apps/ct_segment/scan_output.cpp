@@ -1,0 +1,161 @@
+#include "apps/ct_segment/scan_output.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "weights/atomic_file.h"
+#include "weights/errors.h"
+
+namespace dlwpt::ct_segment {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSourceFile = "source.txt";
+constexpr const char* kClaimFolder = ".claims";
+
+bool is_safe_character(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+}
+
+// FNV-1a: stable across processes, hosts and builds (std::hash is not).
+uint32_t stable_hash(const std::string& text) {
+  uint32_t hash = 2166136261u;
+  for (const unsigned char c : text) hash = (hash ^ c) * 16777619u;
+  return hash;
+}
+
+std::string hex(uint32_t value) {
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", value);
+  return text;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void remove_quietly(const fs::path& path) {
+  std::error_code ignored;
+  fs::remove_all(path, ignored);
+}
+
+}  // namespace
+
+std::string scan_folder_name(const std::string& series_uid) {
+  std::string name;
+  for (const char c : series_uid) name += is_safe_character(c) ? c : '_';
+  // "." and ".." are folders of their own; hidden names are this protocol's.
+  const bool changed = name != series_uid || name.empty() || name[0] == '.';
+  if (!changed) return name;
+  if (!name.empty() && name[0] == '.') name[0] = '_';
+  return (name.empty() ? "scan" : name) + "-" + hex(stable_hash(series_uid));
+}
+
+ScanOutput::ScanOutput(std::string run_folder, const std::string& series_uid)
+    : run_folder_(std::move(run_folder)), name_(scan_folder_name(series_uid)) {}
+
+ScanOutput::ScanOutput(ScanOutput&& other) noexcept
+    : run_folder_(std::move(other.run_folder_)),
+      name_(std::move(other.name_)),
+      claim_fd_(std::exchange(other.claim_fd_, -1)),
+      partial_(std::move(other.partial_)) {}
+
+ScanOutput::~ScanOutput() {
+  if (!partial_.empty()) remove_quietly(partial_);
+  release();
+}
+
+std::string ScanOutput::final_folder() const { return (fs::path(run_folder_) / name_).string(); }
+
+bool ScanOutput::complete() const {
+  std::error_code error;
+  return fs::is_directory(final_folder(), error);
+}
+
+std::optional<std::string> ScanOutput::recorded_source() const {
+  const fs::path path = fs::path(final_folder()) / kSourceFile;
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) return std::nullopt;
+  std::string text = read_text(path);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+std::optional<std::string> ScanOutput::try_claim() {
+  if (claim_fd_ >= 0) return std::nullopt;
+  const fs::path folder = fs::path(run_folder_) / kClaimFolder;
+  fs::create_directories(folder);
+  const std::string path = (folder / (name_ + ".lock")).string();
+  // The lock file is never removed: removing it would let two processes lock two different
+  // files of the same name.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw FileError("cannot open the claim file '" + path + "': " + std::strerror(errno));
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &lock) != 0) {
+    const int error = errno;
+    ::close(fd);
+    if (error == EACCES || error == EAGAIN) {
+      std::string holder = read_text(path);
+      while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+      return holder.empty() ? "another process" : holder;
+    }
+    throw FileError("cannot lock the claim file '" + path + "' (" + std::strerror(error) +
+                    "): concurrent runs need a filesystem with POSIX locks");
+  }
+  claim_fd_ = fd;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + "\n";
+  const bool recorded = ::ftruncate(fd, 0) == 0 &&
+                        ::pwrite(fd, holder.data(), holder.size(), 0) == static_cast<ssize_t>(holder.size());
+  (void)recorded;  // informative only: the lock is the claim, whatever the file says
+  return std::nullopt;
+}
+
+std::string ScanOutput::start_partial() {
+  if (claim_fd_ < 0) throw std::logic_error("start_partial needs the scan's claim");
+  const std::string prefix = "." + name_ + ".partial-";
+  for (const auto& entry : fs::directory_iterator(run_folder_)) {
+    // Only a claim holder writes partial folders of this name, so these are a crash's.
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) remove_quietly(entry.path());
+  }
+  partial_ = (fs::path(run_folder_) / (prefix + unique_name_suffix())).string();
+  fs::create_directories(partial_);
+  return partial_;
+}
+
+void ScanOutput::publish(const std::string& source, bool replace) {
+  if (partial_.empty()) throw std::logic_error("publish needs a partial folder");
+  write_file_atomically((fs::path(partial_) / kSourceFile).string(), source + "\n");
+  sync_to_disk(partial_);
+  const fs::path target = final_folder();
+  fs::path replaced;
+  if (complete()) {
+    if (!replace) throw FileError("'" + target.string() + "' appeared while this scan was written");
+    replaced = fs::path(run_folder_) / ("." + name_ + ".replaced-" + unique_name_suffix());
+    fs::rename(target, replaced);
+  }
+  fs::rename(partial_, target);
+  partial_.clear();
+  sync_to_disk(run_folder_);
+  if (!replaced.empty()) remove_quietly(replaced);
+}
+
+void ScanOutput::release() {
+  if (claim_fd_ >= 0) ::close(claim_fd_);  // closing drops the lock
+  claim_fd_ = -1;
+}
+
+}  // namespace dlwpt::ct_segment
