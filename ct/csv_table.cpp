@@ -31,19 +31,19 @@ bool is_blank(const std::string& line) {
 
 CsvTable CsvTable::read(const std::string& path, const std::string& what) {
   std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read the " + what + " file '" + path + "'");
+  if (!file) throw FileError("cannot read the " + what + " file '" + path + "'");
   CsvTable table;
   table.path_ = path;
   std::string line;
   if (!std::getline(file, line) || is_blank(line)) {
-    throw std::runtime_error("'" + path + "' is empty: a header line is needed");
+    throw FileError("'" + path + "' is empty: a header line is needed");
   }
   table.header_ = split_csv(line);
   for (int number = 2; std::getline(file, line); ++number) {
     if (is_blank(line)) continue;
     auto fields = split_csv(line);
     if (fields.size() < table.header_.size()) {
-      throw std::runtime_error("'" + path + "' line " + std::to_string(number) + ": " +
+      throw FileError("'" + path + "' line " + std::to_string(number) + ": " +
                                std::to_string(fields.size()) + " fields, the header has " +
                                std::to_string(table.header_.size()));
     }
@@ -62,7 +62,7 @@ int CsvTable::column(const std::string& name) const {
 
 int CsvTable::required_column(const std::string& name) const {
   const int index = column(name);
-  if (index < 0) throw std::runtime_error("'" + path_ + "' lacks the column '" + name + "'");
+  if (index < 0) throw FileError("'" + path_ + "' lacks the column '" + name + "'");
   return index;
 }
 
@@ -91,7 +91,7 @@ bool CsvTable::boolean(size_t row, int column) const {
 }
 
 void CsvTable::fail(size_t row, const std::string& message) const {
-  throw std::runtime_error("'" + path_ + "' line " + std::to_string(line_numbers_.at(row)) +
+  throw FileError("'" + path_ + "' line " + std::to_string(line_numbers_.at(row)) +
                            ": " + message);
 }
 

@@ -3,12 +3,14 @@
 #include <string>
 #include <vector>
 
+#include "weights/errors.h"
+
 namespace dlwpt::ct {
 
 /// A CSV file with a header line, as LUNA's candidates.csv and annotations.csv and the book's
 /// annotations_with_malignancy.csv are: fields in double quotes may hold commas. Columns are
 /// found by name; every error (unreadable file, missing column, short line, bad number) is a
-/// std::runtime_error naming the file, and the line where there is one.
+/// FileError naming the file, and the line where there is one.
 class CsvTable {
  public:
   /// `what` names the file's role in messages ("annotations", "candidates").

@@ -32,7 +32,7 @@ std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
                           {table.number(row, x), table.number(row, y), table.number(row, z)},
                           table.boolean(row, label)});
   }
-  if (candidates.empty()) throw std::runtime_error("'" + path + "' lists no candidates");
+  if (candidates.empty()) throw FileError("'" + path + "' lists no candidates");
   return candidates;
 }
 
