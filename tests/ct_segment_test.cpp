@@ -1,5 +1,6 @@
 // The ct-segment app: a batch with good and bad scans, outputs, resume, scoring.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -95,7 +96,9 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   for (const auto& entry : fs::directory_iterator(result + "/previews")) previews += entry.path().extension() == ".png";
   EXPECT_EQ(previews, std::min<int64_t>(2, static_cast<int64_t>(sorted.size())));
   for (const auto& entry : fs::directory_iterator(folder.path("out"))) {
-    EXPECT_EQ(entry.path().filename().string(), "good") << "only complete scans have folders";
+    const std::string name = entry.path().filename().string();
+    if (name == ".claims") continue;  // the claim locks stay (scan_output.h)
+    EXPECT_EQ(name, "good") << "only complete scans have folders";
   }
   std::cout << "good: " << sorted.size() << " candidates\n";
 }
@@ -109,17 +112,162 @@ TEST(CtSegmentApp, CompleteScansAreSkippedAndPartialOnesRedone) {
   const auto written = fs::last_write_time(folder.path("out/a/candidates.csv"));
   // An interrupted run leaves b's outputs only in its hidden partial folder. A complete scan
   // is skipped without being read again: a's data file may even be gone by now.
-  fs::rename(folder.path("out/b"), folder.path("out/.b.partial"));
+  const std::string partial = folder.path("out/.b.partial-otherhost-123-0");
+  fs::rename(folder.path("out/b"), partial);
   fs::rename(folder.path("a.raw"), folder.path("a.raw.away"));
   std::string log;
   ASSERT_EQ(run_ct_segment(args, folder, &log), 0);
   EXPECT_THAT(log, HasSubstr("skipped (complete)"));
   EXPECT_EQ(fs::last_write_time(folder.path("out/a/candidates.csv")), written);
   EXPECT_TRUE(fs::exists(folder.path("out/b/candidates.csv")));
-  EXPECT_FALSE(fs::exists(folder.path("out/.b.partial")));
+  EXPECT_FALSE(fs::exists(partial)) << "a crashed run's partial folder is cleaned up";
   fs::rename(folder.path("a.raw.away"), folder.path("a.raw"));
   ASSERT_EQ(run_ct_segment(args + " --force", folder, &log), 0);
   EXPECT_THAT(log, ::testing::Not(HasSubstr("skipped")));
+}
+
+// The folders of a run's complete scans, and whether anything else but the claims is left.
+std::vector<std::string> result_folders(const std::string& output, bool* leftovers) {
+  std::vector<std::string> names;
+  *leftovers = false;
+  for (const auto& entry : fs::directory_iterator(output)) {
+    const std::string name = entry.path().filename().string();
+    if (name == ".claims") continue;
+    if (name[0] == '.') *leftovers = true;
+    else names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t count = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
+}
+
+// Several processes on one input list and one output folder: each scan is analysed by exactly
+// one of them, and the results equal a single run's.
+TEST(CtSegmentApp, ConcurrentRunsDoEveryScanOnce) {
+  TemporaryFolder folder;
+  std::string list;
+  for (int i = 0; i < 6; ++i) {
+    const std::string scan = folder.path("scan" + std::to_string(i) + ".mhd");
+    write_phantom(scan, 10 + i);
+    list += scan + "\n";
+  }
+  write_file(folder.path("list.txt"), list);
+  const std::string tool = "'" + binary_dir() + "/apps/ct-segment' --segmentation '" +
+                           reference_path("unet_book.pt") + "' --classifier '" +
+                           reference_path("luna.pt") + "' --threads 1 @'" + folder.path("list.txt") + "'";
+  ASSERT_EQ(run_command(tool + " -o '" + folder.path("single") + "' > /dev/null 2>&1"), 0);
+  for (const int processes : {2, 4}) {
+    for (int trial = 0; trial < 2; ++trial) {
+      const std::string output = folder.path("out" + std::to_string(processes) + "_" + std::to_string(trial));
+      std::string command = "(";
+      for (int p = 0; p < processes; ++p) {
+        command += tool + " -o '" + output + "' > '" + folder.path("log" + std::to_string(p)) + "' 2>&1 & ";
+      }
+      command += "wait)";
+      run_command(command);
+      std::string logs;
+      for (int p = 0; p < processes; ++p) logs += read_text(folder.path("log" + std::to_string(p)));
+      bool leftovers = false;
+      const auto folders = result_folders(output, &leftovers);
+      const size_t analysed = count_of(logs, " -> " + output + "/");
+      std::cout << processes << " processes, trial " << trial << ": " << folders.size()
+                << " scan folders, " << analysed << " analyses, "
+                << count_of(logs, "skipped (in progress") << " skipped as in progress, "
+                << count_of(logs, "FAILED") << " failures\n";
+      EXPECT_EQ(folders.size(), 6u);
+      EXPECT_EQ(analysed, 6u) << logs;
+      EXPECT_FALSE(leftovers) << "no partial folder may remain";
+      EXPECT_EQ(count_of(logs, "FAILED"), 0u) << logs;
+      for (const auto& name : folders) {
+        EXPECT_EQ(read_text(output + "/" + name + "/candidates.csv"),
+                  read_text(folder.path("single/" + name + "/candidates.csv"))) << name;
+        EXPECT_TRUE(torch::equal(ct::read_metaimage(output + "/" + name + "/mask.mhd").hu,
+                                 ct::read_metaimage(folder.path("single/" + name + "/mask.mhd")).hu))
+            << name;
+      }
+    }
+  }
+}
+
+// kill -9 in the middle of a batch: no folder under a final name is incomplete, and a rerun
+// redoes only the scans that were not finished.
+TEST(CtSegmentApp, KilledRunIsResumedWithoutRedoingFinishedScans) {
+  TemporaryFolder folder;
+  std::string list;
+  for (int i = 0; i < 4; ++i) {
+    const std::string scan = folder.path("scan" + std::to_string(i) + ".mhd");
+    write_phantom(scan, 40);
+    list += scan + "\n";
+  }
+  write_file(folder.path("list.txt"), list);
+  const std::string args = "@'" + folder.path("list.txt") + "' -o '" + folder.path("out") + "'";
+  const std::string tool = "'" + binary_dir() + "/apps/ct-segment' --segmentation '" +
+                           reference_path("unet_book.pt") + "' --classifier '" +
+                           reference_path("luna.pt") + "' --threads 1 " + args;
+  // Killed as soon as the second scan has started.
+  const std::string command =
+      "(" + tool + " > '" + folder.path("killed.log") + "' 2>&1 & pid=$!; for i in $(seq 600); do "
+      "grep -q 'scan 2/4' '" + folder.path("killed.log") + "' && break; sleep 0.1; done; "
+      "kill -9 $pid; wait $pid; exit 0)";
+  ASSERT_EQ(run_command(command), 0);
+  bool leftovers = false;
+  const auto finished = result_folders(folder.path("out"), &leftovers);
+  std::cout << "finished before the kill: " << finished.size() << " scans\n";
+  ASSERT_LT(finished.size(), 4u) << "the run was not killed mid-batch";
+  for (const auto& name : finished) {
+    EXPECT_TRUE(fs::exists(folder.path("out/" + name + "/candidates.json"))) << name;
+  }
+  std::string log;
+  ASSERT_EQ(run_ct_segment(args, folder, &log), 0);
+  EXPECT_EQ(count_of(log, "skipped (complete)"), finished.size());
+  EXPECT_EQ(count_of(log, " -> " + folder.path("out") + "/"), 4 - finished.size());
+  EXPECT_EQ(result_folders(folder.path("out"), &leftovers).size(), 4u);
+  EXPECT_FALSE(leftovers);
+}
+
+// Two scans whose results would share a folder are never taken for one another.
+TEST(CtSegmentApp, ScansWithCollidingNamesAreNotMixedUp) {
+  TemporaryFolder folder;
+  fs::create_directories(folder.path("a"));
+  fs::create_directories(folder.path("b"));
+  write_phantom(folder.path("a/scan.mhd"), 12);
+  write_phantom(folder.path("b/scan.mhd"), 14);
+  write_phantom(folder.path("x y.mhd"), 12);
+  write_phantom(folder.path("x_y.mhd"), 12);
+  std::string log;
+  EXPECT_EQ(run_ct_segment("'" + folder.path("a/scan.mhd") + "' '" + folder.path("b/scan.mhd") +
+                               "' '" + folder.path("x y.mhd") + "' '" + folder.path("x_y.mhd") +
+                               "' -o '" + folder.path("out") + "'",
+                           folder, &log),
+            1);
+  EXPECT_THAT(log, HasSubstr("its results would go to 'scan', as those of " + folder.path("a/scan.mhd")));
+  EXPECT_THAT(log, HasSubstr("4 scans, 1 failed"));
+  bool leftovers = false;
+  const auto folders = result_folders(folder.path("out"), &leftovers);
+  ASSERT_EQ(folders.size(), 3u);
+  EXPECT_EQ(folders[0], "scan");
+  EXPECT_EQ(folders[1], "x_y");
+  EXPECT_EQ(folders[2].rfind("x_y-", 0), 0u) << folders[2];  // "x y": renamed, with a hash
+  // A later run with the other scan of that name does not take the first one's results.
+  EXPECT_EQ(run_ct_segment("'" + folder.path("b/scan.mhd") + "' -o '" + folder.path("out") + "'", folder, &log), 1);
+  EXPECT_THAT(log, HasSubstr("holds the results of " + folder.path("a/scan.mhd")));
+}
+
+TEST(CtSegmentApp, ListFilesThatIncludeThemselvesAreRefused) {
+  TemporaryFolder folder;
+  write_file(folder.path("a.txt"), "@" + folder.path("b.txt") + "\n");
+  write_file(folder.path("b.txt"), "# loops back\n@" + folder.path("a.txt") + "\n");
+  write_file(folder.path("self.txt"), "@" + folder.path("self.txt") + "\n");
+  std::string log;
+  EXPECT_EQ(run_ct_segment("@'" + folder.path("self.txt") + "' -o '" + folder.path("out") + "'", folder, &log), 2);
+  EXPECT_THAT(log, HasSubstr("self.txt' includes itself"));
+  EXPECT_EQ(run_ct_segment("@'" + folder.path("a.txt") + "' -o '" + folder.path("out") + "'", folder, &log), 2);
+  EXPECT_THAT(log, HasSubstr("a.txt' includes itself (through " + folder.path("b.txt") + ")"));
 }
 
 TEST(CtSegmentApp, BadCommandLinesFail) {

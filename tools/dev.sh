@@ -5,6 +5,9 @@
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
+#   tools/dev.sh fuzz [SECONDS]  build the fuzz targets with clang, ASan and UBSan, then run
+#                        each for SECONDS (default 60) from its corpus; prints executions
+#   tools/dev.sh sanitize  build everything with ASan and UBSan and run the tests under them
 #   tools/dev.sh setup   only install the Debian packages the project needs
 #   tools/dev.sh build   set up and build
 #
@@ -28,20 +31,24 @@ PACKAGES=(
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
 )
+# Only for `fuzz` (libFuzzer and clang's sanitizer runtimes).
+FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
 
 missing_packages() {
   local package
-  for package in "${PACKAGES[@]}"; do
+  for package in "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
       echo "$package"
   done
 }
 
+# Installs the named packages (default: PACKAGES) that are missing.
 setup() {
   local missing
-  missing=$(missing_packages)
+  if [ $# -eq 0 ]; then set -- "${PACKAGES[@]}"; fi
+  missing=$(missing_packages "$@")
   if [ -z "$missing" ]; then
     log "all Debian packages present"
   else
@@ -124,12 +131,41 @@ run_main() {
   log "done: $output (view it with: $BUILD_DIR/apps/zebraify --view $input)"
 }
 
+# Sanitizer runtime options shared by `sanitize` and `fuzz`: every report is fatal.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}
+
+run_sanitize() {
+  setup
+  local dir=${SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}
+  log "configuring $dir (ASan + UBSan)"
+  cmake -S "$ROOT" -B "$dir" -DDLWPT_DATA_DIR="$DATA_DIR" -DDLWPT_SANITIZE=address,undefined \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+  log "running the tests under ASan + UBSan${SANITIZE_TESTS:+ (only $SANITIZE_TESTS)}"
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" ${SANITIZE_TESTS:+-L "$SANITIZE_TESTS"}
+}
+
+run_fuzz() {
+  local seconds=${1:-60}
+  setup "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
+  local dir=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
+  log "configuring $dir (clang, libFuzzer, ASan + UBSan)"
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$dir" -DDLWPT_BUILD_FUZZERS=ON -DDLWPT_BUILD_TESTS=OFF -DDLWPT_BUILD_APPS=OFF \
+        -DDLWPT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds"
+}
+
 case "${1:-}" in
   main) run_main ;;
   test) run_tests ;;
   parity) run_parity ;;
   bench) run_bench ;;
+  fuzz) run_fuzz "${2:-60}" ;;
+  sanitize) run_sanitize ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

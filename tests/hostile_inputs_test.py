@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Bad input across the apps, as a careless or hostile user gives it.
+
+Every case must end with exit status 1 (some inputs failed, the others done) or 2 (nothing
+could be done), a message on stderr whose line names the problem, no signal, within 10 s of
+wall time and 1 GB of peak memory. Besides the named cases, every committed fuzz regression
+input (tests/fuzz/regressions/) is given to the app that reads such files; those inputs may
+also be valid (exit 0), but never crash, hang or exhaust memory.
+
+usage: hostile_inputs_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR
+"""
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TIME_LIMIT_S = 10.0
+MEMORY_LIMIT_MB = 1024.0
+
+
+def run(argv, cwd):
+    """Runs argv; returns (status, signal, seconds, peak RSS in MB, stderr)."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        # A hung program is stopped well after the limit, so that the case fails, not the run.
+        deadline = start + 6 * TIME_LIMIT_S
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+        seconds = time.monotonic() - start
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    killed = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    return code, killed, seconds, usage.ru_maxrss / 1024.0, text
+
+
+class Checker:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, argv, cwd, expected_status=(1, 2), expected_text=None):
+        code, killed, seconds, rss, text = run(argv, cwd)
+        problems = []
+        if killed:
+            problems.append(f"killed by signal {killed} ({signal.Signals(killed).name})")
+        elif code not in expected_status:
+            problems.append(f"exit status {code}, expected {expected_status}")
+        if seconds > TIME_LIMIT_S:
+            problems.append(f"took {seconds:.1f} s (limit {TIME_LIMIT_S} s)")
+        if rss > MEMORY_LIMIT_MB:
+            problems.append(f"peak memory {rss:.0f} MB (limit {MEMORY_LIMIT_MB:.0f} MB)")
+        program = pathlib.Path(argv[0]).name
+        lines = [line for line in text.splitlines() if line.startswith(program + ":")]
+        if code not in (0, None) and not lines:
+            problems.append(f"no '{program}: ...' message on stderr")
+        if expected_text and expected_text not in text:
+            problems.append(f"stderr lacks {expected_text!r}")
+        failures = [line for line in lines if "FAILED" in line or "skipped" in line]
+        message = (failures or lines or text.strip().splitlines() or [""])[-1]
+        verdict = "FAIL" if problems else "ok"
+        print(f"{verdict:4} {name:58} exit {code if code is not None else '-':>2} "
+              f"{seconds:5.2f} s {rss:6.0f} MB  {message[:110]}")
+        for problem in problems:
+            print(f"       {problem}\n       $ {shlex.join(argv)}\n       {text[-600:]}")
+        if problems:
+            self.failed += 1
+        else:
+            self.passed += 1
+
+
+def write(path, data):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(path)
+
+
+def main():
+    build, references, source = (pathlib.Path(a).resolve() for a in sys.argv[1:4])
+    apps = build / "apps"
+    zebraify, ct_segment, train = str(apps / "zebraify"), str(apps / "ct-segment"), str(apps / "train")
+    unet, luna = str(references / "unet_book.pt"), str(references / "luna.pt")
+    small_generator = str(references / "cyclegan_small.pt")
+    checker = Checker()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = pathlib.Path(tmp_name)
+        out = str(tmp / "out")
+        garbage = write(tmp / "garbage.jpg", os.urandom(5000))
+        empty = write(tmp / "empty.png", b"")
+        not_archive = write(tmp / "weights.pt", os.urandom(3000))
+        zip_junk = write(tmp / "junk.pt", b"PK\x03\x04" + os.urandom(2000))
+        bad_mhd = write(tmp / "bad.mhd", "ObjectType = Image\nNDims = 3\nDimSize = 4 4\n")
+        self_list = write(tmp / "self.txt", f"@{tmp / 'self.txt'}\n")
+        csv = write(tmp / "candidates.csv", "seriesuid,coordX\n")
+        (tmp / "folder.png").mkdir()
+        segment = [ct_segment, "--segmentation", unet, "--classifier", luna, "--threads", "1"]
+        zebra = [zebraify, "--weights", small_generator, "--threads", "1"]
+
+        c = checker.check
+        c("zebraify: random bytes named .jpg", zebra + [garbage, "-o", out], tmp, (1,), "garbage.jpg")
+        c("zebraify: empty file", zebra + [empty, "-o", out], tmp, (1,), "is empty")
+        c("zebraify: a folder named .png", zebra + [str(tmp / "folder.png"), "-o", out], tmp, (1, 2))
+        c("zebraify: missing input", zebra + [str(tmp / "none.jpg"), "-o", out], tmp, (1,), "does not exist")
+        c("zebraify: random bytes as weights", [zebraify, "--weights", not_archive, garbage, "-o", out],
+          tmp, (2,), "weights.pt")
+        c("zebraify: a zip that is no archive", [zebraify, "--weights", zip_junk, garbage, "-o", out],
+          tmp, (2,), "junk.pt")
+        c("zebraify: a U-Net as the generator", [zebraify, "--weights", unet, garbage, "-o", out],
+          tmp, (2,), "ResNetGenerator")
+        c("zebraify: --threads 100000", zebra + ["--threads", "100000", garbage, "-o", out], tmp, (2,),
+          "--threads 100000")
+        c("zebraify: --size -5", zebra + ["--size", "-5", garbage, "-o", out], tmp, (2,), "--size")
+        c("zebraify: unknown option", zebra + ["--frobnicate", garbage], tmp, (2,), "frobnicate")
+        c("ct-segment: a header without data", segment + [bad_mhd, "-o", out], tmp, (1,), "bad.mhd")
+        c("ct-segment: list that includes itself", segment + ["@" + self_list, "-o", out], tmp, (2,),
+          "includes itself")
+        c("ct-segment: --threads 100000", segment + ["--threads", "100000", bad_mhd, "-o", out], tmp, (2,),
+          "--threads 100000")
+        c("ct-segment: a LunaModel as the U-Net", [ct_segment, "--segmentation", luna, "--classifier", luna,
+                                                   bad_mhd, "-o", out], tmp, (2,), "not a UNetWrapper")
+        c("ct-segment: annotations without columns", segment + ["--annotations", csv, bad_mhd, "-o", out],
+          tmp, (2,), "candidates.csv")
+        c("ct-segment: output inside a file", segment + [bad_mhd, "-o", empty + "/out"], tmp, (2,))
+        c("train: --workers 100000", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
+                                      "--workers", "100000"], tmp, (2,), "--workers")
+        c("train: candidates without columns", [train, "--candidates", csv, "--scans", str(tmp), "-o", out],
+          tmp, (2,), "candidates.csv")
+
+        # Every committed fuzz regression input, through the app that reads such files.
+        corpora = source / "tests" / "fuzz" / "regressions"
+        readers = {
+            "image_fuzzer": lambda f: zebra + [str(f), "-o", str(tmp / "z" / (f.name + ".png"))],
+            "metaimage_fuzzer": lambda f: segment + [str(tmp / "scan.mha"), "-o", out],
+            "archive_fuzzer": lambda f: [zebraify, "--weights", str(f), garbage, "-o", out],
+            "csv_fuzzer": lambda f: segment + ["--annotations", str(f), bad_mhd, "-o", out],
+        }
+        for corpus, argv_for in readers.items():
+            for path in sorted((corpora / corpus).glob("*")) if (corpora / corpus).is_dir() else []:
+                if corpus == "metaimage_fuzzer":
+                    (tmp / "scan.mha").write_bytes(path.read_bytes())
+                c(f"{corpus}/{path.name}", argv_for(path), tmp, (0, 1, 2))
+    print(f"{checker.passed} passed, {checker.failed} failed")
+    return 1 if checker.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
