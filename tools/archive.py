@@ -9,6 +9,7 @@ layout C++ `weights::write_archive` produces, so either side reads what the othe
 import torch
 from torch import nn
 
+from atomic import atomic_path
 from reference_models import build_model, complete_options, default_options
 
 CONFIG_FILE = 'dlwpt_model.cfg'
@@ -37,8 +38,9 @@ def save_model_archive(model, example_input, path, model_name, options):
     model.eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, example_input, check_trace=False)
-    torch.jit.save(traced, str(path),
-                   _extra_files={CONFIG_FILE: config_text(model_name, options)})
+    with atomic_path(path) as temporary:
+        torch.jit.save(traced, str(temporary),
+                       _extra_files={CONFIG_FILE: config_text(model_name, options)})
 
 
 def read_model_config(path):
@@ -83,7 +85,8 @@ def save_tensors(tensors, path):
                 holder.add_module(part, _TensorHolder())
             holder = getattr(holder, part)
         holder.register_buffer(leaf, tensor.detach().contiguous().clone())
-    torch.jit.save(torch.jit.script(root), str(path))
+    with atomic_path(path) as temporary:
+        torch.jit.save(torch.jit.script(root), str(temporary))
 
 
 def load_tensors(path):

@@ -25,6 +25,7 @@ import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import convert  # noqa: E402
+from atomic import atomic_path  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REPOSITORY = 'deep-learning-with-pytorch/dlwpt-code'
@@ -73,11 +74,11 @@ def verified(path, blob, size):
 
 def download(url, target, size):
     """Streams `url` into `target` through a temporary file, with a progress line."""
-    partial = target.with_name(target.name + '.partial')
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
+        with atomic_path(target) as partial, urllib.request.urlopen(url, timeout=60) as response, \
+                open(partial, 'wb') as out:
             done = 0
             for block in iter(lambda: response.read(CHUNK), b''):
                 out.write(block)
@@ -89,9 +90,7 @@ def download(url, target, size):
                           end='', file=sys.stderr)
         if sys.stderr.isatty():
             print(file=sys.stderr)
-        partial.replace(target)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise FetchError(f'cannot download {url}: {error}') from error
 
 

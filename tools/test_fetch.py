@@ -79,13 +79,14 @@ class FetchTest(unittest.TestCase):
         _, failures = self.quiet_fetch(wrong, base_url=self.base_url)
         self.assertEqual(failures, [name])
         self.assertFalse((self.data / name).exists())
-        self.assertEqual(list((self.data / name).parent.glob('*.partial')), [])
+        self.assertEqual(list((self.data / name).parent.glob('.*.partial-*')), [])
 
     def test_a_missing_file_fails_without_leftovers(self):
         _, failures = self.quiet_fetch([(self.entries[0][0], 10, 'data/absent.bin')],
                                        base_url=self.base_url)
         self.assertEqual(failures, ['data/absent.bin'])
         self.assertFalse((self.data / 'data/absent.bin').exists())
+        self.assertEqual(list((self.data / 'data').glob('.*.partial-*')), [])
 
     def test_verified_files_are_not_fetched_again(self):
         self.quiet_fetch(self.entries, base_url=self.base_url)
