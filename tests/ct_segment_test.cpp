@@ -23,8 +23,10 @@ std::string read_text(const std::string& path) {
 }
 
 // Runs ct-segment on one thread with the seeded reference models; returns the exit status, output in `log`.
-int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr) {
-  const std::string command = "'" + binary_dir() + "/apps/ct-segment' --segmentation '" +
+// `shell_prefix` runs before it in the same shell (e.g. "ulimit -f 96; ").
+int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr,
+                   const std::string& shell_prefix = "") {
+  const std::string command = shell_prefix + "'" + binary_dir() + "/apps/ct-segment' --segmentation '" +
                               reference_path("unet_book.pt") + "' --classifier '" +
                               reference_path("luna.pt") + "' --threads 1 " + arguments + " > '" +
                               folder.path("log.txt") + "' 2>&1";
@@ -256,6 +258,27 @@ TEST(CtSegmentApp, ScansWithCollidingNamesAreNotMixedUp) {
   // A later run with the other scan of that name does not take the first one's results.
   EXPECT_EQ(run_ct_segment("'" + folder.path("b/scan.mhd") + "' -o '" + folder.path("out") + "'", folder, &log), 1);
   EXPECT_THAT(log, HasSubstr("holds the results of " + folder.path("a/scan.mhd")));
+}
+
+// A full disk (here: a file size limit, which fails writes with EFBIG as ENOSPC would) fails
+// the scan; nothing appears under a final name and no partial folder is left.
+TEST(CtSegmentApp, AFullDiskFailsTheScanAndLeavesNothing) {
+  TemporaryFolder folder;
+  write_phantom(folder.path("scan.mhd"), 12);
+  std::string log;
+  // 96 blocks of 512 bytes: room for the log and the 48 KB mask, not for the 192 KB
+  // probability map.
+  EXPECT_EQ(run_ct_segment("'" + folder.path("scan.mhd") + "' -o '" + folder.path("out") + "' --probability",
+                           folder, &log, "ulimit -f 96; "),
+            1);
+  EXPECT_THAT(log, HasSubstr("FAILED"));
+  EXPECT_THAT(log, HasSubstr("File too large"));
+  bool leftovers = false;
+  EXPECT_TRUE(result_folders(folder.path("out"), &leftovers).empty());
+  EXPECT_FALSE(leftovers);
+  // With room again the same command completes the scan.
+  EXPECT_EQ(run_ct_segment("'" + folder.path("scan.mhd") + "' -o '" + folder.path("out") + "' --probability", folder), 0);
+  EXPECT_TRUE(fs::exists(folder.path("out/scan/probability.raw")));
 }
 
 TEST(CtSegmentApp, ListFilesThatIncludeThemselvesAreRefused) {
