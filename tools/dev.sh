@@ -2,6 +2,7 @@
 # The project's entry point on a Debian 12 machine: installs what is missing, builds, and acts.
 #
 #   tools/dev.sh main    set up, build, get the book's weights, then zebra-ify the book's horse
+#                        and find the nodule candidates of the book's real CT series
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
@@ -129,6 +130,22 @@ run_main() {
   log "zebra-ifying $input"
   "$BUILD_DIR/apps/zebraify" "$input" -o "$output"
   log "done: $output (view it with: $BUILD_DIR/apps/zebraify --view $input)"
+  analyse_book_ct
+}
+
+# The book's real lung CT through its trained U-Net and classifier: what a CT researcher sees
+# first. Needs the mirror's (or a download's) DICOM series and the converted checkpoints.
+analyse_book_ct() {
+  local series results="$BUILD_DIR/demo/ct"
+  series=$(ls -d "$DATA_DIR/data/p1ch4/volumetric-dicom/"*/ "$ROOT/data/data/p1ch4/volumetric-dicom/"*/ \
+             2>/dev/null | head -1 || true)
+  if [ -z "$series" ] || [ ! -f "$ROOT/weights/segmentation.pt" ] || [ ! -f "$ROOT/weights/classifier.pt" ]; then
+    log "no book CT series or trained CT checkpoints: skipping the nodule analysis demo"
+    return 0
+  fi
+  log "finding nodule candidates in the book's CT series $series"
+  "$BUILD_DIR/apps/ct-segment" "$series" -o "$results" --previews 5
+  log "done: $results (mask.mhd opens in ITK-SNAP or 3D Slicer; previews/ shows the 5 most probable candidates)"
 }
 
 # Sanitizer runtime options shared by `sanitize` and `fuzz`: every report is fatal.
@@ -167,5 +184,5 @@ case "${1:-}" in
   sanitize) run_sanitize ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
