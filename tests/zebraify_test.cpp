@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "apps/zebraify/image_io.h"
+#include "apps/common/image_io.h"
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
 // Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
@@ -76,8 +76,8 @@ TEST(ZebraPipeline, TensorRoundTripIsExactAndKeepsWidthAndHeight) {
 TEST(ZebraPipeline, FilesKeepWidthHeightAndChannels) {
   TemporaryFolder folder;
   const RgbImage image = test_picture(40, 24);
-  zebraify::save_image(image, folder.path("picture.png"));
-  const RgbImage loaded = zebraify::load_image(folder.path("picture.png"));
+  apps::save_image(image, folder.path("picture.png"));
+  const RgbImage loaded = apps::load_image(folder.path("picture.png"));
   EXPECT_EQ(loaded.width, 40);
   EXPECT_EQ(loaded.height, 24);
   EXPECT_EQ(loaded.planes, image.planes);
@@ -89,8 +89,8 @@ TEST(ZebraPipeline, FilesKeepWidthHeightAndChannels) {
       for (int64_t x = 0; x < 40; ++x) smooth.planes[(c * 24 + y) * 40 + x] = 20 + 4 * x + 2 * y + 30 * c;
     }
   }
-  zebraify::save_image(smooth, folder.path("picture.jpg"));
-  const RgbImage jpeg = zebraify::load_image(folder.path("picture.jpg"));
+  apps::save_image(smooth, folder.path("picture.jpg"));
+  const RgbImage jpeg = apps::load_image(folder.path("picture.jpg"));
   ASSERT_EQ(jpeg.width, 40);
   ASSERT_EQ(jpeg.height, 24);
   const double mean_error =
@@ -166,7 +166,7 @@ TEST(ImageInput, GreyAlphaAndSixteenBitBecomeEightBitRgb) {
   CImg<unsigned char> grey(16, 8, 1, 1);
   cimg_forXY(grey, x, y) grey(x, y) = static_cast<unsigned char>(x * 16 + y);
   grey.save_png(folder.path("grey.png").c_str());
-  const RgbImage from_grey = zebraify::load_image(folder.path("grey.png"));
+  const RgbImage from_grey = apps::load_image(folder.path("grey.png"));
   ASSERT_EQ(from_grey.width, 16);
   ASSERT_EQ(from_grey.height, 8);
   for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(pixel(from_grey, c, 5, 3), 3 * 16 + 5);
@@ -177,7 +177,7 @@ TEST(ImageInput, GreyAlphaAndSixteenBitBecomeEightBitRgb) {
   rgba(2, 0, 0, 3) = 0;                  // transparent: white
   rgba(3, 0, 0, 3) = 128;                // half: between red and white
   rgba.save_png(folder.path("rgba.png").c_str());
-  const RgbImage from_rgba = zebraify::load_image(folder.path("rgba.png"));
+  const RgbImage from_rgba = apps::load_image(folder.path("rgba.png"));
   EXPECT_EQ(pixel(from_rgba, 0, 0, 1), 200);
   EXPECT_EQ(pixel(from_rgba, 1, 0, 1), 0);
   EXPECT_EQ(pixel(from_rgba, 1, 0, 2), 255);
@@ -186,7 +186,7 @@ TEST(ImageInput, GreyAlphaAndSixteenBitBecomeEightBitRgb) {
   CImg<unsigned short> deep(2, 1, 1, 3, 65535);
   deep(1, 0, 0, 0) = 32896;
   deep.save_png(folder.path("deep.png").c_str(), 2);
-  const RgbImage from_deep = zebraify::load_image(folder.path("deep.png"));
+  const RgbImage from_deep = apps::load_image(folder.path("deep.png"));
   EXPECT_EQ(pixel(from_deep, 0, 0, 0), 255);
   EXPECT_EQ(pixel(from_deep, 0, 0, 1), 128);
 }
@@ -194,25 +194,25 @@ TEST(ImageInput, GreyAlphaAndSixteenBitBecomeEightBitRgb) {
 TEST(ImageInput, BadFilesAreNamedAndRejected) {
   TemporaryFolder folder;
   const auto zebraifier = zebraify::Zebraifier::untrained(0);
-  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("absent.png")); }),
+  EXPECT_THAT(image_error_of([&] { apps::load_image(folder.path("absent.png")); }),
               HasSubstr("does not exist"));
   write_file(folder.path("empty.jpg"), "");
-  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("empty.jpg")); }),
+  EXPECT_THAT(image_error_of([&] { apps::load_image(folder.path("empty.jpg")); }),
               HasSubstr("is empty"));
   write_file(folder.path("text.jpg"), "not a picture\n");
-  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("text.jpg")); }),
+  EXPECT_THAT(image_error_of([&] { apps::load_image(folder.path("text.jpg")); }),
               HasSubstr("neither JPEG nor PNG"));
   write_file(folder.path("image.gif"), "GIF89a\x01\x00\x01\x00");
-  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("image.gif")); }),
+  EXPECT_THAT(image_error_of([&] { apps::load_image(folder.path("image.gif")); }),
               HasSubstr("neither JPEG nor PNG"));
   write_file(folder.path("corrupt.jpg"), std::string("\xFF\xD8\xFF\xE0", 4) + std::string(64, '\x17'));
-  EXPECT_THAT(image_error_of([&] { zebraify::load_image(folder.path("corrupt.jpg")); }),
+  EXPECT_THAT(image_error_of([&] { apps::load_image(folder.path("corrupt.jpg")); }),
               HasSubstr("cannot decode image '" + folder.path("corrupt.jpg") + "'"));
   EXPECT_THAT(image_error_of([&] { zebraifier.convert(test_picture(5, 30), 0); }),
               HasSubstr("image too small: 5x30 pixels"));
   EXPECT_THAT(image_error_of([&] { zebraifier.convert(test_picture(400, 20), 100); }),
               HasSubstr("image too small: 100x5 pixels after resizing"));
-  EXPECT_THAT(image_error_of([&] { zebraify::save_image(test_picture(8, 8), folder.path("x.bmp")); }),
+  EXPECT_THAT(image_error_of([&] { apps::save_image(test_picture(8, 8), folder.path("x.bmp")); }),
               HasSubstr("use a .png, .jpg or .jpeg name"));
 }
 
@@ -251,9 +251,9 @@ void expect_app_equals_python(const std::string& input, int64_t size) {
   ASSERT_EQ(run_zebraify("'" + input + "' -o '" + folder.path("jit.png") + "' --engine jit --weights '" +
                          archive + "'" + size_flag),
             0);
-  const RgbImage native = zebraify::load_image(folder.path("native.png"));
-  const RgbImage jit = zebraify::load_image(folder.path("jit.png"));
-  const RgbImage python = python_zebra(zebraify::load_image(input), archive, size);
+  const RgbImage native = apps::load_image(folder.path("native.png"));
+  const RgbImage jit = apps::load_image(folder.path("jit.png"));
+  const RgbImage python = python_zebra(apps::load_image(input), archive, size);
   const int python_difference = max_pixel_difference(native, python);
   const int engine_difference = max_pixel_difference(native, jit);
   std::cout << input << " at --size " << size << " (" << native.width << "x" << native.height
@@ -265,7 +265,7 @@ void expect_app_equals_python(const std::string& input, int64_t size) {
 
 TEST(ZebraifyApp, GeneratedImageEqualsThePythonPipeline) {
   TemporaryFolder folder;
-  zebraify::save_image(test_picture(300, 180), folder.path("generated.png"));
+  apps::save_image(test_picture(300, 180), folder.path("generated.png"));
   expect_app_equals_python(folder.path("generated.png"), 250);
 }
 
@@ -278,14 +278,14 @@ TEST(ZebraifyApp, BooksHorseEqualsThePythonPipeline) {
 TEST(ZebraifyApp, FolderWithABadFileConvertsTheOthers) {
   TemporaryFolder folder;
   fs::create_directories(folder.path("in"));
-  zebraify::save_image(test_picture(40, 30), folder.path("in/a.png"));
-  zebraify::save_image(test_picture(30, 40), folder.path("in/c.jpg"));
+  apps::save_image(test_picture(40, 30), folder.path("in/a.png"));
+  apps::save_image(test_picture(30, 40), folder.path("in/c.jpg"));
   write_file(folder.path("in/b.jpg"), "this is text, not a JPEG\n");
   const int status = run_zebraify("'" + folder.path("in") + "' -o '" + folder.path("out") +
                                   "' --weights '" + reference_path("cyclegan_small.pt") + "'");
   EXPECT_EQ(status, 1);  // some failed
-  EXPECT_EQ(zebraify::load_image(folder.path("out/a.png")).width, 40);
-  EXPECT_EQ(zebraify::load_image(folder.path("out/c.jpg")).width, 30);
+  EXPECT_EQ(apps::load_image(folder.path("out/a.png")).width, 40);
+  EXPECT_EQ(apps::load_image(folder.path("out/c.jpg")).width, 30);
   EXPECT_FALSE(fs::exists(folder.path("out/b.jpg")));
   for (const auto& entry : fs::directory_iterator(folder.path("out"))) {
     EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos)
@@ -295,7 +295,7 @@ TEST(ZebraifyApp, FolderWithABadFileConvertsTheOthers) {
 
 TEST(ZebraifyApp, BadCommandLinesFailWithAMessage) {
   TemporaryFolder folder;
-  zebraify::save_image(test_picture(40, 30), folder.path("a.png"));
+  apps::save_image(test_picture(40, 30), folder.path("a.png"));
   EXPECT_EQ(run_zebraify("--help"), 0);
   EXPECT_EQ(run_zebraify(""), 2);
   EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "'"), 2);  // no --output
@@ -305,7 +305,7 @@ TEST(ZebraifyApp, BadCommandLinesFailWithAMessage) {
                          reference_path("luna.pt") + "'"),
             2);
   EXPECT_EQ(run_zebraify("'" + folder.path("a.png") + "' -o '" + folder.path("a.png") + "'"), 1);
-  EXPECT_EQ(zebraify::load_image(folder.path("a.png")).planes, test_picture(40, 30).planes)
+  EXPECT_EQ(apps::load_image(folder.path("a.png")).planes, test_picture(40, 30).planes)
       << "the input was overwritten";
 }
 
