@@ -1,9 +1,16 @@
 // The zebraify pipeline: image I/O, pre/post-processing, both engines, the app end to end
 // against the Python reference pipeline, and bad input.
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "apps/common/image_io.h"
+#include "weights/errors.h"
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
 // Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
@@ -216,6 +223,80 @@ TEST(ImageInput, BadFilesAreNamedAndRejected) {
               HasSubstr("use a .png, .jpg or .jpeg name"));
 }
 
+// --- hostile and damaged files (made by tests/fuzz/image_corpus.cpp) ---------------------------
+
+std::string corpus_file(const std::string& name) {
+  return source_dir() + "/tests/fuzz/regressions/image_fuzzer/" + name;
+}
+
+apps::ImageReadOptions max_pixels(int64_t limit) {
+  apps::ImageReadOptions options;
+  options.max_pixels = limit;
+  return options;
+}
+
+TEST(ImageInput, EveryKindOfSeedDecodesToItsSize) {
+  for (const char* name : {"grey.png", "grey_alpha.png", "rgb.png", "rgba.png", "rgb16.png",
+                           "rgba16.png", "grey1.png", "palette.png", "interlaced.png",
+                           "baseline.jpg", "progressive.jpg", "grey.jpg"}) {
+    const RgbImage image = apps::load_image(corpus_file(name));
+    EXPECT_EQ(image.width, 16) << name;
+    EXPECT_EQ(image.height, 16) << name;
+  }
+  // The same pixels, interlaced or not; a palette's transparent entry 0 turns white.
+  EXPECT_EQ(apps::load_image(corpus_file("interlaced.png")).planes,
+            apps::load_image(corpus_file("rgb.png")).planes);
+  const RgbImage baseline = apps::load_image(corpus_file("baseline.jpg"));
+  const RgbImage progressive = apps::load_image(corpus_file("progressive.jpg"));
+  const int jpeg_difference = max_pixel_difference(baseline, progressive);
+  std::cout << "baseline vs progressive JPEG of one picture: max difference " << jpeg_difference << "\n";
+  EXPECT_LE(jpeg_difference, 8);
+}
+
+TEST(ImageInput, TruncatedFilesAreErrorsNotGreyPixels) {
+  // libjpeg only warns at a premature end and fills in grey; the reader fails instead.
+  EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("truncated.jpg")); }),
+              HasSubstr("cannot decode image '" + corpus_file("truncated.jpg") + "'"));
+  EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("truncated.png")); }),
+              HasSubstr("cannot decode image '" + corpus_file("truncated.png") + "'"));
+}
+
+TEST(ImageInput, BadPngCrcAndCorruptDataAreErrors) {
+  EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("bad_crc.png")); }),
+              HasSubstr("CRC"));
+  EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("corrupt_idat.png")); }),
+              HasSubstr("cannot decode image"));
+}
+
+TEST(ImageInput, HugeHeadersAreRefusedBeforeDecoding) {
+  for (const char* name : {"huge_header.jpg", "huge_header.png"}) {
+    const std::string path = corpus_file(name);
+    const auto start = std::chrono::steady_clock::now();
+    const std::string message =
+        error_message_of<LimitError>([&] { apps::load_image(path); });
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << name << " (" << fs::file_size(path) << " bytes) refused in " << seconds << " s\n";
+    EXPECT_THAT(message, HasSubstr("'" + path + "' claims 30000x30000 = 900000000 pixels"));
+    EXPECT_THAT(message, HasSubstr("limit of 100000000"));
+    EXPECT_THAT(message, HasSubstr("--max-pixels"));
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "one line";
+    EXPECT_LT(seconds, 1.0);
+  }
+}
+
+TEST(ImageInput, PixelLimitIsAnOption) {
+  const std::string path = corpus_file("big_8000x8000.png");
+  EXPECT_THAT(error_message_of<LimitError>([&] { apps::load_image(path, max_pixels(1'000'000)); }),
+              HasSubstr("claims 8000x8000 = 64000000 pixels, more than the limit of 1000000"));
+  const RgbImage image = apps::load_image(path);  // the default limit takes it
+  EXPECT_EQ(image.width, 8000);
+  EXPECT_EQ(image.height, 8000);
+  // Every byte 0x5A (bits 0101 1010) of 1-bit grey: 1 is white, 0 black.
+  EXPECT_EQ(pixel(image, 1, 7999, 7998), 255);  // bit 6 of its byte
+  EXPECT_EQ(pixel(image, 2, 7999, 7997), 0);    // bit 5
+}
+
 // --- the app end to end --------------------------------------------------------------------
 
 std::string zebraify_binary() { return binary_dir() + "/apps/zebraify"; }
@@ -224,6 +305,55 @@ int run_zebraify(const std::string& arguments) {
   const std::string command = "'" + zebraify_binary() + "' " + arguments + " 2>&1";
   std::cout << "$ " << command << "\n";
   return run_command(command);
+}
+
+// What a run printed and what it cost: exit status, peak resident memory, wall time.
+struct MeasuredRun {
+  int status = -1;
+  std::string output;
+  double peak_megabytes = 0;
+  double seconds = 0;
+};
+
+// Runs a shell command in a child whose own resource use wait4 reports (not that of earlier
+// children of the test process, which getrusage(RUSAGE_CHILDREN) would mix in).
+MeasuredRun run_measured(const std::string& command) {
+  TemporaryFolder folder;
+  const std::string log = folder.path("output.txt");
+  const std::string shell_command = command + " >'" + log + "' 2>&1";
+  std::cout << "$ " << shell_command << "\n";
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execl("/bin/sh", "sh", "-c", shell_command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  MeasuredRun run;
+  int status = 0;
+  struct rusage usage {};
+  if (child < 0 || ::wait4(child, &status, 0, &usage) != child) return run;
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.peak_megabytes = usage.ru_maxrss / 1024.0;  // kilobytes on Linux
+  std::ifstream in(log);
+  run.output.assign(std::istreambuf_iterator<char>(in), {});
+  std::cout << run.output << "(exit " << run.status << ", peak RSS " << run.peak_megabytes
+            << " MB, " << run.seconds << " s)\n";
+  return run;
+}
+
+std::string zebraify_command(const std::string& arguments) {
+  return "'" + zebraify_binary() + "' --weights '" + reference_path("cyclegan_small.pt") + "' " +
+         arguments;
+}
+
+// The files of a folder, to show that nothing (no partial image, no temporary) was left.
+std::vector<std::string> files_in(const std::string& folder) {
+  std::vector<std::string> names;
+  if (!fs::exists(folder)) return names;
+  for (const auto& entry : fs::directory_iterator(folder)) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 // The Python pipeline (tools/zebraify_reference.py) on the pixels the app decoded.
@@ -291,6 +421,59 @@ TEST(ZebraifyApp, FolderWithABadFileConvertsTheOthers) {
     EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos)
         << "left a temporary file: " << entry.path();
   }
+}
+
+TEST(ZebraifyApp, TruncatedJpegFailsAndWritesNothing) {
+  TemporaryFolder folder;
+  const MeasuredRun run = run_measured(zebraify_command("'" + corpus_file("truncated.jpg") +
+                                                        "' -o '" + folder.path("out/zebra.png") + "'"));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.output, HasSubstr("cannot decode image"));
+  EXPECT_THAT(files_in(folder.path("out")), ::testing::IsEmpty());
+}
+
+TEST(ZebraifyApp, HugeHeaderIsRefusedFastInLittleMemory) {
+  TemporaryFolder folder;
+  const MeasuredRun run = run_measured(zebraify_command("'" + corpus_file("huge_header.jpg") +
+                                                        "' -o '" + folder.path("zebra.png") + "'"));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.output, HasSubstr("claims 30000x30000"));
+  EXPECT_THAT(run.output, HasSubstr("--max-pixels"));
+  EXPECT_LT(run.peak_megabytes, 1024) << "decoding 30000 x 30000 pixels would take 2.7 GB";
+  EXPECT_LT(run.seconds, 10);
+  EXPECT_FALSE(fs::exists(folder.path("zebra.png")));
+}
+
+TEST(ZebraifyApp, MaxPixelsOptionBoundsTheInput) {
+  TemporaryFolder folder;
+  const MeasuredRun run =
+      run_measured(zebraify_command("--max-pixels 1000000 '" + corpus_file("big_8000x8000.png") +
+                                    "' -o '" + folder.path("zebra.png") + "'"));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.output, HasSubstr("more than the limit of 1000000 (raise it with --max-pixels)"));
+  EXPECT_FALSE(fs::exists(folder.path("zebra.png")));
+  EXPECT_EQ(run_measured(zebraify_command("--max-pixels 0 x.png -o y.png")).status, 2);
+}
+
+TEST(ZebraifyApp, FullDiskLeavesNoPartialImage) {
+  TemporaryFolder folder;
+  apps::save_image(test_picture(120, 80), folder.path("in.png"));
+  for (const char* name : {"zebra.png", "zebra.jpg"}) {
+    // ulimit -f 1: writes past 1 KB fail with EFBIG, as on a full disk (the app ignores SIGXFSZ).
+    const MeasuredRun run = run_measured("bash -c \"ulimit -f 1; exec " +
+                                         zebraify_command("'" + folder.path("in.png") + "' -o '" +
+                                                          folder.path(std::string("out/") + name) + "'") +
+                                         "\"");
+    EXPECT_EQ(run.status, 1) << name;
+    EXPECT_THAT(run.output, HasSubstr("cannot write '" + folder.path(std::string("out/") + name) + "'"));
+    EXPECT_THAT(files_in(folder.path("out")), ::testing::IsEmpty()) << name;
+  }
+  // Without the limit the same runs succeed: the failure above was the disk's.
+  EXPECT_EQ(run_measured(zebraify_command("'" + folder.path("in.png") + "' -o '" +
+                                          folder.path("out/zebra.png") + "'"))
+                .status,
+            0);
+  EXPECT_GT(fs::file_size(folder.path("out/zebra.png")), 1024u) << "the limit must bite";
 }
 
 TEST(ZebraifyApp, BadCommandLinesFailWithAMessage) {
