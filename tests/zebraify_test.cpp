@@ -476,6 +476,24 @@ TEST(ZebraifyApp, FullDiskLeavesNoPartialImage) {
   EXPECT_GT(fs::file_size(folder.path("out/zebra.png")), 1024u) << "the limit must bite";
 }
 
+TEST(ZebraifyApp, SameNamesFromTwoFoldersDoNotOverwriteEachOther) {
+  TemporaryFolder folder;
+  fs::create_directories(folder.path("a"));
+  fs::create_directories(folder.path("b"));
+  apps::save_image(test_picture(40, 30), folder.path("a/horse.png"));
+  apps::save_image(test_picture(30, 40), folder.path("b/horse.png"));
+  apps::save_image(test_picture(20, 20), folder.path("b/other.png"));
+  const MeasuredRun run = run_measured(zebraify_command("'" + folder.path("a") + "' '" +
+                                                        folder.path("b") + "' -o '" +
+                                                        folder.path("out") + "'"));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_THAT(run.output, HasSubstr("skipped " + folder.path("b/horse.png")));
+  EXPECT_THAT(run.output, HasSubstr("the zebra of '" + folder.path("a/horse.png") + "'"));
+  EXPECT_THAT(run.output, HasSubstr("2 of 3 images converted"));
+  EXPECT_EQ(apps::load_image(folder.path("out/horse.png")).width, 40) << "a's zebra was overwritten";
+  EXPECT_EQ(files_in(folder.path("out")), (std::vector<std::string>{"horse.png", "other.png"}));
+}
+
 TEST(ZebraifyApp, BadCommandLinesFailWithAMessage) {
   TemporaryFolder folder;
   apps::save_image(test_picture(40, 30), folder.path("a.png"));

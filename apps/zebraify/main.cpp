@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include <cxxopts.hpp>
 #include <torch/torch.h>
@@ -72,6 +73,29 @@ std::string output_path(const std::string& input, const std::string& output, boo
   return (fs::path(output) / fs::path(input).filename()).string();
 }
 
+// The outputs given out so far, so that two inputs of one name from different folders
+// (a/horse.jpg, b/horse.jpg) cannot overwrite each other's zebra in the output folder.
+class OutputNames {
+ public:
+  // Reserves `target` for `input`; throws naming both inputs when another one has it. The
+  // first input keeps the name even when its conversion fails, so that which file gets it
+  // never depends on what else went wrong.
+  void claim(const std::string& target, const std::string& input) {
+    const auto [found, inserted] = owners_.try_emplace(key(target), input);
+    if (!inserted) {
+      throw ImageError("its zebra would overwrite '" + target + "', the zebra of '" + found->second +
+                       "' (rename one of the inputs)");
+    }
+  }
+
+ private:
+  static std::string key(const std::string& path) {
+    return fs::absolute(path).lexically_normal().string();
+  }
+
+  std::map<std::string, std::string> owners_;
+};
+
 // Converts every input, reporting and skipping the ones that fail; returns the failures.
 int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& inputs,
                   const std::string& output, int64_t size, const ImageReadOptions& read_options) {
@@ -80,6 +104,7 @@ int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& 
   const fs::path folder = single_file ? fs::path(output).parent_path() : fs::path(output);
   if (!folder.empty()) fs::create_directories(folder);
   dlwpt::apps::ProgressBar progress("zebraify", static_cast<int64_t>(inputs.size()));
+  OutputNames outputs;
   int failures = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string& input = inputs[i];
@@ -88,6 +113,7 @@ int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& 
       if (dlwpt::apps::same_file(input, target)) {
         throw ImageError("refusing to overwrite the input '" + input + "' with its zebra");
       }
+      outputs.claim(target, input);
       save_image(zebraifier.convert(load_image(input, read_options), size), target);
     } catch (const std::exception& error) {
       ++failures;
