@@ -258,7 +258,8 @@ TEST(ImageInput, TruncatedFilesAreErrorsNotGreyPixels) {
   EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("truncated.jpg")); }),
               HasSubstr("cannot decode image '" + corpus_file("truncated.jpg") + "'"));
   EXPECT_THAT(image_error_of([] { apps::load_image(corpus_file("truncated.png")); }),
-              HasSubstr("cannot decode image '" + corpus_file("truncated.png") + "'"));
+              HasSubstr("cannot decode image '" + corpus_file("truncated.png") +
+                        "': the file ends early (truncated)"));
 }
 
 TEST(ImageInput, BadPngCrcAndCorruptDataAreErrors) {
@@ -289,6 +290,13 @@ TEST(ImageInput, PixelLimitIsAnOption) {
   const std::string path = corpus_file("big_8000x8000.png");
   EXPECT_THAT(error_message_of<LimitError>([&] { apps::load_image(path, max_pixels(1'000'000)); }),
               HasSubstr("claims 8000x8000 = 64000000 pixels, more than the limit of 1000000"));
+  // A side alone beyond the limit trips libpng's own check (png_set_user_limits) first.
+  TemporaryFolder folder;
+  apps::save_image(test_picture(2000, 1), folder.path("wide.png"));
+  EXPECT_THAT(error_message_of<LimitError>(
+                  [&] { apps::load_image(folder.path("wide.png"), max_pixels(1000)); }),
+              HasSubstr("is wider or taller than the limit of 1000 pixels (raise it with --max-pixels)"));
+
   const RgbImage image = apps::load_image(path);  // the default limit takes it
   EXPECT_EQ(image.width, 8000);
   EXPECT_EQ(image.height, 8000);

@@ -321,9 +321,24 @@ class JpegWriter {
 // said here so that it cannot change under us.
 constexpr png_alloc_size_t kPngChunkBytes = 8'000'000;
 
+// What libpng reported, through the pointer it hands to the error and warning functions.
+struct PngMessages {
+  LibraryMessage error;
+  bool side_over_limit = false;  ///< IHDR refused by png_set_user_limits
+};
+
 [[noreturn]] void png_fail(png_structp png, png_const_charp message) {
-  static_cast<LibraryMessage*>(png_get_error_ptr(png))->set(message);
+  static_cast<PngMessages*>(png_get_error_ptr(png))->error.set(message);
   png_longjmp(png, 1);
+}
+
+// libpng's own file reader reports a short read as "Read Error"; this one tells a truncated
+// file from a failing disk.
+void png_read_from_file(png_structp png, png_bytep data, size_t length) {
+  auto* file = static_cast<std::FILE*>(png_get_io_ptr(png));
+  if (std::fread(data, 1, length, file) != length) {
+    png_error(png, std::feof(file) ? "the file ends early (truncated)" : std::strerror(errno));
+  }
 }
 
 // libpng's own file writer reports a short write as "Write Error"; this one says why (a full
@@ -339,13 +354,22 @@ void png_flush_later(png_structp) {}
 // libpng warns about ancillary chunks (colour profiles, text) that do not touch the pixels, and
 // on reading turns "benign" errors into warnings: all of these concern data not used here.
 // What affects the pixels fails: a bad CRC (see below), truncation, corrupt compressed data.
+// One warning matters: a width or height beyond png_set_user_limits, which libpng follows with
+// a bare "Invalid IHDR data" error; noting it makes the failure the LimitError it is.
+void png_read_warning(png_structp png, png_const_charp message) {
+  if (std::strstr(message, "exceeds user limit")) {
+    static_cast<PngMessages*>(png_get_error_ptr(png))->side_over_limit = true;
+  }
+}
+
+// The writer's warnings (none are expected for plain 8-bit RGB) add nothing to its errors.
 void png_ignore_warning(png_structp, png_const_charp) {}
 
 class PngReader {
  public:
   PngReader(const std::string& path, const ImageReadOptions& options)
       : path_(path), max_pixels_(options.max_pixels), file_(path, "rb") {
-    png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message_, png_fail, png_ignore_warning);
+    png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, &messages_, png_fail, png_read_warning);
     if (png_) info_ = png_create_info_struct(png_);
     if (!png_ || !info_) throw ImageError("cannot decode image '" + path_ + "': out of memory");
   }
@@ -354,14 +378,18 @@ class PngReader {
   PngReader& operator=(const PngReader&) = delete;
 
   RgbImage read() {
-    if (!decode()) throw ImageError("cannot decode image '" + path_ + "': " + message_.text);
-    return std::move(image_);
+    if (decode()) return std::move(image_);
+    if (messages_.side_over_limit) {
+      throw LimitError("image '" + path_ + "' is wider or taller than the limit of " +
+                       std::to_string(max_pixels_) + " pixels (raise it with --max-pixels)");
+    }
+    throw ImageError("cannot decode image '" + path_ + "': " + messages_.error.text);
   }
 
  private:
   bool decode() {
     if (setjmp(png_jmpbuf(png_))) return false;
-    png_init_io(png_, file_.get());
+    png_set_read_fn(png_, file_.get(), png_read_from_file);
     limit_memory();
     png_read_info(png_, info_);
     const int64_t width = png_get_image_width(png_, info_);
@@ -411,7 +439,7 @@ class PngReader {
   const std::string path_;
   const int64_t max_pixels_;
   CFile file_;
-  LibraryMessage message_;
+  PngMessages messages_;
   png_structp png_ = nullptr;
   png_infop info_ = nullptr;
   RgbImage image_;
@@ -422,7 +450,7 @@ class PngWriter {
  public:
   PngWriter(const RgbImage& image, const std::string& path)
       : image_(image), file_(path, "wb") {
-    png_ = png_create_write_struct(PNG_LIBPNG_VER_STRING, &message_, png_fail, png_ignore_warning);
+    png_ = png_create_write_struct(PNG_LIBPNG_VER_STRING, &messages_, png_fail, png_ignore_warning);
     if (png_) info_ = png_create_info_struct(png_);
     if (!png_ || !info_) throw ImageError("PNG encoder: out of memory");
     row_.resize(static_cast<size_t>(3 * image.width));
@@ -432,7 +460,7 @@ class PngWriter {
   PngWriter& operator=(const PngWriter&) = delete;
 
   void write() {
-    if (!encode()) throw ImageError(std::string("PNG encoder: ") + message_.text);
+    if (!encode()) throw ImageError(std::string("PNG encoder: ") + messages_.error.text);
     file_.close();
   }
 
@@ -454,7 +482,7 @@ class PngWriter {
 
   const RgbImage& image_;
   CFile file_;
-  LibraryMessage message_;
+  PngMessages messages_;
   png_structp png_ = nullptr;
   png_infop info_ = nullptr;
   std::vector<uint8_t> row_;
