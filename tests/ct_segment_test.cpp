@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/common/image_io.h"
 #include "apps/ct_segment/report.h"
 #include "apps/ct_segment/scoring.h"
 #include "ct/pipeline.h"
@@ -95,7 +96,13 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   EXPECT_THAT(read_text(result + "/candidates.json"), HasSubstr("\"series_uid\": \"good\""));
   EXPECT_TRUE(torch::equal(ct::read_metaimage(result + "/volume.mhd").hu, volume.hu));
   int64_t previews = 0;
-  for (const auto& entry : fs::directory_iterator(result + "/previews")) previews += entry.path().extension() == ".png";
+  for (const auto& entry : fs::directory_iterator(result + "/previews")) {
+    if (entry.path().extension() != ".png") continue;
+    ++previews;
+    const apps::RgbImage preview = apps::load_image(entry.path().string());  // strict reader
+    EXPECT_EQ(preview.width, volume.hu.size(2)) << entry.path();
+    EXPECT_EQ(preview.height, volume.hu.size(1)) << entry.path();
+  }
   EXPECT_EQ(previews, std::min<int64_t>(2, static_cast<int64_t>(sorted.size())));
   for (const auto& entry : fs::directory_iterator(folder.path("out"))) {
     const std::string name = entry.path().filename().string();

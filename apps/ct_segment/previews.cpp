@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "apps/common/image_io.h"
+// Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
 #include "apps/common/cimg_config.h"
 
 namespace dlwpt::ct_segment {
@@ -42,6 +44,15 @@ void draw_contour(CImg<unsigned char>& image, const torch::Tensor& mask_slice) {
   }
 }
 
+// CImg draws the previews; the apps' strict writer saves them (whole or not at all).
+apps::RgbImage to_rgb_image(const CImg<unsigned char>& image) {
+  apps::RgbImage rgb;
+  rgb.width = image.width();
+  rgb.height = image.height();
+  rgb.planes.assign(image.begin(), image.end());  // both planar: R plane, G plane, B plane
+  return rgb;
+}
+
 }  // namespace
 
 void write_previews(const std::string& folder, const ct::CtVolume& volume, const torch::Tensor& mask,
@@ -63,7 +74,7 @@ void write_previews(const std::string& folder, const ct::CtVolume& volume, const
     std::snprintf(name, sizeof name, "candidate_%02lld_id%lld_slice%lld.png",
                   static_cast<long long>(rank + 1), static_cast<long long>(candidate.id),
                   static_cast<long long>(index));
-    image.save_png((fs::path(folder) / name).string().c_str());
+    apps::save_image(to_rgb_image(image), (fs::path(folder) / name).string());
   }
 }
 

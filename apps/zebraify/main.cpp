@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include <cxxopts.hpp>
 #include <torch/torch.h>
@@ -18,6 +19,10 @@
 
 namespace fs = std::filesystem;
 using namespace dlwpt::zebraify;
+using dlwpt::apps::has_image_extension;
+using dlwpt::apps::ImageReadOptions;
+using dlwpt::apps::load_image;
+using dlwpt::apps::save_image;
 using dlwpt::apps::UsageError;
 
 namespace {
@@ -68,14 +73,38 @@ std::string output_path(const std::string& input, const std::string& output, boo
   return (fs::path(output) / fs::path(input).filename()).string();
 }
 
+// The outputs given out so far, so that two inputs of one name from different folders
+// (a/horse.jpg, b/horse.jpg) cannot overwrite each other's zebra in the output folder.
+class OutputNames {
+ public:
+  // Reserves `target` for `input`; throws naming both inputs when another one has it. The
+  // first input keeps the name even when its conversion fails, so that which file gets it
+  // never depends on what else went wrong.
+  void claim(const std::string& target, const std::string& input) {
+    const auto [found, inserted] = owners_.try_emplace(key(target), input);
+    if (!inserted) {
+      throw ImageError("its zebra would overwrite '" + target + "', the zebra of '" + found->second +
+                       "' (rename one of the inputs)");
+    }
+  }
+
+ private:
+  static std::string key(const std::string& path) {
+    return fs::absolute(path).lexically_normal().string();
+  }
+
+  std::map<std::string, std::string> owners_;
+};
+
 // Converts every input, reporting and skipping the ones that fail; returns the failures.
 int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& inputs,
-                  const std::string& output, int64_t size) {
+                  const std::string& output, int64_t size, const ImageReadOptions& read_options) {
   const bool single_file = inputs.size() == 1 && !fs::is_directory(output) &&
                            has_image_extension(output);
   const fs::path folder = single_file ? fs::path(output).parent_path() : fs::path(output);
   if (!folder.empty()) fs::create_directories(folder);
   dlwpt::apps::ProgressBar progress("zebraify", static_cast<int64_t>(inputs.size()));
+  OutputNames outputs;
   int failures = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string& input = inputs[i];
@@ -84,7 +113,8 @@ int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& 
       if (dlwpt::apps::same_file(input, target)) {
         throw ImageError("refusing to overwrite the input '" + input + "' with its zebra");
       }
-      save_image(zebraifier.convert(load_image(input), size), target);
+      outputs.claim(target, input);
+      save_image(zebraifier.convert(load_image(input, read_options), size), target);
     } catch (const std::exception& error) {
       ++failures;
       progress.message(std::string(kProgram) + ": skipped " + input + ": " + error.what());
@@ -114,6 +144,9 @@ cxxopts::Options make_options() {
        cxxopts::value<std::string>()->default_value("native"))
       ("size", "bound of the longer side, keeping the aspect ratio (0: original size)",
        cxxopts::value<int64_t>()->default_value(std::to_string(kDefaultSize)))
+      ("max-pixels", "refuse images of more pixels (width x height), read from their header before "
+                     "decoding", cxxopts::value<int64_t>()->default_value(
+                         std::to_string(dlwpt::apps::kDefaultMaxImagePixels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
       ("seed", "seed of the untrained weights", cxxopts::value<uint64_t>()->default_value("0"))
       ("inputs", "images or folders", cxxopts::value<std::vector<std::string>>())
@@ -127,6 +160,9 @@ int run(const cxxopts::ParseResult& args) {
   if (!args.count("inputs")) throw UsageError("no input images (see --help)");
   const int64_t size = args["size"].as<int64_t>();
   if (size < 0 || size > 16384) throw UsageError("--size must be between 0 and 16384");
+  ImageReadOptions read_options;
+  read_options.max_pixels = args["max-pixels"].as<int64_t>();
+  if (read_options.max_pixels < 1) throw UsageError("--max-pixels must be at least 1");
   dlwpt::apps::set_threads(args["threads"].as<int>());
 
   const auto inputs = collect_inputs(args["inputs"].as<std::vector<std::string>>());
@@ -140,10 +176,12 @@ int run(const cxxopts::ParseResult& args) {
 
   if (args.count("view")) {
     const std::string save_folder = args.count("output") ? args["output"].as<std::string>() : ".";
-    return run_viewer(zebraifier, inputs, size, save_folder);
+    return run_viewer(zebraifier, inputs, size, save_folder, read_options);
   }
   if (!args.count("output")) throw UsageError("no --output given (see --help)");
-  return convert_files(zebraifier, inputs, args["output"].as<std::string>(), size) == 0 ? 0 : 1;
+  return convert_files(zebraifier, inputs, args["output"].as<std::string>(), size, read_options) == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace

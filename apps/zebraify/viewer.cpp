@@ -15,6 +15,8 @@
 namespace dlwpt::zebraify {
 
 namespace fs = std::filesystem;
+using apps::load_image;
+using apps::save_image;
 using cimg_library::CImg;
 using cimg_library::CImgDisplay;
 
@@ -39,8 +41,10 @@ CImg<unsigned char> to_cimg(const RgbImage& image) {
 // Converts the image the window asks for on its own thread, one at a time, keeping results.
 class ConversionWorker {
  public:
-  ConversionWorker(const Zebraifier& zebraifier, std::vector<std::string> inputs, int64_t max_side)
+  ConversionWorker(const Zebraifier& zebraifier, std::vector<std::string> inputs, int64_t max_side,
+                   const apps::ImageReadOptions& read_options)
       : zebraifier_(zebraifier), inputs_(std::move(inputs)), max_side_(max_side),
+        read_options_(read_options),
         thread_([this] { loop(); }) {}
 
   ~ConversionWorker() {
@@ -84,7 +88,7 @@ class ConversionWorker {
   Conversion convert(const std::string& path) const {
     Conversion conversion;
     try {
-      conversion.input = load_image(path);
+      conversion.input = load_image(path, read_options_);
       const auto start = std::chrono::steady_clock::now();
       conversion.zebra = zebraifier_.convert(conversion.input, max_side_);
       conversion.seconds =
@@ -98,6 +102,7 @@ class ConversionWorker {
   const Zebraifier& zebraifier_;
   const std::vector<std::string> inputs_;
   const int64_t max_side_;
+  const apps::ImageReadOptions read_options_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::optional<size_t> requested_;
@@ -186,7 +191,8 @@ void save_zebra(const Conversion& conversion, const std::string& input,
 }  // namespace
 
 int run_viewer(const Zebraifier& zebraifier, const std::vector<std::string>& inputs,
-               int64_t max_side, const std::string& save_folder) {
+               int64_t max_side, const std::string& save_folder,
+               const apps::ImageReadOptions& read_options) {
   CImgDisplay display;
   try {
     display.assign(kMaxInitialWidth / 2, kMaxInitialHeight / 2, "zebraify", 0);
@@ -194,7 +200,7 @@ int run_viewer(const Zebraifier& zebraifier, const std::vector<std::string>& inp
     std::cerr << "zebraify: cannot open a window (is DISPLAY set?): " << error.what() << "\n";
     return 2;
   }
-  ConversionWorker worker(zebraifier, inputs, max_side);
+  ConversionWorker worker(zebraifier, inputs, max_side, read_options);
   size_t index = 0;
   bool show_original = false;
   bool sized_to_image = false;

@@ -5,9 +5,13 @@
 
 #include <torch/types.h>
 
-#include "apps/zebraify/image_io.h"
+#include "apps/common/image_io.h"
 
 namespace dlwpt::zebraify {
+
+// The pipeline works on the apps' shared image type, and reports bad images as they do.
+using apps::ImageError;
+using apps::RgbImage;
 
 // The image pipeline of the book's chapter 2, in functions the tests check one by one:
 //   RGB pixels --to_tensor--> 1 x 3 x H x W in [0, 1] (torchvision's ToTensor)
