@@ -1,6 +1,8 @@
 #pragma once
 
+#include <array>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <torch/arg.h>
@@ -26,7 +28,10 @@ struct AnalysisOptions {
   TORCH_ARG(double, threshold) = 0.5;
 };
 
-/// The models the pipeline runs; `malignancy` may be empty.
+/// The models the pipeline runs; `malignancy` may be empty. The U-Net must take the 7-slice
+/// stacks the pipeline builds (in_channels 7: 3 context slices either side), give one
+/// probability per voxel (n_classes 1) the size of its input (padding true); the LunaModels
+/// take one HU channel in the book's 32 x 48 x 48 chunks. `check_models` says which does not.
 struct AnalysisModels {
   UNetWrapper segmentation{nullptr};
   LunaModel nodule{nullptr};
@@ -41,9 +46,25 @@ struct ScanAnalysis {
   torch::Tensor probability;  ///< float32 D x H x W, the U-Net's per-voxel output
   torch::Tensor mask;         ///< bool D x H x W: probability > threshold, eroded once
   std::vector<Candidate> candidates;  ///< by id, with their probabilities
+  /// What the pipeline adapted to run the scan (such as padding its slices), one sentence
+  /// each, for the user to see; empty for the book's 512 x 512 slices.
+  std::vector<std::string> notes;
 };
 
-/// The U-Net over every slice: slice i sees slices i-3 .. i+3 (clamped), HU in [-1000, 1000].
+/// Throw ConfigError naming the model and what the pipeline needs when a model does not fit it
+/// (see AnalysisModels); `role` names the classifier ("nodule", "malignancy").
+void check_segmentation_model(const UNetWrapper& model);
+void check_classification_model(const LunaModel& model, const std::string& role);
+void check_models(const AnalysisModels& models);
+
+/// The slice size the U-Net runs on: height and width rounded up to multiples of
+/// 2^(depth - 1), the sizes whose every pooling halves an even side. `segment_volume` pads
+/// slices of other sizes with air (kMinHu) at the bottom and right to it and crops the
+/// output back, so that every slice size works and the 512 x 512 slices are untouched.
+std::array<int64_t, 2> padded_slice_size(const UNetWrapper& model, int64_t rows, int64_t columns);
+
+/// The U-Net over every slice: slice i sees slices i-3 .. i+3 (clamped), HU in [-1000, 1000],
+/// padded to `padded_slice_size`; returns D x H x W probabilities.
 torch::Tensor segment_volume(UNetWrapper& model, const torch::Tensor& hu, int64_t batch_size,
                              const ProgressCallback& progress = {});
 
@@ -56,8 +77,9 @@ void classify_candidates(LunaModel& model, const torch::Tensor& hu,
                          std::vector<Candidate>& candidates, int64_t batch_size,
                          double Candidate::*field, const ProgressCallback& progress = {});
 
-/// Segmentation, mask, grouping and classification of one scan. Throws ScanError for a
-/// volume the models cannot take (fewer than 7 slices, sides under 16 voxels).
+/// Segmentation, mask, grouping and classification of one scan. Throws ConfigError for models
+/// that do not fit the pipeline (`check_models`), ScanError for a volume the models cannot
+/// take (fewer than 7 slices, sides under 16 voxels).
 ScanAnalysis analyse_scan(AnalysisModels& models, const CtVolume& volume,
                           const AnalysisOptions& options = {},
                           const ProgressCallback& progress = {});

@@ -1,5 +1,7 @@
 #include "layers/luna_block.h"
 
+#include "layers/state_numel.h"
+
 namespace dlwpt {
 
 namespace nn = torch::nn;
@@ -19,6 +21,12 @@ LunaBlockImpl::LunaBlockImpl(const LunaBlockOptions& options_) : options(options
   conv2 = register_module("conv2", conv3x3x3(options.conv_channels(), options.conv_channels()));
   relu2 = register_module("relu2", nn::ReLU(nn::ReLUOptions(/*inplace=*/true)));
   maxpool = register_module("maxpool", nn::MaxPool3d(nn::MaxPool3dOptions(2).stride(2)));
+}
+
+int64_t LunaBlockImpl::state_numel(const LunaBlockOptions& options) {
+  constexpr int64_t kKernelVolume = 3 * 3 * 3;
+  return conv_state_numel(options.in_channels(), options.conv_channels(), kKernelVolume) +
+         conv_state_numel(options.conv_channels(), options.conv_channels(), kKernelVolume);
 }
 
 torch::Tensor LunaBlockImpl::forward(const torch::Tensor& input) {

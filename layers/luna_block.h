@@ -30,6 +30,9 @@ class LunaBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& input);
 
+  /// Values in the state_dict of a block with these options (layers/state_numel.h).
+  static int64_t state_numel(const LunaBlockOptions& options);
+
   LunaBlockOptions options;
   torch::nn::Conv3d conv1{nullptr};
   torch::nn::ReLU relu1{nullptr};

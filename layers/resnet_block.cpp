@@ -5,6 +5,8 @@
 #include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/padding.h>
 
+#include "layers/state_numel.h"
+
 namespace dlwpt {
 
 namespace nn = torch::nn;
@@ -18,6 +20,11 @@ ResNetBlockImpl::ResNetBlockImpl(const ResNetBlockOptions& options_) : options(o
       nn::Sequential(nn::ReflectionPad2d(1), conv3x3(), nn::InstanceNorm2d(dim),
                      nn::ReLU(nn::ReLUOptions(/*inplace=*/true)), nn::ReflectionPad2d(1),
                      conv3x3(), nn::InstanceNorm2d(dim)));
+}
+
+int64_t ResNetBlockImpl::state_numel(const ResNetBlockOptions& options) {
+  // Two 3x3 convolutions; InstanceNorm2d without affine or running statistics holds nothing.
+  return 2 * conv_state_numel(options.dim(), options.dim(), 3 * 3);
 }
 
 torch::Tensor ResNetBlockImpl::forward(const torch::Tensor& input) {

@@ -24,6 +24,9 @@ class ResNetBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& input);
 
+  /// Values in the state_dict of a block with these options (layers/state_numel.h).
+  static int64_t state_numel(const ResNetBlockOptions& options);
+
   ResNetBlockOptions options;
   torch::nn::Sequential conv_block{nullptr};
 };

@@ -5,6 +5,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/upsampling.h>
 
+#include "layers/state_numel.h"
+
 namespace dlwpt {
 
 namespace nn = torch::nn;
@@ -36,6 +38,13 @@ UNetConvBlockImpl::UNetConvBlockImpl(const UNetConvBlockOptions& options_) : opt
   register_module("block", block);
 }
 
+int64_t UNetConvBlockImpl::state_numel(const UNetConvBlockOptions& options) {
+  const int64_t out = options.out_size();
+  const int64_t norms = options.batch_norm() ? 2 * batch_norm_state_numel(out) : 0;
+  return conv_state_numel(options.in_size(), out, 3 * 3) + conv_state_numel(out, out, 3 * 3) +
+         norms;
+}
+
 torch::Tensor UNetConvBlockImpl::forward(const torch::Tensor& input) {
   return block->forward(input);
 }
@@ -62,6 +71,15 @@ UNetUpBlockImpl::UNetUpBlockImpl(const UNetUpBlockOptions& options_) : options(o
       "conv_block", UNetConvBlock(UNetConvBlockOptions(options.in_size(), options.out_size())
                                       .padding(options.padding())
                                       .batch_norm(options.batch_norm())));
+}
+
+int64_t UNetUpBlockImpl::state_numel(const UNetUpBlockOptions& options) {
+  // upconv: ConvTranspose2d 2x2; upsample: Conv2d 1x1 after the (stateless) Upsample.
+  const int64_t up_kernel_volume = options.up_mode() == UpMode::upconv ? 2 * 2 : 1;
+  return conv_state_numel(options.in_size(), options.out_size(), up_kernel_volume) +
+         UNetConvBlockImpl::state_numel(UNetConvBlockOptions(options.in_size(), options.out_size())
+                                            .padding(options.padding())
+                                            .batch_norm(options.batch_norm()));
 }
 
 torch::Tensor UNetUpBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bridge) {

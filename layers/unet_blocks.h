@@ -42,6 +42,9 @@ class UNetConvBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& input);
 
+  /// Values in the state_dict of a block with these options (layers/state_numel.h).
+  static int64_t state_numel(const UNetConvBlockOptions& options);
+
   UNetConvBlockOptions options;
   torch::nn::Sequential block{nullptr};
 };
@@ -67,6 +70,9 @@ class UNetUpBlockImpl : public torch::nn::Module {
   explicit UNetUpBlockImpl(const UNetUpBlockOptions& options_);
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bridge);
+
+  /// Values in the state_dict of a block with these options (layers/state_numel.h).
+  static int64_t state_numel(const UNetUpBlockOptions& options);
 
   UNetUpBlockOptions options;
   /// The layer registered as `up`: `up_transposed` for upconv, `up_resampled` (Upsample then

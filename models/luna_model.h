@@ -45,6 +45,10 @@ class LunaModelImpl : public torch::nn::Module {
   /// Number of features `head_linear` takes for the configured chunk size.
   int64_t head_in_features() const;
 
+  /// Values in the state_dict (parameters and buffers) of a LunaModel with these options, in
+  /// closed form: the size a configuration describes, known before building it.
+  static int64_t state_numel(const LunaModelOptions& options);
+
   LunaModelOptions options;
   torch::nn::BatchNorm3d tail_batchnorm{nullptr};
   LunaBlock block1{nullptr};

@@ -6,6 +6,7 @@
 #include <torch/nn/modules/padding.h>
 
 #include "layers/resnet_block.h"
+#include "layers/state_numel.h"
 
 namespace dlwpt {
 
@@ -48,6 +49,7 @@ ResNetGeneratorImpl::ResNetGeneratorImpl(const ResNetGeneratorOptions& options_)
               options.n_blocks());
   const int64_t ngf = options.ngf();
 
+  // Keep in step with state_numel below.
   model = nn::Sequential(nn::ReflectionPad2d(3),
                          nn::Conv2d(nn::Conv2dOptions(options.input_nc(), ngf, 7)),
                          nn::InstanceNorm2d(ngf), relu());
@@ -68,6 +70,26 @@ ResNetGeneratorImpl::ResNetGeneratorImpl(const ResNetGeneratorOptions& options_)
   model->push_back(nn::Tanh());
   register_module("model", model);
   fast_upsampling_.resize(kDownsamplings);
+}
+
+int64_t ResNetGeneratorImpl::state_numel(const ResNetGeneratorOptions& options) {
+  // The layers of the constructor that hold values: InstanceNorm2d (no affine, no running
+  // statistics), ReLU, padding and Tanh hold none.
+  const int64_t ngf = options.ngf();
+  constexpr int64_t k7x7 = 7 * 7;
+  constexpr int64_t k3x3 = 3 * 3;
+  int64_t values = conv_state_numel(options.input_nc(), ngf, k7x7);
+  for (int64_t i = 0; i < kDownsamplings; ++i) {
+    const int64_t mult = int64_t{1} << i;
+    values += conv_state_numel(ngf * mult, ngf * mult * 2, k3x3);
+  }
+  const int64_t block_channels = ngf * (int64_t{1} << kDownsamplings);
+  values += options.n_blocks() * ResNetBlockImpl::state_numel(block_channels);
+  for (int64_t i = 0; i < kDownsamplings; ++i) {
+    const int64_t mult = int64_t{1} << (kDownsamplings - i);
+    values += conv_state_numel(ngf * mult, ngf * mult / 2, k3x3);
+  }
+  return values + conv_state_numel(ngf, options.output_nc(), k7x7);
 }
 
 torch::Tensor ResNetGeneratorImpl::forward(const torch::Tensor& input) {

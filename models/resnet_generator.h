@@ -34,6 +34,10 @@ class ResNetGeneratorImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& input);
 
+  /// Values in the state_dict (parameters) of a ResNetGenerator with these options, in closed
+  /// form: the size a configuration describes, known before building it.
+  static int64_t state_numel(const ResNetGeneratorOptions& options);
+
   ResNetGeneratorOptions options;
   torch::nn::Sequential model{nullptr};
 

@@ -4,6 +4,7 @@
 
 #include "layers/inference.h"
 #include "layers/init.h"
+#include "layers/state_numel.h"
 
 namespace dlwpt {
 
@@ -21,9 +22,27 @@ UNetWrapperOptions book_segmentation_options() {
 }
 
 namespace {
+
 int64_t level_channels(const UNetOptions& options, int64_t level) {
   return int64_t{1} << (options.wf() + level);
 }
+
+// down_path[level]: from the previous level's channels (the input's for level 0) to its own.
+UNetConvBlockOptions down_block_options(const UNetOptions& options, int64_t level) {
+  const int64_t in = level == 0 ? options.in_channels() : level_channels(options, level - 1);
+  return UNetConvBlockOptions(in, level_channels(options, level))
+      .padding(options.padding())
+      .batch_norm(options.batch_norm());
+}
+
+// The up block that returns to `level` from the level below it.
+UNetUpBlockOptions up_block_options(const UNetOptions& options, int64_t level) {
+  return UNetUpBlockOptions(level_channels(options, level + 1), level_channels(options, level))
+      .up_mode(options.up_mode())
+      .padding(options.padding())
+      .batch_norm(options.batch_norm());
+}
+
 }  // namespace
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
@@ -37,27 +56,34 @@ UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
               " depth=", options.depth());
 
   down_path = register_module("down_path", nn::ModuleList());
-  int64_t prev_channels = options.in_channels();
   for (int64_t level = 0; level < options.depth(); ++level) {
-    down_path->push_back(
-        UNetConvBlock(UNetConvBlockOptions(prev_channels, level_channels(options, level))
-                          .padding(options.padding())
-                          .batch_norm(options.batch_norm())));
-    prev_channels = level_channels(options, level);
+    down_path->push_back(UNetConvBlock(down_block_options(options, level)));
   }
-
+  // Python's up_path runs from the deepest level back to the first.
   up_path = register_module("up_path", nn::ModuleList());
   for (int64_t level = options.depth() - 2; level >= 0; --level) {
-    up_path->push_back(
-        UNetUpBlock(UNetUpBlockOptions(prev_channels, level_channels(options, level))
-                        .up_mode(options.up_mode())
-                        .padding(options.padding())
-                        .batch_norm(options.batch_norm())));
-    prev_channels = level_channels(options, level);
+    up_path->push_back(UNetUpBlock(up_block_options(options, level)));
   }
+  last = register_module(
+      "last", nn::Conv2d(nn::Conv2dOptions(level_channels(options, 0), options.n_classes(), 1)));
+}
 
-  last = register_module("last",
-                         nn::Conv2d(nn::Conv2dOptions(prev_channels, options.n_classes(), 1)));
+int64_t UNetImpl::state_numel(const UNetOptions& options) {
+  int64_t values = conv_state_numel(level_channels(options, 0), options.n_classes(), 1);
+  for (int64_t level = 0; level < options.depth(); ++level) {
+    values += UNetConvBlockImpl::state_numel(down_block_options(options, level));
+  }
+  for (int64_t level = options.depth() - 2; level >= 0; --level) {
+    values += UNetUpBlockImpl::state_numel(up_block_options(options, level));
+  }
+  return values;
+}
+
+int64_t UNetImpl::size_multiple() const { return int64_t{1} << (options.depth() - 1); }
+
+int64_t UNetImpl::padded_size(int64_t side) const {
+  const int64_t multiple = size_multiple();
+  return (side + multiple - 1) / multiple * multiple;
 }
 
 torch::Tensor UNetImpl::forward(torch::Tensor x) {
@@ -97,6 +123,10 @@ UNetWrapperImpl::UNetWrapperImpl(const UNetWrapperOptions& options_) : options(o
       register_module("input_batchnorm", nn::BatchNorm2d(options.in_channels()));
   unet = register_module("unet", UNet(options));
   init_weights_as_book(*this);
+}
+
+int64_t UNetWrapperImpl::state_numel(const UNetWrapperOptions& options) {
+  return batch_norm_state_numel(options.in_channels()) + UNetImpl::state_numel(options);
 }
 
 torch::Tensor UNetWrapperImpl::forward(const torch::Tensor& input_batch) {

@@ -42,7 +42,20 @@ class UNetImpl : public torch::nn::Module {
 
   explicit UNetImpl(const UNetOptions& options_ = {});
 
+  /// N x in_channels x H x W to N x n_classes x H' x W'. With padding, H' = H and W' = W only
+  /// when both are multiples of `size_multiple()`; otherwise each pooling drops an odd last
+  /// row or column and the output is smaller, exactly as in Python (the parity tests hold
+  /// such sizes), so callers that need the input size pad to `padded_size` first.
   torch::Tensor forward(torch::Tensor x);
+
+  /// 2^(depth - 1): the sides a padded U-Net returns unchanged are multiples of it.
+  int64_t size_multiple() const;
+  /// The smallest size >= `side` that is a multiple of `size_multiple()`.
+  int64_t padded_size(int64_t side) const;
+
+  /// Values in the state_dict (parameters and buffers) of a UNet with these options, in closed
+  /// form: the size a configuration describes, known before building it.
+  static int64_t state_numel(const UNetOptions& options);
 
   UNetOptions options;
   torch::nn::ModuleList down_path{nullptr};
@@ -64,6 +77,9 @@ class UNetWrapperImpl : public torch::nn::Module {
   explicit UNetWrapperImpl(const UNetWrapperOptions& options_ = {});
 
   torch::Tensor forward(const torch::Tensor& input_batch);
+
+  /// Values in the state_dict of a UNetWrapper with these options (see UNetImpl::state_numel).
+  static int64_t state_numel(const UNetWrapperOptions& options);
 
   UNetWrapperOptions options;
   torch::nn::BatchNorm2d input_batchnorm{nullptr};

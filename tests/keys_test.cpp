@@ -96,6 +96,52 @@ TEST(StateDictKeys, UNetWrapperKeysAreTheBooks) {
   EXPECT_EQ(upsample.count("unet.up_path.0.up.weight"), 0u);
 }
 
+// The closed-form size of each model equals its real modules' count, over option sets that
+// exercise every term (so that a layer added to a constructor without its count is caught).
+int64_t counted_numel(const torch::nn::Module& module) {
+  int64_t values = 0;
+  for (const auto& [name, tensor] : weights::state_dict(module)) values += tensor.numel();
+  return values;
+}
+
+template <typename Model>
+void expect_state_numel_counts(const typename Model::Impl::Options& options) {
+  const int64_t closed_form = Model::Impl::state_numel(options);
+  const int64_t counted = counted_numel(*Model(options));
+  const auto config = weights::to_model_config(options);
+  std::cout << "  " << config.model;
+  for (const auto& [key, value] : config.options) std::cout << " " << key << "=" << value;
+  std::cout << ": closed form " << closed_form << " values, module " << counted << "\n";
+  EXPECT_EQ(closed_form, counted);
+}
+
+TEST(StateNumel, ResNetGeneratorClosedFormEqualsTheModule) {
+  expect_state_numel_counts<ResNetGenerator>(ResNetGeneratorOptions());
+  expect_state_numel_counts<ResNetGenerator>(ResNetGeneratorOptions().ngf(8).n_blocks(2));
+  expect_state_numel_counts<ResNetGenerator>(
+      ResNetGeneratorOptions().input_nc(1).output_nc(2).ngf(5).n_blocks(0));
+}
+
+TEST(StateNumel, LunaModelClosedFormEqualsTheModule) {
+  expect_state_numel_counts<LunaModel>(LunaModelOptions());
+  expect_state_numel_counts<LunaModel>(LunaModelOptions().conv_channels(2));
+  expect_state_numel_counts<LunaModel>(
+      LunaModelOptions().in_channels(3).conv_channels(5).chunk_size({16, 32, 64}));
+}
+
+TEST(StateNumel, UNetWrapperClosedFormEqualsTheModule) {
+  expect_state_numel_counts<UNetWrapper>(book_segmentation_options());
+  expect_state_numel_counts<UNetWrapper>(UNetWrapperOptions());
+  expect_state_numel_counts<UNetWrapper>(
+      book_segmentation_options().up_mode(UpMode::upsample).n_classes(2).in_channels(3));
+  expect_state_numel_counts<UNetWrapper>(
+      UNetWrapperOptions().depth(1).wf(2).batch_norm(true).padding(false));
+  expect_state_numel_counts<UNetWrapper>(UNetWrapperOptions().in_channels(8).depth(4).wf(3));
+  // The plain UNet (no input batch norm) on its own.
+  const auto options = book_segmentation_options();
+  EXPECT_EQ(UNetImpl::state_numel(options), counted_numel(*UNet(options)));
+}
+
 // Python's `_init_weights` under torch.manual_seed gives bit-identical weights in C++, so
 // C++ training starts exactly where Python training starts.
 template <typename Model>

@@ -23,11 +23,13 @@ TEST(RealCheckpoints, ClassifierOnTheBooksValidationChunk) {
   const auto differences = weights::measure_reference_case(reference);
   ASSERT_EQ(differences.size(), 2u);  // logits and probabilities of the one chunk
   for (const auto& difference : differences) {
-    std::cout << "cls_val_example " << difference.output_name
-              << ": max |native - PyTorch| = " << difference.native
-              << ", max |traced - PyTorch| = " << difference.traced << "\n";
-    EXPECT_LE(difference.native, kParityTolerance);
-    EXPECT_LE(difference.traced, kParityTolerance);
+    const Tolerance tolerance = parity_tolerance("LunaModel", difference.output_name);
+    const auto native = closeness(difference.native_output, difference.expected, tolerance);
+    const auto traced = closeness(difference.traced_output, difference.expected, tolerance);
+    std::cout << "cls_val_example " << difference.output_name << ": native vs PyTorch " << native
+              << "; traced vs PyTorch " << traced << "\n";
+    EXPECT_TRUE(native.within) << native;
+    EXPECT_TRUE(traced.within) << traced;
   }
   const auto probabilities = reference.expected[0].at("probabilities");
   std::cout << "nodule probability (PyTorch): " << probabilities[0][1].item<double>() << "\n";
@@ -58,14 +60,14 @@ TEST(RealCheckpoints, SegmenterOnTheRealCtSeries) {
   }
   const auto python_output = run_python_reference(archive, {batch}).at("output_0");
 
-  const double native_difference = weights::max_abs_difference(native_output, python_output);
-  const double traced_difference = weights::max_abs_difference(traced_output, python_output);
+  const auto native_closeness = closeness(native_output, python_output, kHuInputTolerance);
+  const auto traced_closeness = closeness(traced_output, python_output, kProbabilityTolerance);
   std::cout << "real CT slices " << torch::IntArrayRef(slices) << " (" << batch.sizes()
-            << "): max |native - PyTorch| = " << native_difference
-            << ", max |traced - PyTorch| = " << traced_difference << "; "
-            << (python_output > 0.5).sum().item<int64_t>() << " voxels above 0.5\n";
-  EXPECT_LE(native_difference, kHuInputTolerance);
-  EXPECT_LE(traced_difference, kParityTolerance);
+            << "): native vs PyTorch " << native_closeness << "; traced vs PyTorch "
+            << traced_closeness << "; " << (python_output > 0.5).sum().item<int64_t>()
+            << " voxels above 0.5\n";
+  EXPECT_TRUE(native_closeness.within) << native_closeness;
+  EXPECT_TRUE(traced_closeness.within) << traced_closeness;
   // A trained segmenter marks only a small part of a CT as nodule candidates.
   EXPECT_LT((python_output > 0.5).to(torch::kFloat).mean().item<double>(), 0.05);
 }

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include <sys/wait.h>
@@ -58,6 +59,43 @@ void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
   if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+Tolerance parity_tolerance(const std::string& python_class, const std::string& output_name) {
+  if (output_name == "logits") return kLogitTolerance;
+  if (output_name == "probabilities") return kProbabilityTolerance;
+  if (python_class == "ResNetGenerator") return kImageTolerance;
+  if (python_class == "UNetWrapper") return kProbabilityTolerance;
+  throw std::invalid_argument("no parity tolerance for " + python_class + " " + output_name);
+}
+
+std::ostream& operator<<(std::ostream& out, const Closeness& c) {
+  return out << "max |a-b| " << c.max_abs << ", max relative " << c.max_relative << " (atol "
+             << c.tolerance.atol << ", rtol " << c.tolerance.rtol << ": "
+             << (c.within ? "within" : "OUTSIDE") << ")";
+}
+
+Closeness closeness(const torch::Tensor& actual, const torch::Tensor& expected,
+                    Tolerance tolerance) {
+  Closeness result;
+  result.tolerance = tolerance;
+  if (!actual.defined() || !actual.sizes().equals(expected.sizes())) {
+    result.max_abs = result.max_relative = std::numeric_limits<double>::infinity();
+    return result;
+  }
+  if (actual.numel() == 0) {
+    result.within = true;
+    return result;
+  }
+  const auto a = actual.to(torch::kDouble);
+  const auto b = expected.to(torch::kDouble);
+  const auto difference = (a - b).abs();
+  result.max_abs = difference.max().item<double>();
+  result.max_relative =
+      (difference / b.abs().clamp_min(std::max(tolerance.atol, 1e-30))).max().item<double>();
+  // NaN anywhere compares false, so it is never within.
+  result.within = (difference <= tolerance.atol + tolerance.rtol * b.abs()).all().item<bool>();
+  return result;
 }
 
 int run_command(const std::string& command) {

@@ -223,6 +223,53 @@ TEST(ClassifierTraining, TwoPlusTwoEpochsEqualFourInOneRun) {
               ::testing::HasSubstr("already holds a run"));
 }
 
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream file(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(file, line);) lines.push_back(line);
+  return lines;
+}
+
+// A run killed after writing epoch 2's metrics but before its checkpoint resumes from epoch 1:
+// epoch 2's rows are written again, and only once.
+TEST(ClassifierTraining, ResumingDropsMetricsRowsThatTheCheckpointDoesNotHold) {
+  TemporaryFolder folder;
+  const auto data = write_synthetic_luna(folder, 8, 4);
+  auto sets = datasets_of(data, tr::ChunkDatasetOptions().seed(9));
+  LunaModel model;
+  tr::train_classifier(model, sets.training, sets.validation,
+                       quick_training(folder.path("run")).epochs(1));
+  const std::string metrics = folder.path("run/metrics.csv");
+  {
+    std::ofstream stale(metrics, std::ios::app);
+    stale << "2,train,0.5,stale\n2,val,0.5,stale\n2,tr";  // the last row torn by the kill
+  }
+  tr::train_classifier(model, sets.training, sets.validation,
+                       quick_training(folder.path("run")).epochs(2).resume(true));
+  const auto lines = lines_of(metrics);
+  for (const auto& line : lines) std::cout << "  " << line << "\n";
+  ASSERT_EQ(lines.size(), 5u) << "header, then train and val of epochs 1 and 2";
+  EXPECT_EQ(lines[0].rfind("epoch,phase,", 0), 0u);
+  const std::vector<std::string> starts = {"1,train,", "1,val,", "2,train,", "2,val,"};
+  for (size_t row = 0; row < starts.size(); ++row) {
+    EXPECT_EQ(lines[row + 1].rfind(starts[row], 0), 0u) << lines[row + 1];
+    EXPECT_EQ(lines[row + 1].find("stale"), std::string::npos) << lines[row + 1];
+  }
+}
+
+TEST(Metrics, TruncationKeepsTheHeaderAndTheCheckpointsEpochs) {
+  TemporaryFolder folder;
+  const std::string path = folder.path("metrics.csv");
+  write_file(path, "epoch,phase\n1,train\n1,val\n2,train\n2,val\n3,train\n");
+  tr::truncate_metrics_csv(path, 2);
+  EXPECT_EQ(lines_of(path), (std::vector<std::string>{"epoch,phase", "1,train", "1,val",
+                                                     "2,train", "2,val"}));
+  tr::truncate_metrics_csv(path, 0);
+  EXPECT_EQ(lines_of(path), std::vector<std::string>{"epoch,phase"});
+  tr::truncate_metrics_csv(folder.path("absent.csv"), 1);
+  EXPECT_FALSE(std::filesystem::exists(folder.path("absent.csv")));
+}
+
 TEST(ClassifierTraining, RefusesACheckpointOfAnotherModel) {
   TemporaryFolder folder;
   UNetWrapper unet(UNetWrapperOptions().in_channels(7).n_classes(1).depth(2).wf(2).padding(true));
@@ -353,10 +400,10 @@ TEST(TrainApp, FineTunesTheBooksClassifierIntoAMalignancyHead) {
   const auto chunk = torch::randn({1, 1, 32, 48, 48}) * 300 - 500;
   const auto python = run_python_reference(folder.path("run/best.pt"), {chunk});
   torch::NoGradGuard no_grad;
-  const double difference =
-      weights::max_abs_difference(best(chunk).probabilities, python.at("probabilities_0"));
-  std::cout << "best.pt in Python: max |C++ - Python| probability " << difference << "\n";
-  EXPECT_LE(difference, kParityTolerance);
+  const auto probability_closeness =
+      closeness(best(chunk).probabilities, python.at("probabilities_0"), kProbabilityTolerance);
+  std::cout << "best.pt in Python: C++ vs Python probabilities " << probability_closeness << "\n";
+  EXPECT_TRUE(probability_closeness.within) << probability_closeness;
   // Bad command lines are named.
   EXPECT_NE(run_command("'" + binary_dir() + "/apps/train' --task size --candidates '" + data.csv +
                         "' --scans '" + data.scans + "' -o '" + folder.path("x") + "' 2> /dev/null"),
@@ -383,6 +430,12 @@ TEST(TrainApp, TrainsTheUNetOnAnnotations) {
   int64_t lines = 0;
   for (std::string line; std::getline(metrics, line);) ++lines;
   EXPECT_EQ(lines, 1 + 4) << "header, then train and val of epochs 1 and 2";
+  // More workers than cores would abort the program (threads exhausted): refused up front.
+  EXPECT_EQ(run_command(train + " --workers 100000" + log), 2);
+  std::ifstream workers(folder.path("log.txt"));
+  const std::string workers_output((std::istreambuf_iterator<char>(workers)), {});
+  std::cout << workers_output;
+  EXPECT_THAT(workers_output, ::testing::HasSubstr("--workers 100000: must be 0"));
   // A fine-tuning request for the U-Net is named as such.
   EXPECT_EQ(run_command(train + " --finetune x.pt" + log), 2);
   std::ifstream refused(folder.path("log.txt"));

@@ -7,6 +7,9 @@
 
 #include <torch/serialize.h>
 
+#include "weights/atomic_file.h"
+#include "weights/errors.h"
+
 namespace dlwpt::training {
 
 namespace fs = std::filesystem;
@@ -25,6 +28,8 @@ bool is_complete(const fs::path& folder) {
          fs::exists(folder / CheckpointFiles::kState);
 }
 
+std::string first_line_of(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 std::string state_text(const TrainingState& state) {
   std::ostringstream text;
   text.precision(17);
@@ -35,7 +40,7 @@ std::string state_text(const TrainingState& state) {
 
 TrainingState parse_state(const fs::path& path) {
   std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read '" + path.string() + "'");
+  if (!file) throw FileError("cannot read '" + path.string() + "'");
   TrainingState state;
   int found = 0;
   for (std::string line; std::getline(file, line);) {
@@ -49,10 +54,10 @@ TrainingState parse_state(const fs::path& path) {
       if (key == "best_epoch") state.best_epoch = std::stoll(value), ++found;
       if (key == "seed") state.seed = std::stoull(value), ++found;
     } catch (const std::logic_error&) {
-      throw std::runtime_error("'" + path.string() + "': bad value for " + key + ": '" + value + "'");
+      throw FileError("'" + path.string() + "': bad value for " + key + ": '" + value + "'");
     }
   }
-  if (found != 4) throw std::runtime_error("'" + path.string() + "' is incomplete");
+  if (found != 4) throw FileError("'" + path.string() + "' is incomplete");
   return state;
 }
 
@@ -60,7 +65,7 @@ TrainingState parse_state(const fs::path& path) {
 fs::path readable_folder(const std::string& folder) {
   if (is_complete(current_folder(folder))) return current_folder(folder);
   if (is_complete(old_folder(folder))) return old_folder(folder);
-  throw std::runtime_error("no complete checkpoint in '" + folder + "' (expected " +
+  throw FileError("no complete checkpoint in '" + folder + "' (expected " +
                            CheckpointFiles::kModel + ", " + CheckpointFiles::kOptimizer + " and " +
                            CheckpointFiles::kState + ")");
 }
@@ -73,18 +78,17 @@ void save_checkpoint(const std::string& folder, const torch::nn::Module& model,
   const fs::path fresh = new_folder(folder);
   fs::remove_all(fresh);
   fs::create_directories(fresh);
+  // Every file flushed to the disk before the swap below makes the folder the checkpoint.
   weights::save_archive(model, (fresh / CheckpointFiles::kModel).string(), config);
-  torch::save(optimizer, (fresh / CheckpointFiles::kOptimizer).string());
-  {
-    std::ofstream file(fresh / CheckpointFiles::kState);
-    file << state_text(state);
-    if (!file.flush()) throw std::runtime_error("cannot write '" + (fresh / CheckpointFiles::kState).string() + "'");
-  }
+  write_atomically((fresh / CheckpointFiles::kOptimizer).string(),
+                   [&](const std::string& temporary) { torch::save(optimizer, temporary); });
+  write_file_atomically((fresh / CheckpointFiles::kState).string(), state_text(state));
   const fs::path current = current_folder(folder);
   const fs::path old = old_folder(folder);
   fs::remove_all(old);
   if (fs::exists(current)) fs::rename(current, old);
   fs::rename(fresh, current);
+  sync_to_disk(current.parent_path().empty() ? "." : current.parent_path().string());
   fs::remove_all(old);
 }
 
@@ -96,11 +100,21 @@ TrainingState load_checkpoint(const std::string& folder, torch::nn::Module& mode
   const auto archive = weights::read_archive(model_path);
   const std::string saved = archive.model_config ? archive.model_config->to_text() : "(none)";
   if (!archive.model_config || archive.model_config->to_text() != config.to_text()) {
-    throw std::runtime_error("checkpoint '" + model_path + "' holds another model:\n" + saved +
+    throw FileError("checkpoint '" + model_path + "' holds another model:\n" + saved +
                              "expected:\n" + config.to_text());
   }
-  weights::load_state_dict(model, archive.tensors);
-  torch::load(optimizer, (source / CheckpointFiles::kOptimizer).string());
+  try {
+    weights::load_state_dict(model, archive.tensors);
+  } catch (const weights::ArchiveError& error) {
+    throw weights::ArchiveError("checkpoint '" + model_path + "': " + error.what());
+  }
+  const std::string optimizer_path = (source / CheckpointFiles::kOptimizer).string();
+  try {
+    torch::load(optimizer, optimizer_path);
+  } catch (const c10::Error& error) {
+    throw FileError("checkpoint '" + optimizer_path + "' cannot be read: " +
+                    first_line_of(error.what_without_backtrace()));
+  }
   return parse_state(source / CheckpointFiles::kState);
 }
 

@@ -37,7 +37,8 @@ void save_checkpoint(const std::string& folder, const torch::nn::Module& model,
 
 /// Loads a checkpoint folder into `model` (strictly; a checkpoint of another model class or
 /// configuration than `config` is an error naming both) and `optimizer`; returns its state.
-/// Throws std::runtime_error naming the folder for a missing or incomplete checkpoint.
+/// Throws FileError naming the folder or file for a missing, incomplete or unreadable
+/// checkpoint. Every file is written atomically and flushed to the disk before the swap.
 TrainingState load_checkpoint(const std::string& folder, torch::nn::Module& model,
                               const weights::ModelConfig& config,
                               torch::optim::Optimizer& optimizer);

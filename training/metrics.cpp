@@ -7,6 +7,9 @@
 
 #include <torch/torch.h>
 
+#include "weights/atomic_file.h"
+#include "weights/errors.h"
+
 namespace dlwpt::training {
 
 namespace {
@@ -59,7 +62,7 @@ double BinaryCounts::f1() const {
 void append_metrics_csv(const std::string& path, const EpochMetrics& m) {
   const bool is_new = !std::filesystem::exists(path);
   std::ofstream file(path, std::ios::app);
-  if (!file) throw std::runtime_error("cannot write the metrics file '" + path + "'");
+  if (!file) throw FileError("cannot write the metrics file '" + path + "'");
   if (is_new) {
     file << "epoch,phase,loss,precision,recall,f1,true_positives,false_positives,"
             "false_negatives,true_negatives,samples,seconds,samples_per_second\n";
@@ -73,7 +76,27 @@ void append_metrics_csv(const std::string& path, const EpochMetrics& m) {
                 static_cast<long long>(m.counts.true_negatives), static_cast<long long>(m.samples),
                 m.seconds, m.samples_per_second());
   file << line;
-  if (!file.flush()) throw std::runtime_error("cannot write the metrics file '" + path + "'");
+  if (!file.flush()) throw FileError("cannot write the metrics file '" + path + "'");
+}
+
+void truncate_metrics_csv(const std::string& path, int64_t last_epoch) {
+  std::ifstream file(path);
+  if (!file) {
+    if (!std::filesystem::exists(path)) return;
+    throw FileError("cannot read the metrics file '" + path + "'");
+  }
+  std::string kept;
+  bool header = true;
+  for (std::string line; std::getline(file, line);) {
+    // A row begins with its epoch; a torn last row (no epoch, or one beyond) goes too.
+    long long epoch = 0;
+    const bool in_checkpoint = std::sscanf(line.c_str(), "%lld,", &epoch) == 1 &&
+                               epoch >= 1 && epoch <= last_epoch && !file.eof();
+    if (header || in_checkpoint) kept += line + "\n";
+    header = false;
+  }
+  if (file.bad()) throw FileError("cannot read the metrics file '" + path + "'");
+  write_file_atomically(path, kept);
 }
 
 std::string summary(const EpochMetrics& m) {

@@ -40,7 +40,13 @@ struct EpochMetrics {
 
 /// Appends one line to a metrics CSV (epoch, phase, loss, precision, recall, f1, the four
 /// counts, samples, seconds, samples per second), writing the header when the file is new.
+/// Throws FileError naming the file.
 void append_metrics_csv(const std::string& path, const EpochMetrics& metrics);
+
+/// Keeps the header and the rows of epochs 1 .. `last_epoch` of a metrics CSV, rewritten
+/// atomically: a resumed run drops the rows of epochs its checkpoint does not hold (written
+/// before a crash), which it is about to run again. A missing file stays missing.
+void truncate_metrics_csv(const std::string& path, int64_t last_epoch);
 
 /// "loss 0.1234, precision 0.91, recall 0.88, F1 0.89" for progress lines.
 std::string summary(const EpochMetrics& metrics);

@@ -71,10 +71,14 @@ EpochMetrics run_phase(Model& model, const Dataset& data, const TrainingOptions&
   return metrics;
 }
 
+std::string metrics_path(const TrainingOptions& options) {
+  return (fs::path(options.run_folder()) / "metrics.csv").string();
+}
+
 void record(const EpochMetrics& metrics, const TrainingOptions& options,
             const TrainingCallbacks& callbacks, TrainingResult& result) {
   if (!options.run_folder().empty()) {
-    append_metrics_csv((fs::path(options.run_folder()) / "metrics.csv").string(), metrics);
+    append_metrics_csv(metrics_path(options), metrics);
   }
   if (callbacks.phase_done) callbacks.phase_done(metrics);
   result.history.push_back(metrics);
@@ -99,6 +103,8 @@ TrainingResult run_training(Model& model, const Dataset& training, const Dataset
     result.state = load_checkpoint(checkpoint, *model, config, *optimizer);
     TORCH_CHECK(result.state.seed == options.seed(), "the checkpoint's run used seed ",
                 result.state.seed, ", not ", options.seed(), "; resuming needs the same seed");
+    // Rows of epochs after the checkpoint (a run killed before saving it) are run again.
+    truncate_metrics_csv(metrics_path(options), result.state.epoch);
   } else if (!options.run_folder().empty()) {
     TORCH_CHECK(!has_checkpoint(checkpoint), "'", options.run_folder(),
                 "' already holds a run; resume it or choose another folder");

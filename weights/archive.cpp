@@ -1,10 +1,16 @@
 #include "weights/archive.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 #include <torch/script.h>
+
+#include "weights/atomic_file.h"
 
 namespace dlwpt::weights {
 
@@ -68,6 +74,153 @@ TensorMap strip_prefix(const TensorMap& tensors, const std::string& prefix) {
   return stripped;
 }
 
+// The dtypes a weights archive may hold: floating point parameters and buffers, and integer
+// counters such as BatchNorm's num_batches_tracked.
+bool is_accepted_dtype(torch::ScalarType type) {
+  return c10::isFloatingType(type) || c10::isIntegralType(type, /*includeBool=*/true);
+}
+
+// Why a tensor read from an archive cannot be used as it is, or "" when it can: its sizes,
+// strides and offset, taken from the archive's pickle, must stay within the `available` bytes
+// of its record.
+std::string tensor_defect(const torch::Tensor& tensor, int64_t available) {
+  if (tensor.layout() != torch::kStrided) return "is not a dense tensor";
+  if (!is_accepted_dtype(tensor.scalar_type())) {
+    return std::string("has dtype ") + c10::toString(tensor.scalar_type()) +
+           " (expected a floating point or integer type)";
+  }
+  if (tensor.storage_offset() < 0) return "has a negative storage offset";
+  for (const int64_t stride : tensor.strides()) {
+    if (stride < 0) return "has a negative stride";
+  }
+  if (tensor.numel() == 0) return "";
+  // Offset of the last element the sizes and strides reach, overflow-checked.
+  int64_t last = tensor.storage_offset();
+  for (int64_t dim = 0; dim < tensor.dim(); ++dim) {
+    int64_t step = 0;
+    if (__builtin_mul_overflow(tensor.size(dim) - 1, tensor.stride(dim), &step) ||
+        __builtin_add_overflow(last, step, &last)) {
+      return "has sizes and strides that overflow";
+    }
+  }
+  const auto item_size = static_cast<int64_t>(tensor.element_size());
+  int64_t needed = 0;
+  if (__builtin_mul_overflow(last + 1, item_size, &needed) || needed > available) {
+    std::ostringstream out;
+    out << "of shape " << tensor.sizes() << " needs " << (last + 1) << " values, its record "
+        << "holds " << available / item_size << " (truncated or corrupt)";
+    return out.str();
+  }
+  return "";
+}
+
+// torch::jit::load sizes each storage as the archive's pickle declares and fills it from the
+// record of that name without comparing the two: a record shorter than declared is read past
+// its end. This reads the pickle on its own first, its records at their real size, and checks
+// every tensor it reaches against the record that holds its values.
+class RecordChecker {
+ public:
+  explicit RecordChecker(const std::string& path) : path_(path), reader_(path) {}
+
+  void check() {
+    auto [pickle, size] = reader_.getRecord("data.pkl");
+    const char* bytes = static_cast<const char*>(pickle.get());
+    size_t position = 0;
+    const auto read = [&](char* buffer, size_t wanted) {
+      const size_t count = std::min(wanted, size - position);
+      std::memcpy(buffer, bytes + position, count);
+      position += count;
+      return count;
+    };
+    torch::jit::Unpickler unpickler(
+        read, [this](const c10::QualifiedName& name) { return resolve(name); },
+        [this](const at::StrongTypePtr& type, const c10::IValue& state) {
+          return load_object(type, state);
+        },
+        [this](const std::string& key) { return read_record(key); }, torch::kCPU);
+    walk(unpickler.parse_ivalue(), "", 0);
+  }
+
+ private:
+  static constexpr int kMaxDepth = 256;  // far deeper than any model's module tree
+
+  // Every class is an empty stand-in: only the objects' states matter here.
+  c10::StrongTypePtr resolve(const c10::QualifiedName& name) {
+    auto& type = classes_[name.qualifiedName()];
+    if (!type) type = c10::ClassType::create(name, unit_);
+    return c10::StrongTypePtr(unit_, type);
+  }
+
+  c10::intrusive_ptr<c10::ivalue::Object> load_object(const at::StrongTypePtr& type,
+                                                      const c10::IValue& state) {
+    auto object = c10::ivalue::Object::create(type, 0);
+    states_[object.get()] = state;
+    return object;
+  }
+
+  at::DataPtr read_record(const std::string& key) {
+    auto [data, size] = reader_.getRecord("data/" + key);
+    record_sizes_[data.get()] = static_cast<int64_t>(size);
+    return std::move(data);
+  }
+
+  void walk(const c10::IValue& value, const std::string& name, int depth) {
+    if (depth > kMaxDepth) {
+      throw ArchiveError("weights archive '" + path_ + "' nests its objects too deeply");
+    }
+    if (value.isTensor()) {
+      check_tensor(value.toTensor(), name);
+    } else if (value.isObject()) {
+      const auto state = states_.find(value.toObject().get());
+      if (state != states_.end()) walk(state->second, name, depth + 1);
+    } else if (value.isGenericDict()) {
+      for (const auto& entry : value.toGenericDict()) {
+        const std::string key = entry.key().isString() ? entry.key().toStringRef() : "?";
+        walk(entry.value(), name.empty() ? key : name + "." + key, depth + 1);
+      }
+    } else if (value.isTuple()) {
+      for (const auto& element : value.toTupleRef().elements()) walk(element, name, depth + 1);
+    } else if (value.isList()) {
+      for (const auto& element : value.toListRef()) walk(element, name, depth + 1);
+    }
+  }
+
+  void check_tensor(const torch::Tensor& tensor, const std::string& name) {
+    if (!tensor.defined() || tensor.layout() != torch::kStrided) return;
+    const auto record = record_sizes_.find(tensor.storage().data());
+    const int64_t available = record == record_sizes_.end() ? 0 : record->second;
+    const std::string defect = tensor_defect(tensor, available);
+    if (!defect.empty()) {
+      throw ArchiveError("weights archive '" + path_ + "': tensor '" + name + "' " + defect);
+    }
+  }
+
+  std::string path_;
+  caffe2::serialize::PyTorchStreamReader reader_;
+  std::shared_ptr<torch::jit::CompilationUnit> unit_ =
+      std::make_shared<torch::jit::CompilationUnit>();
+  std::map<std::string, c10::ClassTypePtr> classes_;
+  std::map<const c10::ivalue::Object*, c10::IValue> states_;
+  std::map<const void*, int64_t> record_sizes_;  // by the address of the record's bytes
+};
+
+// The tensors of a loaded module, each checked against its storage.
+TensorMap checked_tensors(const torch::jit::Module& module, const std::string& path) {
+  TensorMap tensors;
+  const auto add = [&](const std::string& name, const torch::Tensor& tensor) {
+    if (!tensor.defined()) return;  // an attribute set to None, absent from a state_dict too
+    const std::string defect =
+        tensor_defect(tensor, static_cast<int64_t>(tensor.storage().nbytes()));
+    if (!defect.empty()) {
+      throw ArchiveError("weights archive '" + path + "': tensor '" + name + "' " + defect);
+    }
+    tensors.emplace(name, tensor);
+  };
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) add(item.name, item.value);
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) add(item.name, item.value);
+  return tensors;
+}
+
 // Builds the nested TorchScript modules that dotted names stand for, as torch::save does: a
 // module per name component, the tensors as its parameters or buffers.
 class ArchiveBuilder {
@@ -109,18 +262,19 @@ class ArchiveBuilder {
   std::map<std::string, torch::jit::Module> modules_;
 };
 
-// Writes through a temporary file in the same folder, renamed into place when complete.
+// Whole or not at all, flushed to the disk (weights/atomic_file.h).
 void save_atomically(const ArchiveBuilder& builder, const std::string& path,
                      const torch::jit::ExtraFilesMap& extra_files) {
-  const fs::path temporary = path + ".partial";
   try {
-    builder.save(temporary.string(), extra_files);
-    fs::rename(temporary, path);
+    write_atomically(path, [&](const std::string& temporary) {
+      builder.save(temporary, extra_files);
+    });
   } catch (const std::exception& error) {
-    std::error_code ignored;
-    fs::remove(temporary, ignored);
-    throw ArchiveError("cannot write weights archive '" + path + "': " +
-                       first_line(error.what()));
+    // write_atomically's message names the path already; keep only its cause.
+    std::string cause = first_line(message_of(error));
+    const std::string named = "cannot write '" + path + "': ";
+    if (cause.compare(0, named.size(), named) == 0) cause.erase(0, named.size());
+    throw ArchiveError("cannot write weights archive '" + path + "': " + cause);
   }
 }
 
@@ -197,24 +351,26 @@ TensorMap state_dict(const torch::nn::Module& module) {
   return tensors;
 }
 
-Archive read_archive(const std::string& path) {
+namespace {
+
+Archive read_checked_archive(const std::string& path) {
   check_readable_file(path);
   torch::jit::ExtraFilesMap extra_files{{ModelConfig::kArchiveEntry, ""}};
   torch::jit::Module module;
   try {
+    RecordChecker(path).check();
     module = torch::jit::load(path, torch::kCPU, extra_files);
-  } catch (const c10::Error& error) {
+  } catch (const ArchiveError&) {
+    throw;
+  } catch (const std::exception& error) {
+    // c10::Error for a malformed zip or pickle; TorchScript's compiler throws its own errors for
+    // broken code in the archive: all of them mean the file is not an archive we can use.
     throw ArchiveError("cannot read weights archive '" + path + "': " +
-                       describe_unreadable_file(path) + " (" +
-                       first_line(error.what_without_backtrace()) + ")");
+                       describe_unreadable_file(path) + " (" + first_line(message_of(error)) +
+                       ")");
   }
   Archive archive;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
-    archive.tensors.emplace(item.name, item.value);
-  }
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
-    archive.tensors.emplace(item.name, item.value);
-  }
+  archive.tensors = checked_tensors(module, path);
   if (archive.tensors.empty()) {
     throw ArchiveError("weights archive '" + path + "' holds no parameters or buffers");
   }
@@ -227,6 +383,19 @@ Archive read_archive(const std::string& path) {
     }
   }
   return archive;
+}
+
+}  // namespace
+
+Archive read_archive(const std::string& path) {
+  try {
+    return read_checked_archive(path);
+  } catch (const ArchiveError&) {
+    throw;
+  } catch (const std::exception& error) {  // anything else a hostile file provokes
+    throw ArchiveError("cannot read weights archive '" + path + "': " +
+                       first_line(message_of(error)));
+  }
 }
 
 LoadReport load_state_dict(torch::nn::Module& module, const TensorMap& tensors,

@@ -70,7 +70,10 @@ struct LoadReport {
 TensorMap state_dict(const torch::nn::Module& module);
 
 /// Reads a TorchScript archive saved by Python's `torch.jit.save` (traced or scripted) or by
-/// C++ (`torch::save`, `save_archive`, `write_archive`).
+/// C++ (`torch::save`, `save_archive`, `write_archive`). Every tensor is checked against the
+/// record that holds its values (offset, sizes and strides within the bytes, strides not
+/// negative, a floating point or integer dtype). Anything wrong with the file, down to code
+/// in it that TorchScript cannot compile, throws ArchiveError whose first line names the file.
 Archive read_archive(const std::string& path);
 
 /// Copies `tensors` into the module's parameters and buffers in place (so optimizers and other

@@ -36,16 +36,85 @@ struct ModelTraits<UNetWrapper> {
   static UNetWrapperOptions options(const ModelConfig& c) { return unet_wrapper_options(c); }
 };
 
+// Options read from a file are untrusted: beyond these bounds no model fits in memory, nor its
+// size in int64_t (the bounds are far above the book's models).
+void check_option(const std::string& model, const std::string& name, int64_t value,
+                  int64_t min, int64_t max) {
+  if (value < min || value > max) {
+    throw ConfigError("option '" + name + "' of the " + model + " configuration is " +
+                      std::to_string(value) + "; it must be " + std::to_string(min) + " to " +
+                      std::to_string(max));
+  }
+}
+
+void check_bounds(const ResNetGeneratorOptions& options) {
+  const std::string model = ModelTraits<ResNetGenerator>::python_class;
+  check_option(model, "input_nc", options.input_nc(), 1, 64);
+  check_option(model, "output_nc", options.output_nc(), 1, 64);
+  check_option(model, "ngf", options.ngf(), 1, 1024);
+  check_option(model, "n_blocks", options.n_blocks(), 0, 64);
+}
+
+void check_bounds(const LunaModelOptions& options) {
+  const std::string model = ModelTraits<LunaModel>::python_class;
+  check_option(model, "in_channels", options.in_channels(), 1, 64);
+  check_option(model, "conv_channels", options.conv_channels(), 1, 1024);
+  for (int64_t side : options.chunk_size()) check_option(model, "chunk_size", side, 1, 1024);
+}
+
+void check_bounds(const UNetWrapperOptions& options) {
+  const std::string model = ModelTraits<UNetWrapper>::python_class;
+  check_option(model, "in_channels", options.in_channels(), 1, 256);
+  check_option(model, "n_classes", options.n_classes(), 1, 256);
+  check_option(model, "depth", options.depth(), 1, 10);
+  check_option(model, "wf", options.wf(), 0, 12);
+}
+
+// A strict load needs the model to hold exactly the archive's values; checked in closed form
+// before building, so that a configuration describing a huge model (wf=12: 30 GB) fails
+// without allocating it.
+template <typename Model>
+void check_size(const TensorMap& tensors, const typename Model::Impl::Options& options) {
+  int64_t held = 0;
+  for (const auto& [name, tensor] : tensors) {
+    // Zero strides let a hostile archive give a tensor any size over one value.
+    if (__builtin_add_overflow(held, tensor.numel(), &held)) held = -1;
+  }
+  const int64_t described = Model::Impl::state_numel(options);
+  if (described != held) {
+    throw ArchiveError(std::string("configuration describes a ") +
+                       ModelTraits<Model>::python_class + " of " + std::to_string(described) +
+                       " values, the archive holds " + std::to_string(held));
+  }
+}
+
+}  // namespace
+
+template <typename Model>
+void check_fits(const TensorMap& tensors, const typename Model::Impl::Options& options) {
+  check_bounds(options);
+  check_size<Model>(tensors, options);
+}
+
+template void check_fits<ResNetGenerator>(const TensorMap&, const ResNetGeneratorOptions&);
+template void check_fits<LunaModel>(const TensorMap&, const LunaModelOptions&);
+template void check_fits<UNetWrapper>(const TensorMap&, const UNetWrapperOptions&);
+
+namespace {
+
 template <typename Model>
 Model build_and_load(const Archive& archive, const std::string& path,
                      const typename Model::Impl::Options& options) {
   try {
+    check_fits<Model>(archive.tensors, options);
     Model model(options);
     load_state_dict(*model, archive.tensors);
     model->eval();
     return model;
   } catch (const ArchiveError& error) {
     throw ArchiveError("weights archive '" + path + "': " + error.what());
+  } catch (const ConfigError& error) {
+    throw ConfigError("weights archive '" + path + "': " + error.what());
   } catch (const c10::Error& error) {  // options the model rejects
     throw ArchiveError("weights archive '" + path + "': " + error.what_without_backtrace());
   }

@@ -25,7 +25,9 @@ UNetWrapperOptions unet_wrapper_options(const ModelConfig& config);
 /// Builds the native model an archive's configuration describes and loads its weights
 /// strictly, in eval mode. `Model` is ResNetGenerator, LunaModel or UNetWrapper. Throws
 /// ArchiveError when the archive holds another model, has no configuration, or its tensors
-/// do not fit.
+/// do not fit (checked first in closed form, `state_numel`, so that nothing is allocated for
+/// a configuration that describes another size); ConfigError for options out of the bounds a
+/// loadable model can have. Both name the file.
 template <typename Model>
 Model load_model(const std::string& path);
 
@@ -33,6 +35,13 @@ Model load_model(const std::string& path);
 /// strict load still checks every tensor against them).
 template <typename Model>
 Model load_model(const std::string& path, const typename Model::Impl::Options& options);
+
+/// What `load_model` checks before it builds a model from untrusted options: ConfigError for
+/// options beyond the bounds of any loadable model, ArchiveError when the model would not
+/// hold exactly as many values as `tensors` ("configuration describes a UNetWrapper of N
+/// values, the archive holds M"; counted in closed form, `state_numel`, nothing allocated).
+template <typename Model>
+void check_fits(const TensorMap& tensors, const typename Model::Impl::Options& options);
 
 /// Saves the model's weights with its configuration, so that `load_model` rebuilds it.
 template <typename Model>

@@ -30,11 +30,14 @@ NamedOutputs run_traced(torch::jit::Module& traced, const std::string& python_cl
   return outputs;
 }
 
-double difference_of(const NamedOutputs& outputs, const std::string& name,
-                     const torch::Tensor& expected) {
+torch::Tensor output_of(const NamedOutputs& outputs, const std::string& name) {
   const auto found = outputs.find(name);
-  if (found == outputs.end()) return std::numeric_limits<double>::infinity();
-  return max_abs_difference(found->second, expected);
+  return found == outputs.end() ? torch::Tensor() : found->second;
+}
+
+double difference_of(const torch::Tensor& output, const torch::Tensor& expected) {
+  if (!output.defined()) return std::numeric_limits<double>::infinity();
+  return max_abs_difference(output, expected);
 }
 
 }  // namespace
@@ -104,8 +107,11 @@ std::vector<OutputDifference> measure_reference_case(const ReferenceCase& refere
       difference.input_index = index;
       difference.input_shape = input.sizes().vec();
       difference.output_name = name;
-      difference.native = difference_of(native_outputs, name, expected);
-      difference.traced = difference_of(traced_outputs, name, expected);
+      difference.expected = expected;
+      difference.native_output = output_of(native_outputs, name);
+      difference.traced_output = output_of(traced_outputs, name);
+      difference.native = difference_of(difference.native_output, expected);
+      difference.traced = difference_of(difference.traced_output, expected);
       differences.push_back(difference);
     }
   }

@@ -31,6 +31,11 @@ struct OutputDifference {
   std::string output_name;
   double native = std::numeric_limits<double>::infinity();  ///< native C++ model
   double traced = std::numeric_limits<double>::infinity();  ///< traced archive via torch::jit
+  /// The outputs themselves (undefined when a model did not produce this one), for
+  /// comparisons that need more than the largest absolute difference.
+  torch::Tensor expected;
+  torch::Tensor native_output;
+  torch::Tensor traced_output;
 };
 
 /// Largest absolute elementwise difference; infinity when the shapes differ.

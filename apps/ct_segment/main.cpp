@@ -43,12 +43,31 @@ std::string weights_path(const cxxopts::ParseResult& args, const char* option, c
   return (fs::path(DLWPT_WEIGHTS_DIR) / file).string();
 }
 
+// Loads an archive and checks that its model fits the pipeline, before any scan is read; the
+// pipeline's ConfigError gains the archive's path.
+template <typename Model, typename Check>
+Model load_for_pipeline(const std::string& path, const Check& check) {
+  auto model = weights::load_model<Model>(path);
+  try {
+    check(model);
+  } catch (const ConfigError& error) {
+    throw ConfigError("weights archive '" + path + "': " + error.what());
+  }
+  return model;
+}
+
 ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {
+  const auto classifier = [](const std::string& role) {
+    return [role](const LunaModel& model) { ct::check_classification_model(model, role); };
+  };
   ct::AnalysisModels models;
-  models.segmentation = weights::load_model<UNetWrapper>(weights_path(args, "segmentation", "segmentation.pt"));
-  models.nodule = weights::load_model<LunaModel>(weights_path(args, "classifier", "classifier.pt"));
+  models.segmentation = load_for_pipeline<UNetWrapper>(
+      weights_path(args, "segmentation", "segmentation.pt"), ct::check_segmentation_model);
+  models.nodule = load_for_pipeline<LunaModel>(weights_path(args, "classifier", "classifier.pt"),
+                                               classifier("nodule"));
   if (args.count("malignancy-weights")) {
-    models.malignancy = weights::load_model<LunaModel>(args["malignancy-weights"].as<std::string>());
+    models.malignancy = load_for_pipeline<LunaModel>(
+        args["malignancy-weights"].as<std::string>(), classifier("malignancy"));
   }
   return models;
 }
@@ -109,6 +128,9 @@ ScanRow process_scan(const ScanSource& source, ct::AnalysisModels& models, const
   const auto analysis = ct::analyse_scan(models, volume, options.analysis,
                                          [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
+  for (const auto& note : analysis.notes) {
+    std::cerr << kProgram << ": " << volume.series_uid << ": " << note << "\n";
+  }
 
   write_scan_outputs(output->start_partial(), volume, analysis, options.outputs);
   output->publish(source.identity, options.force);

@@ -3,6 +3,7 @@
 // scans at the candidates of a LUNA-style CSV; and the U-Net segmenter (chapter 13) on slice
 // stacks with masks grown from annotated nodules.
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -123,6 +124,19 @@ tr::TrainingCallbacks progress_callbacks(std::unique_ptr<apps::ProgressBar>& bar
   return callbacks;
 }
 
+// --workers: 0 prepares samples in the training thread; more workers than cores only contend,
+// and in the thousands exhaust the machine's threads (std::system_error, an abort).
+int64_t worker_count(const cxxopts::ParseResult& args) {
+  const int64_t workers = args["workers"].as<int64_t>();
+  const int cores = apps::available_cores();
+  if (!args.count("workers")) return std::min<int64_t>(workers, cores);  // the default: 2
+  if (workers < 0 || workers > cores) {
+    throw UsageError("--workers " + std::to_string(workers) + ": must be 0 (no worker threads) to " +
+                     std::to_string(cores) + " (the cores of this machine)");
+  }
+  return workers;
+}
+
 tr::TrainingOptions run_options(const cxxopts::ParseResult& args, int64_t batch_size,
                                 const tr::OptimizerOptions& optimizer) {
   const std::string run_folder = required(args, "output");
@@ -130,7 +144,7 @@ tr::TrainingOptions run_options(const cxxopts::ParseResult& args, int64_t batch_
   return tr::TrainingOptions()
       .epochs(args["epochs"].as<int64_t>())
       .batch_size(args.count("batch-size") ? args["batch-size"].as<int64_t>() : batch_size)
-      .workers(args["workers"].as<int64_t>())
+      .workers(worker_count(args))
       .optimizer(optimizer_options(args, optimizer))
       .run_folder(run_folder)
       .resume(args.count("resume") > 0)
@@ -190,6 +204,7 @@ int run(const cxxopts::ParseResult& args) {
   required(args, "output");
   const std::string task = args["task"].as<std::string>();
   if (task != "segmentation") label_column(task);  // rejects an unknown task before any reading
+  worker_count(args);  // a bad --workers is refused before the scans are read
   auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
   apps::set_threads(args["threads"].as<int>());
   return task == "segmentation" ? train_segmentation(args, scans) : train_classifier(args, scans);

@@ -128,6 +128,13 @@ Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine) {
   ResNetGeneratorOptions options;
   if (archive.model_config && convention == Convention::plain) {
     options = weights::resnet_generator_options(*archive.model_config);
+    try {  // the configuration may describe a generator of any size: checked before building
+      weights::check_fits<ResNetGenerator>(archive.tensors, options);
+    } catch (const weights::ArchiveError& error) {
+      throw weights::ArchiveError("weights archive '" + path + "': " + error.what());
+    } catch (const ConfigError& error) {
+      throw ConfigError("weights archive '" + path + "': " + error.what());
+    }
   } else {
     options = infer_options(archive.tensors, prefix);
   }

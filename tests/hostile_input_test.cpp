@@ -1,0 +1,151 @@
+// Hostile and mismatched inputs to the weights loaders and the CT pipeline: each is refused
+// with a dlwpt::Error naming the file or model and what was expected, before anything large is
+// allocated or read out of bounds. The archives are the fuzz corpus's
+// (tests/fuzz/regressions/archive_fuzzer/, written by tools/make_archive_fixtures.py).
+
+#include "ct/pipeline.h"
+#include "ct/slices.h"
+#include "tests/test_support.h"
+#include "weights/model_archive.h"
+
+namespace dlwpt::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string fixture(const std::string& file) {
+  return source_dir() + "/tests/fuzz/regressions/archive_fuzzer/" + file;
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+TEST(HostileArchive, TheFixturesValidArchiveLoads) {
+  // The control: what the other fixtures break is a LunaModel that loads.
+  const auto model = weights::load_model<LunaModel>(fixture("luna_c2.pt"));
+  EXPECT_EQ(model->options.conv_channels(), 2);
+}
+
+TEST(HostileArchive, ATensorRecordShorterThanItsShapeIsRefused) {
+  const std::string path = fixture("luna_c2_short_record.pt");
+  const std::string message =
+      error_message_of<weights::ArchiveError>([&] { weights::read_archive(path); });
+  EXPECT_THAT(message, HasSubstr("'" + path + "'"));
+  EXPECT_THAT(message, HasSubstr("tensor '"));
+  EXPECT_THAT(message, HasSubstr("truncated or corrupt"));
+  EXPECT_THAT(error_message_of<weights::ArchiveError>(
+                  [&] { weights::load_model<LunaModel>(path); }),
+              HasSubstr("truncated or corrupt"));
+}
+
+TEST(HostileArchive, UncompilableCodeAndTruncationNameTheFileOnTheFirstLine) {
+  for (const char* file : {"luna_c2_bad_code.pt", "luna_c2_truncated.pt"}) {
+    const std::string path = fixture(file);
+    const std::string message =
+        error_message_of<weights::ArchiveError>([&] { weights::load_model<LunaModel>(path); });
+    EXPECT_THAT(first_line(message), HasSubstr("weights archive '" + path + "'")) << file;
+  }
+}
+
+TEST(HostileArchive, AConfigurationOfAnotherSizeIsRefusedBeforeBuilding) {
+  // wf=12 describes a 30 GB U-Net; the archive holds a small one. Refused in closed form.
+  const std::string path = fixture("unet_wf12.pt");
+  int64_t held = 0;
+  for (const auto& [name, tensor] : weights::read_archive(path).tensors) held += tensor.numel();
+  const std::string message =
+      error_message_of<weights::ArchiveError>([&] { weights::load_model<UNetWrapper>(path); });
+  EXPECT_THAT(message, HasSubstr("'" + path + "'"));
+  EXPECT_THAT(message, HasSubstr("configuration describes a UNetWrapper of "));
+  EXPECT_THAT(message, HasSubstr("the archive holds " + std::to_string(held)));
+  // The same through explicit options that do not fit.
+  EXPECT_THAT(error_message_of<weights::ArchiveError>([&] {
+                weights::load_model<LunaModel>(fixture("luna_c2.pt"), LunaModelOptions());
+              }),
+              HasSubstr("configuration describes a LunaModel of "));
+}
+
+TEST(HostileArchive, OptionsBeyondAnyLoadableModelAreConfigErrors) {
+  const std::string path = fixture("unet_wf12.pt");
+  EXPECT_THAT(error_message_of<ConfigError>([&] {
+                weights::load_model<UNetWrapper>(path, UNetWrapperOptions().wf(13));
+              }),
+              HasSubstr("option 'wf' of the UNetWrapper configuration is 13; it must be 0 to 12"));
+  EXPECT_THAT(error_message_of<ConfigError>([&] {
+                weights::load_model<UNetWrapper>(path, UNetWrapperOptions().depth(40));
+              }),
+              HasSubstr("option 'depth'"));
+  EXPECT_THAT(error_message_of<ConfigError>([&] {
+                weights::load_model<ResNetGenerator>(path, ResNetGeneratorOptions().ngf(1 << 20));
+              }),
+              HasSubstr("option 'ngf'"));
+  EXPECT_THAT(error_message_of<ConfigError>([&] {
+                weights::load_model<ResNetGenerator>(path,
+                                                     ResNetGeneratorOptions().n_blocks(100000));
+              }),
+              HasSubstr("option 'n_blocks'"));
+}
+
+UNetWrapperOptions small_segmentation_options() {
+  return book_segmentation_options().wf(1);
+}
+
+TEST(PipelineModels, ModelsThePipelineCannotFeedAreNamed) {
+  ct::AnalysisModels models;
+  models.segmentation = UNetWrapper(small_segmentation_options());
+  models.nodule = LunaModel(LunaModelOptions().conv_channels(1));
+  EXPECT_NO_THROW(ct::check_models(models));
+
+  models.segmentation = UNetWrapper(small_segmentation_options().in_channels(8));
+  EXPECT_THAT(error_message_of<ConfigError>([&] { ct::check_models(models); }),
+              HasSubstr("segmentation UNetWrapper takes in_channels=8; the pipeline feeds it 7"));
+  models.segmentation = UNetWrapper(small_segmentation_options().n_classes(2));
+  EXPECT_THAT(error_message_of<ConfigError>([&] { ct::check_models(models); }),
+              HasSubstr("n_classes=2"));
+  models.segmentation = UNetWrapper(small_segmentation_options().padding(false));
+  EXPECT_THAT(error_message_of<ConfigError>([&] { ct::check_models(models); }),
+              HasSubstr("padding=false"));
+
+  models.segmentation = UNetWrapper(small_segmentation_options());
+  models.malignancy = LunaModel(LunaModelOptions().in_channels(2).conv_channels(1));
+  EXPECT_THAT(error_message_of<ConfigError>([&] { ct::check_models(models); }),
+              HasSubstr("malignancy LunaModel takes in_channels=2"));
+  models.malignancy = LunaModel(LunaModelOptions().conv_channels(1).chunk_size({16, 48, 48}));
+  EXPECT_THAT(error_message_of<ConfigError>([&] { ct::check_models(models); }),
+              HasSubstr("16x48x48 chunks; the pipeline cuts the book's 32x48x48"));
+}
+
+// Slices whose sides the U-Net's poolings cannot halve evenly are padded with air and the
+// output cropped back: the same as running the model on the padded stack by hand.
+TEST(PipelineSlices, SidesTheUNetCannotTakeArePaddedWithAirAndSaidSo) {
+  torch::manual_seed(11);
+  ct::AnalysisModels models;
+  models.segmentation = UNetWrapper(small_segmentation_options());
+  models.segmentation->eval();
+  models.nodule = LunaModel(LunaModelOptions().conv_channels(1));
+  models.nodule->eval();
+  ct::CtVolume volume;
+  volume.series_uid = "odd";
+  volume.hu = torch::rand({8, 30, 35}) * 2000 - 1000;
+
+  // threshold > 1: no candidates, only the segmentation is under test.
+  const auto analysis = ct::analyse_scan(models, volume, ct::AnalysisOptions().threshold(2));
+  ASSERT_EQ(analysis.probability.sizes(), volume.hu.sizes());
+  ASSERT_EQ(analysis.notes.size(), 1u);
+  std::cout << "  note: " << analysis.notes[0] << "\n";
+  EXPECT_THAT(analysis.notes[0], HasSubstr("35x30 voxels were padded with air (-1000 HU)"));
+  EXPECT_THAT(analysis.notes[0], HasSubstr("to 36x32"));
+
+  torch::InferenceMode inference;
+  const auto stack = ct::segmentation_input(volume.hu, 0, 8);
+  const auto padded = torch::constant_pad_nd(stack, {0, 1, 0, 2}, ct::kMinHu);
+  const auto by_hand = models.segmentation(padded).select(1, 0).narrow(1, 0, 30).narrow(2, 0, 35);
+  const auto same = closeness(analysis.probability, by_hand, kProbabilityTolerance);
+  std::cout << "  pipeline vs padded by hand: " << same << "\n";
+  EXPECT_TRUE(same.within) << same;
+
+  volume.hu = torch::rand({8, 32, 36}) * 2000 - 1000;
+  EXPECT_TRUE(ct::analyse_scan(models, volume, ct::AnalysisOptions().threshold(2)).notes.empty());
+}
+
+}  // namespace
+}  // namespace dlwpt::testing
