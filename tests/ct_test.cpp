@@ -88,8 +88,9 @@ TEST(MetaImage, BadFilesAreNamed) {
   write_file(folder.path("huge.mhd"),
              "ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\n"
              "ElementType = MET_SHORT\nElementDataFile = huge.raw\n");
-  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
-              HasSubstr("absurd size"));
+  EXPECT_THAT(error_message_of<LimitError>([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
+              HasSubstr("has 100000 x 100000 x 100000 voxels, more than the limit of 268435456 "
+                        "(--max-voxels raises it)"));
 
   write_file(folder.path("flat.mhd"),
              "ObjectType = Image\nNDims = 2\nDimSize = 4 4\nElementType = MET_UCHAR\n"
