@@ -25,6 +25,10 @@ constexpr uint32_t kItem = tag(0xFFFE, 0xE000);
 constexpr uint32_t kItemEnd = tag(0xFFFE, 0xE00D);
 constexpr uint32_t kSequenceEnd = tag(0xFFFE, 0xE0DD);
 constexpr uint32_t kTransferSyntax = tag(0x0002, 0x0010);
+constexpr uint32_t kStorageClass = tag(0x0002, 0x0002);
+// Media Storage SOP Classes of images (CT, MR, ...) start with this; a file of such a class
+// without pixel data was cut (at an element boundary).
+constexpr const char* kImageStoragePrefix = "1.2.840.10008.5.1.4.1.1.";
 constexpr uint32_t kSeriesUid = tag(0x0020, 0x000E);
 constexpr uint32_t kInstanceNumber = tag(0x0020, 0x0013);
 constexpr uint32_t kPosition = tag(0x0020, 0x0032);
@@ -183,6 +187,9 @@ class Walker {
       if (header.tag == kTransferSyntax && header.length <= kMaxKeptValue) {
         syntax = trimmed(read_string(pos_, header.length));
       }
+      if (header.tag == kStorageClass && header.length <= kMaxKeptValue) {
+        storage_class_ = trimmed(read_string(pos_, header.length));
+      }
       pos_ += header.length;
     }
     if (syntax.empty()) throw Malformed{"has no transfer syntax (0002,0010) in its file meta group"};
@@ -300,7 +307,9 @@ class Walker {
 
   void check_pixel_data() {
     if (!pixels_.native_bytes && !pixels_.encapsulated) {
-      if (pixels_.has_rows) throw Malformed{"has image attributes but no pixel data (7FE0,0010): truncated?"};
+      if (pixels_.has_rows || storage_class_.rfind(kImageStoragePrefix, 0) == 0) {
+        throw Malformed{"is an image without pixel data (7FE0,0010): truncated?"};
+      }
       info_.kind = DicomFileInfo::Kind::NonImage;
       return;
     }
@@ -331,6 +340,7 @@ class Walker {
   bool explicit_vr_ = true;
   bool big_endian_ = false;
   PixelLayout pixels_;
+  std::string storage_class_;
 };
 
 }  // namespace

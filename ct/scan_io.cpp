@@ -234,12 +234,16 @@ DicomFolder scan_dicom_folder(const std::string& folder) {
 // A bad file fails its own series; one whose series is unknown fails every series of the folder.
 void check_no_bad_files(const DicomFolder& scanned, const std::string& folder, const std::string& uid) {
   std::vector<std::string> problems;
-  for (const std::string& key : {uid, std::string()}) {
+  const std::vector<std::string> keys = uid.empty() ? std::vector<std::string>{""}
+                                                     : std::vector<std::string>{uid, ""};
+  for (const std::string& key : keys) {
     const auto found = scanned.bad_files.find(key);
     if (found != scanned.bad_files.end()) problems.insert(problems.end(), found->second.begin(), found->second.end());
   }
   if (problems.empty()) return;
-  std::string message = "DICOM series " + uid + " in '" + folder + "': file " + problems.front();
+  const std::string series = uid.empty() ? "DICOM folder '" + folder + "'"
+                                         : "DICOM series " + uid + " in '" + folder + "'";
+  std::string message = series + ": file " + problems.front();
   if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more bad files)";
   throw ScanError(message);
 }
