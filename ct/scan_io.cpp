@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <itkGDCMImageIO.h>
-#include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
 #include <itkImageFileWriter.h>
@@ -16,6 +16,10 @@
 #include <itkMetaDataObject.h>
 #include <itkMetaImageIO.h>
 #include <metaImage.h>
+
+#include "ct/dicom_file.h"
+#include "ct/metaimage_data.h"
+#include "weights/atomic_file.h"
 
 namespace dlwpt::ct {
 
@@ -75,17 +79,32 @@ torch::Tensor voxels_of(const FloatImage& image) {
       .clone();
 }
 
-void check_size(const std::string& path, const std::vector<int64_t>& size) {
+std::string format_size(const std::vector<int64_t>& size) {
+  std::string text;
+  for (size_t i = 0; i < size.size(); ++i) text += (i ? " x " : "") + std::to_string(size[i]);
+  return text;
+}
+
+// Before anything of the scan's size is allocated: a header may claim any size.
+void check_size(const std::string& path, const std::vector<int64_t>& size, int64_t max_voxels) {
   int64_t voxels = 1;
   for (int64_t side : size) {
-    if (side <= 0 || voxels > kMaxVoxels / side) {
-      std::ostringstream message;
-      message << "scan '" << path << "' claims an absurd size (";
-      for (size_t i = 0; i < size.size(); ++i) message << (i ? " x " : "") << size[i];
-      message << " voxels; at most " << kMaxVoxels << " are accepted)";
-      throw ScanError(message.str());
+    if (side <= 0) throw ScanError("scan '" + path + "' claims an empty size (" + format_size(size) + " voxels)");
+    if (voxels > max_voxels / side) {
+      throw LimitError("scan '" + path + "' has " + format_size(size) + " voxels, more than the limit of " +
+                       std::to_string(max_voxels) + " (--max-voxels raises it)");
     }
     voxels *= side;
+  }
+}
+
+// NaN or infinite HU would pass through the U-Net as NaN probabilities and silently empty
+// masks; such a scan is refused whole.
+void check_finite(const std::string& path, const torch::Tensor& hu) {
+  const int64_t bad = hu.numel() - torch::isfinite(hu).sum().item<int64_t>();
+  if (bad > 0) {
+    throw ScanError("scan '" + path + "' holds " + std::to_string(bad) +
+                    " non-finite voxels (NaN or infinity)");
   }
 }
 
@@ -130,23 +149,13 @@ void check_even_slice_spacing(const std::string& folder, const std::vector<doubl
   }
 }
 
-// MetaIO only prints a warning for a short data file and leaves the rest of the volume
-// uninitialised; an uncompressed data file must hold every voxel.
-void check_data_file_complete(const std::string& path, itk::MetaImageIO& io) {
-  MetaImage* meta = io.GetMetaImagePointer();
-  if (meta->CompressedData()) return;  // zlib reports its own truncation
-  const std::string data_name = meta->ElementDataFileName();
-  if (data_name == "LIST" || data_name.find('%') != std::string::npos) return;
-  const fs::path data_file = data_name == "LOCAL" ? fs::path(path)
-                                                  : fs::path(path).parent_path() / data_name;
-  std::error_code error;
-  const auto bytes = fs::file_size(data_file, error);
-  if (error) throw ScanError("scan '" + path + "': its data file '" + data_file.string() + "' is missing");
-  if (bytes < static_cast<std::uintmax_t>(io.GetImageSizeInBytes())) {
-    throw ScanError("scan '" + path + "': its data file '" + data_file.string() + "' is truncated (" +
-                    std::to_string(bytes) + " bytes, the header needs " +
-                    std::to_string(io.GetImageSizeInBytes()) + ")");
+MetaImageShape shape_of(itk::MetaImageIO& io) {
+  MetaImageShape shape;
+  for (unsigned axis = 0; axis < io.GetNumberOfDimensions(); ++axis) {
+    shape.dims.push_back(static_cast<int64_t>(io.GetDimensions(axis)));
   }
+  shape.voxel_bytes = io.GetComponentSize() * io.GetNumberOfComponents();
+  return shape;
 }
 
 std::string lowercase_extension(const std::string& path) {
@@ -179,82 +188,169 @@ void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
   writer->Update();
 }
 
-// Reads the headers of every file in a folder once; the series and their files come from it.
-itk::GDCMSeriesFileNames::Pointer scan_dicom_folder(const std::string& folder) {
+// The files of a DICOM folder after the structural check of each (dicom_file.h): GDCM asserts
+// (aborting the process) on files it cannot parse, so it only ever sees sound images.
+struct DicomFolder {
+  std::map<std::string, std::vector<std::pair<std::string, DicomFileInfo>>> images;  // by series
+  // "'file' problem" lines by series; "" holds the bad files whose series cannot be told.
+  std::map<std::string, std::vector<std::string>> bad_files;
+
+  std::vector<std::string> uids() const {
+    std::vector<std::string> result;
+    for (const auto& [uid, files] : images) result.push_back(uid);
+    for (const auto& [uid, problems] : bad_files) {
+      if (!uid.empty() && !images.count(uid)) result.push_back(uid);
+    }
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+};
+
+DicomFolder scan_dicom_folder(const std::string& folder) {
   if (!fs::is_directory(folder)) throw ScanError("DICOM folder '" + folder + "' does not exist");
-  try {
-    auto names = itk::GDCMSeriesFileNames::New();
-    names->SetUseSeriesDetails(false);
-    names->SetDirectory(folder);
-    return names;
-  } catch (const itk::ExceptionObject& error) {
-    throw ScanError("cannot scan the DICOM folder '" + folder + "': " + itk_message(error));
+  std::vector<std::string> paths;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(folder, error)) {
+    if (entry.is_regular_file()) paths.push_back(entry.path().string());
+  }
+  if (error) throw ScanError("cannot list the DICOM folder '" + folder + "': " + error.message());
+  std::sort(paths.begin(), paths.end());
+  DicomFolder scanned;
+  for (const auto& path : paths) {
+    DicomFileInfo info = inspect_dicom_file(path);
+    if (info.kind == DicomFileInfo::Kind::Image && info.series_uid.empty()) {
+      info.kind = DicomFileInfo::Kind::Broken;
+      info.problem = "has no SeriesInstanceUID (0020,000E)";
+    }
+    if (info.kind == DicomFileInfo::Kind::Broken) {
+      scanned.bad_files[info.series_uid].push_back("'" + path + "' " + info.problem);
+    } else if (info.kind == DicomFileInfo::Kind::Image) {
+      scanned.images[info.series_uid].emplace_back(path, std::move(info));
+    }
+  }
+  return scanned;
+}
+
+// A bad file fails its own series; one whose series is unknown fails every series of the folder.
+void check_no_bad_files(const DicomFolder& scanned, const std::string& folder, const std::string& uid) {
+  std::vector<std::string> problems;
+  const std::vector<std::string> keys = uid.empty() ? std::vector<std::string>{""}
+                                                     : std::vector<std::string>{uid, ""};
+  for (const std::string& key : keys) {
+    const auto found = scanned.bad_files.find(key);
+    if (found != scanned.bad_files.end()) problems.insert(problems.end(), found->second.begin(), found->second.end());
+  }
+  if (problems.empty()) return;
+  const std::string series = uid.empty() ? "DICOM folder '" + folder + "'"
+                                         : "DICOM series " + uid + " in '" + folder + "'";
+  std::string message = series + ": file " + problems.front();
+  if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more bad files)";
+  throw ScanError(message);
+}
+
+// Slice order along the slice normal (row x column direction of the first slice), as GDCM
+// orders a series; without positions, by instance number. Ties keep the order of the names.
+std::vector<std::string> ordered_files(std::vector<std::pair<std::string, DicomFileInfo>> files) {
+  const auto& first = files.front().second;
+  const bool positioned = first.orientation &&
+      std::all_of(files.begin(), files.end(), [](const auto& file) { return file.second.position.has_value(); });
+  std::array<double, 3> normal{0, 0, 0};
+  if (positioned) {
+    const auto& o = *first.orientation;
+    normal = {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+  }
+  const auto key = [&](const DicomFileInfo& info) {
+    if (positioned) {
+      const auto& p = *info.position;
+      return p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2];
+    }
+    return static_cast<double>(info.instance_number.value_or(0));
+  };
+  std::stable_sort(files.begin(), files.end(),
+                   [&](const auto& a, const auto& b) { return key(a.second) < key(b.second); });
+  std::vector<std::string> paths;
+  for (const auto& file : files) paths.push_back(file.first);
+  return paths;
+}
+
+std::string choose_series(const DicomFolder& scanned, const std::string& folder, const std::string& wanted) {
+  const auto uids = scanned.uids();
+  if (uids.empty()) {
+    check_no_bad_files(scanned, folder, "");
+    throw ScanError("folder '" + folder + "' holds no DICOM images");
+  }
+  if (wanted.empty()) {
+    if (uids.size() == 1) return uids.front();
+    std::string message = "folder '" + folder + "' holds " + std::to_string(uids.size()) +
+                          " DICOM series; choose one of:";
+    for (const auto& candidate : uids) message += " " + candidate;
+    throw ScanError(message);
+  }
+  if (std::find(uids.begin(), uids.end(), wanted) == uids.end()) {
+    throw ScanError("folder '" + folder + "' holds no DICOM series " + wanted);
+  }
+  return wanted;
+}
+
+// After a write, the files must hold every byte (a full disk may only show here), on the disk.
+void verify_written(const std::string& path, const torch::Tensor& voxels) {
+  MetaImageShape shape;
+  shape.dims = {voxels.size(2), voxels.size(1), voxels.size(0)};
+  shape.voxel_bytes = voxels.element_size();
+  check_metaimage_data(path, shape);
+  sync_to_disk(path);
+  for (const char* extension : {".raw", ".zraw"}) {
+    const fs::path data = fs::path(path).replace_extension(extension);
+    if (lowercase_extension(path) == ".mhd" && fs::exists(data)) sync_to_disk(data.string());
   }
 }
 
-std::vector<std::string> series_uids(itk::GDCMSeriesFileNames& scanned, const std::string& folder) {
-  try {
-    std::vector<std::string> uids = scanned.GetSeriesUIDs();
-    std::sort(uids.begin(), uids.end());
-    return uids;
-  } catch (const itk::ExceptionObject& error) {
-    throw ScanError("cannot list the DICOM series in '" + folder + "': " + itk_message(error));
-  }
-}
-
-std::vector<std::string> series_files(itk::GDCMSeriesFileNames& scanned, const std::string& folder,
-                                      const std::string& uid) {
-  try {
-    return scanned.GetFileNames(uid);
-  } catch (const itk::ExceptionObject& error) {
-    throw ScanError("cannot list DICOM series " + uid + " in '" + folder + "': " + itk_message(error));
-  }
+void remove_written(const std::string& path) {
+  std::error_code ignored;
+  fs::remove(path, ignored);
+  if (lowercase_extension(path) != ".mhd") return;
+  fs::remove(fs::path(path).replace_extension(".raw"), ignored);
+  fs::remove(fs::path(path).replace_extension(".zraw"), ignored);
 }
 
 }  // namespace
 
 std::vector<std::string> list_dicom_series(const std::string& folder) {
-  return series_uids(*scan_dicom_folder(folder), folder);
+  const DicomFolder scanned = scan_dicom_folder(folder);
+  const auto uids = scanned.uids();
+  if (uids.empty()) check_no_bad_files(scanned, folder, "");  // a bad file of an unknown series
+  return uids;
 }
 
 std::vector<std::string> dicom_series_files(const std::string& folder, const std::string& series_uid) {
-  return series_files(*scan_dicom_folder(folder), folder, series_uid);
+  const DicomFolder scanned = scan_dicom_folder(folder);
+  const auto found = scanned.images.find(series_uid);
+  if (found == scanned.images.end()) return {};
+  return ordered_files(found->second);
 }
 
-CtVolume read_dicom_series(const std::string& folder, const std::string& series_uid) {
-  const auto scanned = scan_dicom_folder(folder);
-  const auto uids = series_uids(*scanned, folder);
-  if (uids.empty()) throw ScanError("folder '" + folder + "' holds no DICOM images");
-  std::string uid = series_uid;
-  if (uid.empty()) {
-    if (uids.size() > 1) {
-      std::string message = "folder '" + folder + "' holds " + std::to_string(uids.size()) +
-                            " DICOM series; choose one of:";
-      for (const auto& candidate : uids) message += " " + candidate;
-      throw ScanError(message);
-    }
-    uid = uids.front();
-  } else if (std::find(uids.begin(), uids.end(), uid) == uids.end()) {
-    throw ScanError("folder '" + folder + "' holds no DICOM series " + uid);
-  }
-
-  const auto files = series_files(*scanned, folder, uid);
+CtVolume read_dicom_series(const std::string& folder, const std::string& series_uid, int64_t max_voxels) {
+  const DicomFolder scanned = scan_dicom_folder(folder);
+  const std::string uid = choose_series(scanned, folder, series_uid);
+  check_no_bad_files(scanned, folder, uid);
+  const auto found = scanned.images.find(uid);
+  if (found == scanned.images.end()) throw ScanError("DICOM series " + uid + " in '" + folder + "' has no images");
+  const auto files = ordered_files(found->second);
   try {
-    if (files.empty()) throw ScanError("DICOM series " + uid + " in '" + folder + "' has no files");
-
     auto reader = itk::ImageSeriesReader<FloatImage>::New();
     reader->SetImageIO(itk::GDCMImageIO::New());
     reader->SetFileNames(files);
     reader->UpdateOutputInformation();
     const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
     check_size(folder, {static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]),
-                        static_cast<int64_t>(size[0])});
+                        static_cast<int64_t>(size[0])}, max_voxels);
     reader->Update();
 
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
     check_even_slice_spacing(folder, slice_positions(*reader, volume.geometry));
     volume.hu = voxels_of(*reader->GetOutput());
+    check_finite(folder, volume.hu);
     volume.series_uid = uid;
     return volume;
   } catch (const itk::ExceptionObject& error) {
@@ -263,7 +359,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
   }
 }
 
-CtVolume read_metaimage(const std::string& path) {
+CtVolume read_metaimage(const std::string& path, int64_t max_voxels) {
   if (!fs::is_regular_file(path)) throw ScanError("scan '" + path + "' does not exist");
   try {
     auto io = itk::MetaImageIO::New();
@@ -278,8 +374,8 @@ CtVolume read_metaimage(const std::string& path) {
     }
     check_size(path, {static_cast<int64_t>(io->GetDimensions(2)),
                       static_cast<int64_t>(io->GetDimensions(1)),
-                      static_cast<int64_t>(io->GetDimensions(0))});
-    check_data_file_complete(path, *io);
+                      static_cast<int64_t>(io->GetDimensions(0))}, max_voxels);
+    check_metaimage_data(path, shape_of(*io));
 
     auto reader = itk::ImageFileReader<FloatImage>::New();
     reader->SetImageIO(io);
@@ -289,6 +385,7 @@ CtVolume read_metaimage(const std::string& path) {
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
     volume.hu = voxels_of(*reader->GetOutput());
+    check_finite(path, volume.hu);
     volume.series_uid = fs::path(path).stem().string();
     return volume;
   } catch (const itk::ExceptionObject& error) {
@@ -296,10 +393,10 @@ CtVolume read_metaimage(const std::string& path) {
   }
 }
 
-CtVolume read_scan(const std::string& path) {
-  if (fs::is_directory(path)) return read_dicom_series(path);
+CtVolume read_scan(const std::string& path, int64_t max_voxels) {
+  if (fs::is_directory(path)) return read_dicom_series(path, "", max_voxels);
   const std::string extension = lowercase_extension(path);
-  if (extension == ".mhd" || extension == ".mha") return read_metaimage(path);
+  if (extension == ".mhd" || extension == ".mha") return read_metaimage(path, max_voxels);
   if (!fs::exists(path)) throw ScanError("scan '" + path + "' does not exist");
   throw ScanError("scan '" + path + "' is neither a DICOM folder nor a MetaImage (.mhd, .mha)");
 }
@@ -314,17 +411,24 @@ void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry
   if (extension != ".mhd" && extension != ".mha") {
     throw ScanError("cannot write '" + path + "': MetaImage files end in .mhd or .mha");
   }
+  if (voxels.scalar_type() != torch::kFloat && voxels.scalar_type() != torch::kByte) {
+    throw ScanError("cannot write '" + path + "': voxels must be float32 or uint8, got " +
+                    std::string(c10::toString(voxels.scalar_type())));
+  }
   try {
     if (voxels.scalar_type() == torch::kFloat) {
       write_image<float>(voxels, geometry, path, compress);
-    } else if (voxels.scalar_type() == torch::kByte) {
-      write_image<unsigned char>(voxels, geometry, path, compress);
     } else {
-      throw ScanError("cannot write '" + path + "': voxels must be float32 or uint8, got " +
-                      std::string(c10::toString(voxels.scalar_type())));
+      write_image<unsigned char>(voxels, geometry, path, compress);
     }
+    verify_written(path, voxels);
   } catch (const itk::ExceptionObject& error) {
+    remove_written(path);
     throw ScanError("cannot write '" + path + "': " + itk_message(error));
+  } catch (const Error& error) {
+    // MetaIO does not check its writes: a short file is only found by reading it back.
+    remove_written(path);
+    throw ScanError("cannot write '" + path + "' completely (disk full?): " + std::string(error.what()));
   }
 }
 

@@ -70,7 +70,7 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   EXPECT_THAT(log, HasSubstr("truncated.raw' is truncated"));
   EXPECT_THAT(log, HasSubstr("orphan.raw' is missing"));
   EXPECT_THAT(log, HasSubstr("is 2D; a CT volume must be 3D"));
-  EXPECT_THAT(log, HasSubstr("absurd size"));
+  EXPECT_THAT(log, HasSubstr("more than the limit of 268435456 (--max-voxels raises it)"));
   EXPECT_THAT(log, HasSubstr("absent.mhd' does not exist"));
   EXPECT_THAT(log, HasSubstr("7 scans, 6 failed"));
 

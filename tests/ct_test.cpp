@@ -1,6 +1,7 @@
 // Scan reading and writing, and the U-Net's slice stacks.
 
 #include <filesystem>
+#include <limits>
 
 #include "ct/scan_io.h"
 #include "ct/slices.h"
@@ -88,8 +89,9 @@ TEST(MetaImage, BadFilesAreNamed) {
   write_file(folder.path("huge.mhd"),
              "ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\n"
              "ElementType = MET_SHORT\nElementDataFile = huge.raw\n");
-  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
-              HasSubstr("absurd size"));
+  EXPECT_THAT(error_message_of<LimitError>([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
+              HasSubstr("has 100000 x 100000 x 100000 voxels, more than the limit of 268435456 "
+                        "(--max-voxels raises it)"));
 
   write_file(folder.path("flat.mhd"),
              "ObjectType = Image\nNDims = 2\nDimSize = 4 4\nElementType = MET_UCHAR\n"
@@ -175,6 +177,77 @@ TEST(Dicom, MissingSliceIsDetected) {
   std::filesystem::remove(ct::dicom_series_files(folder.path(""), uid)[4]);
   EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
               HasSubstr("not evenly spaced"));
+}
+
+// Truncates a middle slice of a real series at many offsets (in the meta group, the data set,
+// the pixel data) and reads the folder in a child process each time: every cut must give a
+// ScanError (exit 1), never a crash inside GDCM (a signal) nor a volume. Cuts before the
+// 132nd byte leave no "DICM" magic: such a file is "not DICOM" and ignored like any other
+// stray file (a known gap when it is the first or last slice; a middle one shows as a gap in
+// the slice spacing, which should be caught but is not yet: see the report), so they are
+// left out here.
+TEST(Dicom, SliceCutAtAnyOffsetIsAScanErrorNotACrash) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  copy_real_slices(folder, 5);
+  const auto uid = ct::list_dicom_series(folder.path("")).front();
+  const std::string victim = ct::dicom_series_files(folder.path(""), uid)[2];
+  const std::string original = folder.path("original.bin");
+  std::filesystem::copy_file(victim, original);
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(original));
+  std::vector<int64_t> offsets = {132, 133, 200, 300, size / 2, size - 2, size - 1};
+  for (int64_t offset = 340; offset < 3700; offset += 97) offsets.push_back(offset);
+  int errors = 0;
+  for (const int64_t offset : offsets) {
+    std::filesystem::copy_file(original, victim, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(victim, offset);
+    const int status = run_command("'" + binary_dir() + "/tests/read-scan-check' '" + folder.path("") +
+                                   "' > '" + folder.path("out.txt") + "' 2>/dev/null");
+    EXPECT_EQ(status, 1) << "cut at " << offset << " of " << size << " bytes";
+    errors += status == 1;
+  }
+  std::cout << errors << " of " << offsets.size() << " cuts gave a ScanError\n";
+}
+
+TEST(MetaImage, CorruptCompressedDataIsAScanError) {
+  TemporaryFolder folder;
+  const auto hu = torch::randint(-1000, 1000, {5, 6, 7}).to(torch::kFloat);
+  ct::write_metaimage(hu, {}, folder.path("cut.mhd"), /*compress=*/true);
+  std::filesystem::resize_file(folder.path("cut.zraw"), std::filesystem::file_size(folder.path("cut.zraw")) / 2);
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("cut.mhd")); }),
+              HasSubstr("cut.zraw' is truncated ("));
+  ct::write_metaimage(hu, {}, folder.path("local.mha"), /*compress=*/true);
+  std::filesystem::resize_file(folder.path("local.mha"), std::filesystem::file_size(folder.path("local.mha")) - 20);
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("local.mha")); }),
+              HasSubstr("its data is truncated"));
+}
+
+TEST(MetaImage, MissingPatternSlicesAndHeaderSizePastTheEndAreScanErrors) {
+  TemporaryFolder folder;
+  const std::string head = "ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n";
+  write_file(folder.path("s1.raw"), std::string(16, '\1'));
+  write_file(folder.path("pattern.mhd"), head + "ElementDataFile = s%d.raw 1 2 1\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("pattern.mhd")); }),
+              HasSubstr("s2.raw' is missing"));
+  write_file(folder.path("s2.raw"), std::string(16, '\2'));
+  EXPECT_EQ(ct::read_metaimage(folder.path("pattern.mhd")).hu.sum().item<float>(), 48.0f);
+  write_file(folder.path("skip.mhd"), head + "HeaderSize = 100\nElementDataFile = s1.raw\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("skip.mhd")); }),
+              HasSubstr("its data should start at byte 100"));
+}
+
+TEST(MetaImage, VoxelLimitAndNonFiniteVoxels) {
+  TemporaryFolder folder;
+  auto hu = torch::zeros({4, 4, 4});
+  ct::write_metaimage(hu, {}, folder.path("small.mhd"));
+  EXPECT_THAT(error_message_of<LimitError>([&] { ct::read_metaimage(folder.path("small.mhd"), 63); }),
+              HasSubstr("has 4 x 4 x 4 voxels, more than the limit of 63 (--max-voxels raises it)"));
+  EXPECT_EQ(ct::read_metaimage(folder.path("small.mhd"), 64).hu.numel(), 64);
+  hu[1][2][3] = std::numeric_limits<float>::quiet_NaN();
+  hu[3][0][0] = std::numeric_limits<float>::infinity();
+  ct::write_metaimage(hu, {}, folder.path("nan.mhd"));
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("nan.mhd")); }),
+              HasSubstr("holds 2 non-finite voxels"));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "apps/ct_segment/scoring.h"
 #include "apps/paths.h"
 #include "ct/pipeline.h"
+#include "ct/scan_io.h"
 #include "weights/model_archive.h"
 
 namespace fs = std::filesystem;
@@ -77,6 +78,7 @@ struct BatchOptions {
   ct::AnalysisOptions analysis;
   OutputOptions outputs;
   bool force = false;
+  int64_t max_voxels = ct::kDefaultMaxVoxels;
   std::map<std::string, std::vector<ct::Annotation>> annotations;
 };
 
@@ -181,6 +183,8 @@ cxxopts::Options make_options() {
       ("annotations", "LUNA annotations CSV: score the detections against it",
        cxxopts::value<std::string>())
       ("force", "redo scans whose outputs are complete")
+      ("max-voxels", "refuse scans of more voxels (memory: about 24 bytes each)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(ct::kDefaultMaxVoxels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
       ("inputs", "scans, folders or @list files", cxxopts::value<std::vector<std::string>>())
       ("h,help", "print this help");
@@ -205,6 +209,8 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
   if (options.outputs.previews < 0) throw UsageError("--previews must be >= 0");
   options.outputs.malignancy = args.count("malignancy-weights") > 0;
   options.force = args.count("force") > 0;
+  options.max_voxels = args["max-voxels"].as<int64_t>();
+  if (options.max_voxels < 1) throw UsageError("--max-voxels must be >= 1");
   if (args.count("annotations")) options.annotations = ct::read_annotations(args["annotations"].as<std::string>());
   return options;
 }
@@ -215,7 +221,8 @@ int run(const cxxopts::ParseResult& args) {
   apps::set_threads(args["threads"].as<int>());
 
   const auto scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
-                                   args.count("series") ? args["series"].as<std::string>() : "");
+                                   args.count("series") ? args["series"].as<std::string>() : "",
+                                   batch.max_voxels);
   if (scans.empty()) throw UsageError("no scans found in the inputs");
   auto models = load_models(args);
   fs::create_directories(batch.output);

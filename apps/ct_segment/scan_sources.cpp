@@ -22,16 +22,16 @@ bool is_metaimage(const fs::path& path) {
   return extension == ".mhd" || extension == ".mha";
 }
 
-ScanSource metaimage_source(const std::string& path) {
+ScanSource metaimage_source(const std::string& path, int64_t max_voxels) {
   std::error_code error;
   const fs::path absolute = fs::weakly_canonical(fs::absolute(path), error);
-  return {path, [path] { return ct::read_metaimage(path); }, fs::path(path).stem().string(),
+  return {path, [path, max_voxels] { return ct::read_metaimage(path, max_voxels); }, fs::path(path).stem().string(),
           error ? fs::absolute(path).string() : absolute.string()};
 }
 
-ScanSource dicom_source(const std::string& folder, const std::string& uid) {
+ScanSource dicom_source(const std::string& folder, const std::string& uid, int64_t max_voxels) {
   return {folder + " (series " + uid + ")",
-          [folder, uid] { return ct::read_dicom_series(folder, uid); }, uid, "DICOM series " + uid};
+          [folder, uid, max_voxels] { return ct::read_dicom_series(folder, uid, max_voxels); }, uid, "DICOM series " + uid};
 }
 
 // An input that names no readable scan still takes its place in the batch, failing alone.
@@ -76,14 +76,14 @@ std::vector<std::string> read_list_file(const std::string& path) {
   return lines;
 }
 
-void add_folder(const std::string& folder, const std::string& series_uid,
+void add_folder(const std::string& folder, const std::string& series_uid, int64_t max_voxels,
                 std::vector<ScanSource>& scans) {
   std::vector<std::string> metaimages;
   for (const auto& entry : fs::directory_iterator(folder)) {
     if (entry.is_regular_file() && is_metaimage(entry.path())) metaimages.push_back(entry.path().string());
   }
   std::sort(metaimages.begin(), metaimages.end());
-  for (const auto& path : metaimages) scans.push_back(metaimage_source(path));
+  for (const auto& path : metaimages) scans.push_back(metaimage_source(path, max_voxels));
   if (!metaimages.empty()) return;
 
   const auto uids = ct::list_dicom_series(folder);
@@ -93,7 +93,7 @@ void add_folder(const std::string& folder, const std::string& series_uid,
   }
   for (const auto& uid : uids) {
     if (!series_uid.empty() && uid != series_uid) continue;
-    scans.push_back(dicom_source(folder, uid));
+    scans.push_back(dicom_source(folder, uid, max_voxels));
   }
   if (!series_uid.empty() && std::none_of(uids.begin(), uids.end(),
                                           [&](const auto& uid) { return uid == series_uid; })) {
@@ -102,7 +102,7 @@ void add_folder(const std::string& folder, const std::string& series_uid,
 }
 
 void add_inputs(const std::vector<std::string>& inputs, const std::string& series_uid,
-                ListChain& lists, std::vector<ScanSource>& scans) {
+                int64_t max_voxels, ListChain& lists, std::vector<ScanSource>& scans) {
   for (const auto& input : inputs) {
     if (!input.empty() && input[0] == '@') {
       const fs::path list = list_identity(input.substr(1));
@@ -111,16 +111,16 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
                             (lists.back() == list ? "" : " (through " + lists.back().string() + ")"));
       }
       lists.push_back(list);
-      add_inputs(read_list_file(list.string()), series_uid, lists, scans);
+      add_inputs(read_list_file(list.string()), series_uid, max_voxels, lists, scans);
       lists.pop_back();
     } else if (fs::is_directory(input)) {
       try {
-        add_folder(input, series_uid, scans);
+        add_folder(input, series_uid, max_voxels, scans);
       } catch (const std::exception& error) {
         scans.push_back(failing_source(input, error.what()));
       }
     } else if (is_metaimage(input)) {
-      scans.push_back(metaimage_source(input));  // a missing file fails when read, alone
+      scans.push_back(metaimage_source(input, max_voxels));  // a missing file fails when read, alone
     } else {
       scans.push_back(failing_source(
           input, "'" + input + "' is neither a MetaImage file (.mhd, .mha) nor a folder"));
@@ -131,10 +131,10 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
 }  // namespace
 
 std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
-                                      const std::string& series_uid) {
+                                      const std::string& series_uid, int64_t max_voxels) {
   std::vector<ScanSource> scans;
   ListChain lists;
-  add_inputs(inputs, series_uid, lists, scans);
+  add_inputs(inputs, series_uid, max_voxels, lists, scans);
   fail_duplicate_outputs(scans);
   return scans;
 }

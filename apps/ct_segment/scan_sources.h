@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "ct/volume.h"
+#include "ct/scan_io.h"
 
 namespace dlwpt::ct_segment {
 
@@ -27,8 +27,9 @@ struct ScanSource {
 /// others). An input that is none of these, and a second scan whose results would go to the
 /// folder of an earlier one (`a/scan.mhd` and `b/scan.mhd`), becomes a scan whose reading fails
 /// with the reason, so that the rest of the batch goes on. Throws only for an unreadable list
-/// or a list that includes itself.
+/// or a list that includes itself. Each scan is read with at most `max_voxels` voxels.
 std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
-                                      const std::string& series_uid = "");
+                                      const std::string& series_uid = "",
+                                      int64_t max_voxels = ct::kDefaultMaxVoxels);
 
 }  // namespace dlwpt::ct_segment

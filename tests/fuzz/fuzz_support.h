@@ -11,4 +11,11 @@ namespace dlwpt::fuzz {
 /// is reused for every input of the run.
 std::string input_file(const uint8_t* data, size_t size, const std::string& extension);
 
+/// An empty folder of this process (under $TMPDIR), emptied on every call: for targets whose
+/// readers take a folder (DICOM) or several files (a MetaImage header and its data).
+std::string input_folder();
+
+/// Writes `size` bytes to `path`.
+void write_bytes(const std::string& path, const uint8_t* data, size_t size);
+
 }  // namespace dlwpt::fuzz

@@ -1,0 +1,361 @@
+#include "ct/dicom_file.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace dlwpt::ct {
+
+namespace {
+
+constexpr uint64_t kPreambleBytes = 128;
+constexpr uint32_t kUndefinedLength = 0xFFFFFFFF;
+constexpr int kMaxNesting = 32;            // sequences in sequences; real files use a few
+constexpr uint32_t kMaxKeptValue = 4096;   // longer values of the tags we read are malformed
+
+constexpr uint32_t tag(uint16_t group, uint16_t element) { return uint32_t{group} << 16 | element; }
+constexpr uint32_t kItem = tag(0xFFFE, 0xE000);
+constexpr uint32_t kItemEnd = tag(0xFFFE, 0xE00D);
+constexpr uint32_t kSequenceEnd = tag(0xFFFE, 0xE0DD);
+constexpr uint32_t kTransferSyntax = tag(0x0002, 0x0010);
+constexpr uint32_t kStorageClass = tag(0x0002, 0x0002);
+// Media Storage SOP Classes of images (CT, MR, ...) start with this; a file of such a class
+// without pixel data was cut (at an element boundary).
+constexpr const char* kImageStoragePrefix = "1.2.840.10008.5.1.4.1.1.";
+constexpr uint32_t kSeriesUid = tag(0x0020, 0x000E);
+constexpr uint32_t kInstanceNumber = tag(0x0020, 0x0013);
+constexpr uint32_t kPosition = tag(0x0020, 0x0032);
+constexpr uint32_t kOrientation = tag(0x0020, 0x0037);
+constexpr uint32_t kSamplesPerPixel = tag(0x0028, 0x0002);
+constexpr uint32_t kFrames = tag(0x0028, 0x0008);
+constexpr uint32_t kRows = tag(0x0028, 0x0010);
+constexpr uint32_t kColumns = tag(0x0028, 0x0011);
+constexpr uint32_t kBitsAllocated = tag(0x0028, 0x0100);
+constexpr uint32_t kPixelData = tag(0x7FE0, 0x0010);
+
+// Thrown inside the walk for the first structural defect; becomes DicomFileInfo::problem.
+struct Malformed {
+  std::string what;
+};
+
+std::string tag_name(uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "(%04X,%04X)", value >> 16, value & 0xFFFF);
+  return text;
+}
+
+// Value representations whose explicit-VR header has 2 reserved bytes and a 32-bit length.
+bool has_long_length(const std::string& vr) {
+  static const char* const kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                      "SV", "UC", "UN", "UR", "UT", "UV"};
+  for (const char* candidate : kLong) {
+    if (vr == candidate) return true;
+  }
+  return false;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  text.erase(0, text.find_first_not_of(' '));
+  return text;
+}
+
+// A backslash-separated list of decimal strings (DS, IS); nullopt unless exactly N numbers.
+template <size_t N>
+std::optional<std::array<double, N>> numbers(const std::string& text) {
+  std::array<double, N> values{};
+  std::istringstream in(text);
+  std::string item;
+  size_t count = 0;
+  while (std::getline(in, item, '\\')) {
+    if (count == N) return std::nullopt;
+    char* end = nullptr;
+    const std::string value = trimmed(item);
+    values[count] = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0') return std::nullopt;
+    ++count;
+  }
+  if (count != N) return std::nullopt;
+  return values;
+}
+
+struct ElementHeader {
+  uint32_t tag = 0;
+  std::string vr;  // empty for implicit VR and for items
+  uint32_t length = 0;
+};
+
+// The image attributes needed to know how many pixel data bytes a file must hold.
+struct PixelLayout {
+  uint64_t rows = 0, columns = 0, bits_allocated = 0, samples = 1, frames = 1;
+  bool has_rows = false;
+  std::optional<uint64_t> native_bytes;  // the pixel data length, when not encapsulated
+  bool encapsulated = false;
+};
+
+class Walker {
+ public:
+  Walker(const std::string& path, DicomFileInfo& info) : in_(path, std::ios::binary), info_(info) {
+    std::error_code error;
+    size_ = std::filesystem::file_size(path, error);
+    if (error || !in_) throw Malformed{"cannot be read"};
+  }
+
+  bool is_part10() {
+    if (size_ < kPreambleBytes + 4) return false;
+    return read_string(kPreambleBytes, 4) == "DICM";
+  }
+
+  void walk() {
+    pos_ = kPreambleBytes + 4;
+    walk_meta_group();
+    walk_data_set(size_, /*until_item_end=*/false, /*depth=*/0);
+    check_pixel_data();
+  }
+
+ private:
+  std::string read_string(uint64_t offset, uint64_t count) {
+    std::string bytes(count, '\0');
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(offset));
+    if (!in_.read(bytes.data(), static_cast<std::streamsize>(count))) throw Malformed{"cannot be read"};
+    return bytes;
+  }
+
+  // Fails unless `count` more bytes lie before `end` (the file's, or the enclosing item's).
+  void need(uint64_t count, uint64_t end, const char* what, uint32_t at = 0) {
+    if (pos_ > end || count > end - pos_) {
+      std::string message = std::string(what) + (at ? " " + tag_name(at) : "") + " at byte " +
+                            std::to_string(pos_) + " needs " + std::to_string(count) + " bytes, ";
+      message += end == size_ ? "past the end of the file (" + std::to_string(size_) + " bytes): truncated?"
+                              : "past the end of its item";
+      throw Malformed{message};
+    }
+  }
+
+  uint64_t unsigned_value(const std::string& bytes) const {
+    uint64_t value = 0;
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      const auto byte = static_cast<unsigned char>(bytes[big_endian_ ? i : bytes.size() - 1 - i]);
+      value = value << 8 | byte;
+    }
+    return value;
+  }
+
+  uint64_t read_unsigned(int bytes, uint64_t end, const char* what) {
+    need(bytes, end, what);
+    const uint64_t value = unsigned_value(read_string(pos_, bytes));
+    pos_ += bytes;
+    return value;
+  }
+
+  ElementHeader read_header(uint64_t end) {
+    ElementHeader header;
+    const uint64_t group = read_unsigned(2, end, "an element header");
+    header.tag = static_cast<uint32_t>(group << 16 | read_unsigned(2, end, "an element header"));
+    if (group == 0xFFFE || !explicit_vr_) {
+      header.length = static_cast<uint32_t>(read_unsigned(4, end, "an element length"));
+      return header;
+    }
+    need(2, end, "the VR of", header.tag);
+    header.vr = read_string(pos_, 2);
+    pos_ += 2;
+    if (has_long_length(header.vr)) {
+      need(2, end, "element", header.tag);
+      pos_ += 2;  // reserved
+      header.length = static_cast<uint32_t>(read_unsigned(4, end, "an element length"));
+    } else {
+      header.length = static_cast<uint32_t>(read_unsigned(2, end, "an element length"));
+    }
+    return header;
+  }
+
+  // The file meta group is explicit VR little endian whatever the data set's transfer syntax.
+  void walk_meta_group() {
+    std::string syntax;
+    while (size_ - pos_ >= 2 && read_string(pos_, 2) == std::string("\x02\x00", 2)) {
+      const ElementHeader header = read_header(size_);
+      if (header.length == kUndefinedLength) throw Malformed{"file meta element has an undefined length"};
+      need(header.length, size_, "element", header.tag);
+      if (header.tag == kTransferSyntax && header.length <= kMaxKeptValue) {
+        syntax = trimmed(read_string(pos_, header.length));
+      }
+      if (header.tag == kStorageClass && header.length <= kMaxKeptValue) {
+        storage_class_ = trimmed(read_string(pos_, header.length));
+      }
+      pos_ += header.length;
+    }
+    if (syntax.empty()) throw Malformed{"has no transfer syntax (0002,0010) in its file meta group"};
+    if (syntax == "1.2.840.10008.1.2.1.99") throw Malformed{"uses the deflated transfer syntax, which is not supported"};
+    explicit_vr_ = syntax != "1.2.840.10008.1.2";
+    big_endian_ = syntax == "1.2.840.10008.1.2.2";
+  }
+
+  void walk_data_set(uint64_t end, bool until_item_end, int depth) {
+    while (pos_ < end) {
+      const ElementHeader header = read_header(end);
+      if (header.tag == kItemEnd && until_item_end) return;
+      if (header.tag >> 16 == 0xFFFE) throw Malformed{"has a stray item tag " + tag_name(header.tag) + " at byte " + std::to_string(pos_ - 8)};
+      walk_value(header, end, depth);
+    }
+    if (until_item_end) throw Malformed{"ends inside a sequence item (no item delimiter): truncated?"};
+  }
+
+  void walk_value(const ElementHeader& header, uint64_t end, int depth) {
+    if (header.length == kUndefinedLength) {
+      if (header.tag == kPixelData && depth == 0) {
+        pixels_.encapsulated = true;
+        walk_fragments(end, header.tag);
+      } else if (header.vr.empty() || header.vr == "SQ" || header.vr == "UN") {
+        walk_items(end, /*undefined_length=*/true, depth + 1, header.tag);
+      } else {
+        throw Malformed{"element " + tag_name(header.tag) + " (" + header.vr + ") has an undefined length"};
+      }
+      return;
+    }
+    need(header.length, end, "element", header.tag);
+    const uint64_t value_end = pos_ + header.length;
+    if (header.vr == "SQ" || (header.vr.empty() && header.length >= 8 && starts_with_item())) {
+      walk_items(value_end, /*undefined_length=*/false, depth + 1, header.tag);
+      if (pos_ != value_end) throw Malformed{"sequence " + tag_name(header.tag) + " does not end where its length says"};
+      return;
+    }
+    if (depth == 0) keep(header);
+    pos_ = value_end;
+  }
+
+  bool starts_with_item() {
+    const uint64_t start = pos_;
+    const bool item = read_unsigned(2, size_, "an item") == 0xFFFE && read_unsigned(2, size_, "an item") == 0xE000;
+    pos_ = start;
+    return item;
+  }
+
+  void walk_items(uint64_t end, bool undefined_length, int depth, uint32_t sequence) {
+    if (depth > kMaxNesting) throw Malformed{"nests sequences deeper than " + std::to_string(kMaxNesting)};
+    while (undefined_length || pos_ < end) {
+      const ElementHeader item = read_header(end);
+      if (item.tag == kSequenceEnd) {
+        if (undefined_length) return;
+        continue;  // tolerated inside a defined length
+      }
+      if (item.tag != kItem) throw Malformed{"sequence " + tag_name(sequence) + " holds " + tag_name(item.tag) + " where an item should be"};
+      if (item.length == kUndefinedLength) {
+        walk_data_set(end, /*until_item_end=*/true, depth);
+      } else {
+        need(item.length, end, "an item of", sequence);
+        const uint64_t item_end = pos_ + item.length;
+        walk_data_set(item_end, /*until_item_end=*/false, depth);
+      }
+    }
+  }
+
+  // Encapsulated (compressed) pixel data: items of defined length up to a sequence delimiter.
+  void walk_fragments(uint64_t end, uint32_t at) {
+    while (true) {
+      const ElementHeader fragment = read_header(end);
+      if (fragment.tag == kSequenceEnd) return;
+      if (fragment.tag != kItem || fragment.length == kUndefinedLength) {
+        throw Malformed{"encapsulated pixel data holds " + tag_name(fragment.tag) + " where a fragment should be"};
+      }
+      need(fragment.length, end, "a fragment of", at);
+      pos_ += fragment.length;
+    }
+  }
+
+  // Records the top-level values the series grouping and the pixel data check need.
+  void keep(const ElementHeader& header) {
+    if (header.tag == kPixelData) {
+      pixels_.native_bytes = header.length;
+      return;
+    }
+    static const uint32_t kKept[] = {kSeriesUid, kInstanceNumber, kPosition, kOrientation,
+                                     kSamplesPerPixel, kFrames, kRows, kColumns, kBitsAllocated};
+    if (std::find(std::begin(kKept), std::end(kKept), header.tag) == std::end(kKept)) return;
+    if (header.length > kMaxKeptValue) throw Malformed{"element " + tag_name(header.tag) + " is " + std::to_string(header.length) + " bytes long"};
+    const std::string bytes = read_string(pos_, header.length);
+    const auto small_unsigned = [&] {
+      if (bytes.size() != 2) throw Malformed{"element " + tag_name(header.tag) + " is not one 16-bit value"};
+      return unsigned_value(bytes);
+    };
+    switch (header.tag) {
+      case kSeriesUid: info_.series_uid = trimmed(bytes); break;
+      case kInstanceNumber: {
+        const std::string text = trimmed(bytes);
+        char* stop = nullptr;
+        const long value = std::strtol(text.c_str(), &stop, 10);
+        if (!text.empty() && *stop == '\0') info_.instance_number = value;
+        break;
+      }
+      case kPosition: info_.position = numbers<3>(bytes); break;
+      case kOrientation: info_.orientation = numbers<6>(bytes); break;
+      case kSamplesPerPixel: pixels_.samples = small_unsigned(); break;
+      case kFrames: pixels_.frames = std::strtoull(trimmed(bytes).c_str(), nullptr, 10); break;
+      case kRows: pixels_.rows = small_unsigned(), pixels_.has_rows = true; break;
+      case kColumns: pixels_.columns = small_unsigned(); break;
+      case kBitsAllocated: pixels_.bits_allocated = small_unsigned(); break;
+      default: break;
+    }
+  }
+
+  void check_pixel_data() {
+    if (!pixels_.native_bytes && !pixels_.encapsulated) {
+      if (pixels_.has_rows || storage_class_.rfind(kImageStoragePrefix, 0) == 0) {
+        throw Malformed{"is an image without pixel data (7FE0,0010): truncated?"};
+      }
+      info_.kind = DicomFileInfo::Kind::NonImage;
+      return;
+    }
+    info_.kind = DicomFileInfo::Kind::Image;
+    if (pixels_.encapsulated) return;  // compressed: the decoder checks the frames
+    if (pixels_.rows == 0 || pixels_.columns == 0 || pixels_.samples == 0 || pixels_.frames == 0 ||
+        (pixels_.bits_allocated != 1 && pixels_.bits_allocated % 8 != 0) || pixels_.bits_allocated > 64) {
+      throw Malformed{"has pixel data but no valid rows, columns, samples, frames or bits allocated"};
+    }
+    // At most 65535^2 * 65535 * 8 bytes per frame: frames are capped so the product cannot wrap.
+    if (pixels_.frames > (uint64_t{1} << 20)) throw Malformed{"claims " + std::to_string(pixels_.frames) + " frames"};
+    const uint64_t values = pixels_.rows * pixels_.columns * pixels_.samples * pixels_.frames;
+    const uint64_t expected = pixels_.bits_allocated == 1 ? (values + 7) / 8 : values * (pixels_.bits_allocated / 8);
+    const uint64_t padded = expected + expected % 2;
+    if (*pixels_.native_bytes != expected && *pixels_.native_bytes != padded) {
+      throw Malformed{"has " + std::to_string(*pixels_.native_bytes) + " bytes of pixel data where " +
+                      std::to_string(pixels_.rows) + " rows x " + std::to_string(pixels_.columns) +
+                      " columns x " + std::to_string(pixels_.samples) + " samples x " +
+                      std::to_string(pixels_.bits_allocated) + " bits x " +
+                      std::to_string(pixels_.frames) + " frames need " + std::to_string(expected)};
+    }
+  }
+
+  std::ifstream in_;
+  DicomFileInfo& info_;
+  uint64_t size_ = 0;
+  uint64_t pos_ = 0;
+  bool explicit_vr_ = true;
+  bool big_endian_ = false;
+  PixelLayout pixels_;
+  std::string storage_class_;
+};
+
+}  // namespace
+
+DicomFileInfo inspect_dicom_file(const std::string& path) {
+  DicomFileInfo info;
+  try {
+    Walker walker(path, info);
+    if (!walker.is_part10()) return info;  // NotDicom
+    walker.walk();
+  } catch (const Malformed& malformed) {
+    info.kind = DicomFileInfo::Kind::Broken;
+    info.problem = malformed.what;
+  }
+  return info;
+}
+
+}  // namespace dlwpt::ct

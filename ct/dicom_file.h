@@ -1,0 +1,35 @@
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+
+namespace dlwpt::ct {
+
+/// What a file of a DICOM folder is, found by walking its element structure without GDCM.
+/// GDCM trusts the lengths a file declares (Debian builds it with assertions, which abort the
+/// whole process on a truncated file), so every file is walked here first and only sound ones
+/// reach GDCM.
+struct DicomFileInfo {
+  enum class Kind {
+    NotDicom,  ///< no "DICM" after the 128-byte preamble: some other file, ignored
+    Image,     ///< a sound DICOM image
+    NonImage,  ///< a sound DICOM object without pixel data (a report, a DICOMDIR): ignored
+    Broken,    ///< a DICOM file whose structure is cut or inconsistent: `problem` says how
+  };
+  Kind kind = Kind::NotDicom;
+  std::string problem;     ///< for Broken: one line, e.g. "element (0028,0010) ends past the end..."
+  std::string series_uid;  ///< (0020,000E), when read before any problem
+  std::optional<std::array<double, 3>> position;     ///< (0020,0032) Image Position (Patient)
+  std::optional<std::array<double, 6>> orientation;  ///< (0020,0037) Image Orientation (Patient)
+  std::optional<long> instance_number;               ///< (0020,0013)
+};
+
+/// Walks a DICOM Part-10 file (preamble, "DICM", file meta group, then the data set in its
+/// transfer syntax: explicit or implicit VR, little or big endian, nested sequences, and
+/// encapsulated pixel data), checking that every element lies within the file and that
+/// uncompressed pixel data holds exactly rows x columns x samples x bits/8 x frames bytes.
+/// Never throws for the file's content; an unreadable file is Broken.
+DicomFileInfo inspect_dicom_file(const std::string& path);
+
+}  // namespace dlwpt::ct

@@ -1,0 +1,260 @@
+#include "ct/metaimage_data.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "ct/volume.h"
+
+namespace dlwpt::ct {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kMaxHeaderLine = 64 * 1024;  // a longer "header line" is data, not a header
+constexpr size_t kChunk = 64 * 1024;
+
+// The header fields that say where the data is, and where the header's own text ends.
+struct DataLocation {
+  std::map<std::string, std::string> fields;
+  uint64_t end_of_header = 0;               // the byte after the ElementDataFile line
+  std::vector<std::string> following_lines;  // the lines after it, for LIST
+};
+
+std::string trimmed(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+// MetaIO reads "Key = Value" lines up to ElementDataFile, which ends the header.
+DataLocation read_data_location(const std::string& header_path, size_t list_lines) {
+  std::ifstream in(header_path, std::ios::binary);
+  if (!in) throw ScanError("scan '" + header_path + "' cannot be opened");
+  DataLocation location;
+  std::string line;
+  bool found = false;
+  while (!found && std::getline(in, line)) {
+    if (line.size() > kMaxHeaderLine) break;
+    location.end_of_header += line.size() + (in.eof() ? 0 : 1);
+    const auto equals = line.find('=');
+    if (equals == std::string::npos) continue;
+    const std::string key = trimmed(line.substr(0, equals));
+    location.fields[key] = trimmed(line.substr(equals + 1));
+    found = key == "ElementDataFile";
+  }
+  if (!found) throw ScanError("scan '" + header_path + "' has no ElementDataFile line");
+  while (location.following_lines.size() < list_lines && std::getline(in, line) && line.size() <= kMaxHeaderLine) {
+    location.following_lines.push_back(trimmed(line));
+  }
+  return location;
+}
+
+bool is_true(const std::string& value) { return value == "True" || value == "true" || value == "1"; }
+
+int64_t integer_field(const DataLocation& location, const std::string& key, const std::string& header) {
+  const auto found = location.fields.find(key);
+  if (found == location.fields.end() || found->second.empty()) return 0;
+  try {
+    size_t used = 0;
+    const long long value = std::stoll(found->second, &used);
+    if (used == found->second.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' is not an integer");
+}
+
+// One data file and the bytes of voxels it must hold.
+struct DataPiece {
+  std::string path;
+  uint64_t bytes = 0;
+  uint64_t start = 0;  // where the data begins (LOCAL: after the header)
+  bool local = false;
+};
+
+struct Encoding {
+  bool compressed = false;
+  uint64_t compressed_bytes = 0;  // 0: to the end of the file
+  int64_t header_size = 0;        // bytes skipped in an external data file; -1: data ends the file
+};
+
+std::string describe(const DataPiece& piece, const std::string& header) {
+  return "scan '" + header + "': " + (piece.local ? "its data" : "its data file '" + piece.path + "'");
+}
+
+// Inflates [start, end) of the file in chunks (never the whole volume at once) and checks
+// the stream is valid zlib, complete, and exactly `piece.bytes` long.
+void check_compressed(std::ifstream& in, const DataPiece& piece, uint64_t end, const std::string& header) {
+  z_stream stream{};
+  if (inflateInit2(&stream, 15 + 32) != Z_OK) throw ScanError(describe(piece, header) + ": zlib cannot start");
+  std::vector<unsigned char> input(kChunk), output(kChunk);
+  uint64_t position = piece.start, inflated = 0;
+  int status = Z_OK;
+  in.seekg(static_cast<std::streamoff>(position));
+  while (status != Z_STREAM_END) {
+    if (stream.avail_in == 0) {
+      const uint64_t count = std::min<uint64_t>(kChunk, end - position);
+      if (count == 0) break;
+      in.read(reinterpret_cast<char*>(input.data()), static_cast<std::streamsize>(count));
+      if (static_cast<uint64_t>(in.gcount()) != count) break;
+      position += count;
+      stream.next_in = input.data();
+      stream.avail_in = static_cast<uInt>(count);
+    }
+    stream.next_out = output.data();
+    stream.avail_out = static_cast<uInt>(output.size());
+    status = inflate(&stream, Z_NO_FLUSH);
+    inflated += output.size() - stream.avail_out;
+    if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) break;
+    if (inflated > piece.bytes) break;
+  }
+  const std::string zlib_message = stream.msg ? stream.msg : "";
+  inflateEnd(&stream);
+  if (inflated > piece.bytes) {
+    throw ScanError(describe(piece, header) + " inflates to more than the " + std::to_string(piece.bytes) +
+                    " bytes the header needs");
+  }
+  if (status != Z_STREAM_END && status != Z_OK && status != Z_BUF_ERROR) {
+    throw ScanError(describe(piece, header) + " holds invalid zlib data (" +
+                    (zlib_message.empty() ? "error " + std::to_string(status) : zlib_message) + ")");
+  }
+  if (status != Z_STREAM_END || inflated != piece.bytes) {
+    throw ScanError(describe(piece, header) + " is truncated (its zlib data inflates to " +
+                    std::to_string(inflated) + " bytes, the header needs " + std::to_string(piece.bytes) + ")");
+  }
+}
+
+void check_piece(DataPiece piece, const Encoding& encoding, const std::string& header) {
+  std::error_code error;
+  const uint64_t size = fs::file_size(piece.path, error);
+  if (error || !fs::is_regular_file(piece.path)) throw ScanError(describe(piece, header) + " is missing");
+  if (!piece.local && encoding.header_size > 0) piece.start = static_cast<uint64_t>(encoding.header_size);
+  if (piece.start > size) {
+    throw ScanError(describe(piece, header) + " is truncated (" + std::to_string(size) +
+                    " bytes, its data should start at byte " + std::to_string(piece.start) + ")");
+  }
+  if (!encoding.compressed) {
+    if (size - piece.start < piece.bytes) {
+      throw ScanError(describe(piece, header) + " is truncated (" + std::to_string(size - piece.start) +
+                      " bytes, the header needs " + std::to_string(piece.bytes) + ")");
+    }
+    return;
+  }
+  const uint64_t end = encoding.compressed_bytes ? piece.start + encoding.compressed_bytes : size;
+  if (end > size) {
+    throw ScanError(describe(piece, header) + " is truncated (" + std::to_string(size - piece.start) +
+                    " bytes of zlib data, CompressedDataSize says " + std::to_string(encoding.compressed_bytes) + ")");
+  }
+  std::ifstream in(piece.path, std::ios::binary);
+  if (!in) throw ScanError(describe(piece, header) + " cannot be opened");
+  check_compressed(in, piece, end, header);
+}
+
+// "LIST 2D", "LIST 2" or "LIST": the dimension of each file (default: slices, NDims - 1).
+size_t file_dimension(const std::string& text, size_t dims, const std::string& header) {
+  if (text.empty()) return dims - 1;
+  const int value = std::atoi(text.c_str());
+  if (value < 1 || static_cast<size_t>(value) > dims) {
+    throw ScanError("scan '" + header + "': ElementDataFile gives the file dimension '" + text + "'");
+  }
+  return static_cast<size_t>(value);
+}
+
+std::string beside(const std::string& header, const std::string& name) {
+  if (fs::path(name).is_absolute()) return name;
+  return (fs::path(header).parent_path() / name).string();
+}
+
+// "slice%03d.raw 1 99 1 [2]": MetaIO formats each name with the header's text as the printf
+// format, so only a single integer conversion is let through.
+std::vector<std::string> pattern_files(const std::string& value, size_t dims, size_t files,
+                                       const std::string& header) {
+  static const std::regex kPattern(R"(^(\S*?)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)(?:\s+(\d+)D?)?$)");
+  static const std::regex kFormat(R"(^([^%]|%%)*%0?\d{0,2}d([^%]|%%)*$)");
+  std::smatch match;
+  const auto fail = [&](const std::string& why) {
+    return ScanError("scan '" + header + "': the file pattern '" + value + "' " + why);
+  };
+  if (!std::regex_match(value, match, kPattern)) throw fail("is not 'format first last step'");
+  const std::string format = match[1];
+  if (!std::regex_match(format, kFormat)) throw fail("needs exactly one integer conversion (%d)");
+  const long long first = std::stoll(match[2]), last = std::stoll(match[3]), step = std::stoll(match[4]);
+  if (step <= 0 || last < first) throw fail("needs a positive step and last >= first");
+  if (match[5].matched && file_dimension(match[5], dims, header) != dims - 1) {
+    throw fail("gives a file dimension other than slices");
+  }
+  if (static_cast<unsigned long long>((last - first) / step + 1) != files) {
+    throw fail("names " + std::to_string((last - first) / step + 1) + " files, the volume needs " +
+               std::to_string(files));
+  }
+  std::vector<std::string> names;
+  for (long long index = first; index <= last; index += step) {
+    char name[4096];
+    std::snprintf(name, sizeof name, format.c_str(), static_cast<int>(index));
+    names.push_back(beside(header, name));
+  }
+  return names;
+}
+
+}  // namespace
+
+void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape) {
+  uint64_t total = shape.voxel_bytes;
+  for (int64_t side : shape.dims) total *= static_cast<uint64_t>(side);  // sizes checked by the caller
+  const size_t dims = shape.dims.size();
+
+  // The number of LIST files is needed before reading the lines that name them.
+  const DataLocation first_pass = read_data_location(header_path, 0);
+  const std::string data = first_pass.fields.at("ElementDataFile");
+  const bool list = data.rfind("LIST", 0) == 0;
+  size_t per_file_dims = dims;
+  if (list) per_file_dims = file_dimension(trimmed(data.substr(4)), dims, header_path);
+  const bool pattern = data.find('%') != std::string::npos;
+  if (pattern) per_file_dims = dims - 1;
+  size_t files = 1;
+  for (size_t axis = per_file_dims; axis < dims; ++axis) files *= static_cast<size_t>(shape.dims[axis]);
+  const DataLocation location = list ? read_data_location(header_path, files) : first_pass;
+
+  Encoding encoding;
+  encoding.compressed = is_true(location.fields.count("CompressedData") ? location.fields.at("CompressedData") : "");
+  encoding.compressed_bytes = static_cast<uint64_t>(std::max<int64_t>(0, integer_field(location, "CompressedDataSize", header_path)));
+  encoding.header_size = integer_field(location, "HeaderSize", header_path);
+  if (encoding.header_size < -1) throw ScanError("scan '" + header_path + "': HeaderSize " + std::to_string(encoding.header_size) + " is negative");
+
+  std::vector<DataPiece> pieces;
+  if (data == "LOCAL") {
+    pieces.push_back({header_path, total, location.end_of_header, true});
+  } else if (list || pattern) {
+    std::vector<std::string> names;
+    if (pattern) {
+      names = pattern_files(data, dims, files, header_path);
+    } else {
+      for (const auto& name : location.following_lines) {
+        if (!name.empty()) names.push_back(beside(header_path, name));
+      }
+      if (names.size() != files) {
+        throw ScanError("scan '" + header_path + "': its LIST names " + std::to_string(names.size()) +
+                        " data files, the volume needs " + std::to_string(files));
+      }
+    }
+    for (const auto& name : names) pieces.push_back({name, total / files});
+  } else {
+    pieces.push_back({beside(header_path, data), total});
+  }
+  for (auto& piece : pieces) {
+    // HeaderSize = -1: the data is the last bytes of the file (uncompressed data only).
+    if (encoding.header_size == -1 && !encoding.compressed) {
+      std::error_code error;
+      const uint64_t size = fs::file_size(piece.path, error);
+      if (!error && size >= piece.bytes) piece.start = size - piece.bytes;
+    }
+    check_piece(piece, encoding, header_path);
+  }
+}
+
+}  // namespace dlwpt::ct

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dlwpt::ct {
+
+/// The voxel data a MetaImage header declares, as MetaIO parsed the header.
+struct MetaImageShape {
+  std::vector<int64_t> dims;  ///< DimSize, x fastest
+  uint64_t voxel_bytes = 0;   ///< element size x channels
+};
+
+/// Checks, before MetaIO reads anything, that the data a MetaImage header points to is there
+/// whole: MetaIO only warns about missing or short data and "succeeds" with zeros or
+/// uninitialised memory. Covers every form: LOCAL (.mha) and external data; raw and zlib
+/// (CompressedData = True: the stream is inflated to check it is valid, complete and exactly
+/// the expected size); one file, a LIST of files, or a printf pattern ("f%03d.raw 1 99 1"),
+/// each file holding its share; HeaderSize bytes skipped in each data file, -1 meaning the
+/// data ends the file. Throws ScanError naming the file and the problem.
+void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape);
+
+}  // namespace dlwpt::ct
