@@ -14,10 +14,10 @@
 #include <torch/torch.h>
 
 #include "apps/common/openblas.h"
-#include "layers/inference.h"
-#include "training/losses.h"
-#include "training/optimizer.h"
-#include "weights/model_archive.h"
+#include "dlwpt/layers/inference.h"
+#include "dlwpt/training/losses.h"
+#include "dlwpt/training/optimizer.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace {
 

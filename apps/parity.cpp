@@ -10,7 +10,7 @@
 #include <torch/torch.h>
 
 #include "apps/common/cli.h"
-#include "weights/reference_case.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace {
 

@@ -1,11 +1,11 @@
-#include "ct/annotations.h"
+#include "dlwpt/ct/annotations.h"
 
 #include <array>
 #include <cmath>
 
 #include <torch/torch.h>
 
-#include "ct/csv_table.h"
+#include "dlwpt/ct/csv_table.h"
 
 namespace dlwpt::ct {
 

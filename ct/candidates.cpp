@@ -1,11 +1,11 @@
-#include "ct/candidates.h"
+#include "dlwpt/ct/candidates.h"
 
 #include <cmath>
 #include <numeric>
 
 #include <torch/torch.h>
 
-#include "ct/slices.h"
+#include "dlwpt/ct/slices.h"
 
 namespace dlwpt::ct {
 

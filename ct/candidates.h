@@ -8,7 +8,7 @@
 
 #include <torch/types.h>
 
-#include "ct/volume.h"
+#include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct {
 

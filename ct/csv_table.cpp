@@ -1,4 +1,4 @@
-#include "ct/csv_table.h"
+#include "dlwpt/ct/csv_table.h"
 
 #include <fstream>
 #include <stdexcept>

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct {
 

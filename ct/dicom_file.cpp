@@ -1,4 +1,4 @@
-#include "ct/dicom_file.h"
+#include "dlwpt/ct/dicom_file.h"
 
 #include <algorithm>
 #include <array>
@@ -345,11 +345,32 @@ class Walker {
 
 }  // namespace
 
+namespace {
+
+// Whether the file's name says it is a DICOM image (.dcm, .dicom, .ima in any case).
+bool named_as_dicom(const std::string& path) {
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return extension == ".dcm" || extension == ".dicom" || extension == ".ima";
+}
+
+}  // namespace
+
 DicomFileInfo inspect_dicom_file(const std::string& path) {
   DicomFileInfo info;
   try {
     Walker walker(path, info);
-    if (!walker.is_part10()) return info;  // NotDicom
+    if (!walker.is_part10()) {
+      // A slice cut inside its first 132 bytes has no "DICM" left; ignoring it would lose a
+      // slice silently (at either end of a series no spacing check can notice).
+      if (named_as_dicom(path)) {
+        info.kind = DicomFileInfo::Kind::Broken;
+        info.problem = "it is named as a DICOM file but lacks the DICOM header (a 128-byte "
+                       "preamble and \"DICM\"): cut short, or not DICOM";
+      }
+      return info;  // NotDicom
+    }
     walker.walk();
   } catch (const Malformed& malformed) {
     info.kind = DicomFileInfo::Kind::Broken;

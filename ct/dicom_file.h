@@ -12,7 +12,8 @@ namespace dlwpt::ct {
 /// reach GDCM.
 struct DicomFileInfo {
   enum class Kind {
-    NotDicom,  ///< no "DICM" after the 128-byte preamble: some other file, ignored
+    NotDicom,  ///< no "DICM" after the 128-byte preamble: some other file, ignored (a file named
+               ///< .dcm, .dicom or .ima without it is Broken: a slice cut short)
     Image,     ///< a sound DICOM image
     NonImage,  ///< a sound DICOM object without pixel data (a report, a DICOMDIR): ignored
     Broken,    ///< a DICOM file whose structure is cut or inconsistent: `problem` says how

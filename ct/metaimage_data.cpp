@@ -1,4 +1,4 @@
-#include "ct/metaimage_data.h"
+#include "dlwpt/ct/metaimage_data.h"
 
 #include <zlib.h>
 
@@ -8,7 +8,7 @@
 #include <map>
 #include <regex>
 
-#include "ct/volume.h"
+#include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct {
 

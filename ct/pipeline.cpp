@@ -1,9 +1,9 @@
-#include "ct/pipeline.h"
+#include "dlwpt/ct/pipeline.h"
 
 #include <torch/torch.h>
 
-#include "ct/slices.h"
-#include "weights/errors.h"
+#include "dlwpt/ct/slices.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct {
 

@@ -7,10 +7,10 @@
 
 #include <torch/arg.h>
 
-#include "ct/candidates.h"
-#include "ct/volume.h"
-#include "models/luna_model.h"
-#include "models/unet.h"
+#include "dlwpt/ct/candidates.h"
+#include "dlwpt/ct/volume.h"
+#include "dlwpt/models/luna_model.h"
+#include "dlwpt/models/unet.h"
 
 namespace dlwpt::ct {
 

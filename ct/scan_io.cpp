@@ -1,5 +1,5 @@
 // The only translation unit that sees ITK: its headers are heavy and its macros leak.
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,9 +17,9 @@
 #include <itkMetaImageIO.h>
 #include <metaImage.h>
 
-#include "ct/dicom_file.h"
-#include "ct/metaimage_data.h"
-#include "weights/atomic_file.h"
+#include "dlwpt/ct/dicom_file.h"
+#include "dlwpt/ct/metaimage_data.h"
+#include "dlwpt/weights/atomic_file.h"
 
 namespace dlwpt::ct {
 

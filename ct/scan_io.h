@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "ct/volume.h"
+#include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct {
 

@@ -1,4 +1,4 @@
-#include "ct/slices.h"
+#include "dlwpt/ct/slices.h"
 
 #include <torch/torch.h>
 

@@ -6,7 +6,7 @@
 
 #include <torch/types.h>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct {
 

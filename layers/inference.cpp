@@ -1,4 +1,4 @@
-#include "layers/inference.h"
+#include "dlwpt/layers/inference.h"
 
 #include <algorithm>
 #include <climits>

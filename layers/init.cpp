@@ -1,4 +1,4 @@
-#include "layers/init.h"
+#include "dlwpt/layers/init.h"
 
 #include <cmath>
 

@@ -1,6 +1,6 @@
-#include "layers/luna_block.h"
+#include "dlwpt/layers/luna_block.h"
 
-#include "layers/state_numel.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

@@ -7,7 +7,7 @@
 #include <torch/nn/modules/pooling.h>
 #include <torch/nn/pimpl.h>
 
-#include "layers/inference.h"
+#include "dlwpt/layers/inference.h"
 
 namespace dlwpt {
 

@@ -1,11 +1,11 @@
-#include "layers/resnet_block.h"
+#include "dlwpt/layers/resnet_block.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/padding.h>
 
-#include "layers/state_numel.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

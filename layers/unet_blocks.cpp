@@ -1,11 +1,11 @@
-#include "layers/unet_blocks.h"
+#include "dlwpt/layers/unet_blocks.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/upsampling.h>
 
-#include "layers/state_numel.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

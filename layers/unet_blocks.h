@@ -8,7 +8,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
-#include "layers/inference.h"
+#include "dlwpt/layers/inference.h"
 
 namespace dlwpt {
 

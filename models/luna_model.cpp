@@ -1,8 +1,8 @@
-#include "models/luna_model.h"
+#include "dlwpt/models/luna_model.h"
 
-#include "layers/inference.h"
-#include "layers/init.h"
-#include "layers/state_numel.h"
+#include "dlwpt/layers/inference.h"
+#include "dlwpt/layers/init.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

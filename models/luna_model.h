@@ -8,7 +8,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
-#include "layers/luna_block.h"
+#include "dlwpt/layers/luna_block.h"
 
 namespace dlwpt {
 

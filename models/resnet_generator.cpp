@@ -1,12 +1,12 @@
-#include "models/resnet_generator.h"
+#include "dlwpt/models/resnet_generator.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/padding.h>
 
-#include "layers/resnet_block.h"
-#include "layers/state_numel.h"
+#include "dlwpt/layers/resnet_block.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

@@ -1,10 +1,10 @@
-#include "models/unet.h"
+#include "dlwpt/models/unet.h"
 
 #include <torch/nn/functional/pooling.h>
 
-#include "layers/inference.h"
-#include "layers/init.h"
-#include "layers/state_numel.h"
+#include "dlwpt/layers/inference.h"
+#include "dlwpt/layers/init.h"
+#include "dlwpt/layers/state_numel.h"
 
 namespace dlwpt {
 

@@ -7,7 +7,7 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
-#include "layers/unet_blocks.h"
+#include "dlwpt/layers/unet_blocks.h"
 
 namespace dlwpt {
 

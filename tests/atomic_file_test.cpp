@@ -7,7 +7,7 @@
 #include <sys/resource.h>
 
 #include "tests/test_support.h"
-#include "weights/atomic_file.h"
+#include "dlwpt/weights/atomic_file.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -3,11 +3,11 @@
 
 #include <chrono>
 
-#include "ct/pipeline.h"
-#include "ct/scan_io.h"
+#include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/scan_io.h"
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
-#include "weights/reference_case.h"
+#include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {

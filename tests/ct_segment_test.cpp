@@ -7,10 +7,10 @@
 #include "apps/common/image_io.h"
 #include "apps/ct_segment/report.h"
 #include "apps/ct_segment/scoring.h"
-#include "ct/pipeline.h"
-#include "ct/scan_io.h"
+#include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/scan_io.h"
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <limits>
 
-#include "ct/scan_io.h"
-#include "ct/slices.h"
+#include "dlwpt/ct/scan_io.h"
+#include "dlwpt/ct/slices.h"
 #include "tests/test_support.h"
 
 namespace dlwpt::testing {
@@ -179,13 +179,10 @@ TEST(Dicom, MissingSliceIsDetected) {
               HasSubstr("not evenly spaced"));
 }
 
-// Truncates a middle slice of a real series at many offsets (in the meta group, the data set,
-// the pixel data) and reads the folder in a child process each time: every cut must give a
-// ScanError (exit 1), never a crash inside GDCM (a signal) nor a volume. Cuts before the
-// 132nd byte leave no "DICM" magic: such a file is "not DICOM" and ignored like any other
-// stray file (a known gap when it is the first or last slice; a middle one shows as a gap in
-// the slice spacing, which should be caught but is not yet: see the report), so they are
-// left out here.
+// Truncates a slice of a real series at many offsets (before and in the "DICM" header, the
+// meta group, the data set, the pixel data) and reads the folder in a child process each time:
+// every cut must give a ScanError (exit 1), never a crash inside GDCM (a signal) nor a volume.
+// A .dcm file cut before its "DICM" magic is a broken DICOM file, not a stray file to ignore.
 TEST(Dicom, SliceCutAtAnyOffsetIsAScanErrorNotACrash) {
   if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
   TemporaryFolder folder;
@@ -195,7 +192,7 @@ TEST(Dicom, SliceCutAtAnyOffsetIsAScanErrorNotACrash) {
   const std::string original = folder.path("original.bin");
   std::filesystem::copy_file(victim, original);
   const auto size = static_cast<int64_t>(std::filesystem::file_size(original));
-  std::vector<int64_t> offsets = {132, 133, 200, 300, size / 2, size - 2, size - 1};
+  std::vector<int64_t> offsets = {0, 1, 100, 128, 131, 132, 133, 200, 300, size / 2, size - 2, size - 1};
   for (int64_t offset = 340; offset < 3700; offset += 97) offsets.push_back(offset);
   int errors = 0;
   for (const int64_t offset : offsets) {

@@ -3,10 +3,10 @@
 // allocated or read out of bounds. The archives are the fuzz corpus's
 // (tests/fuzz/regressions/archive_fuzzer/, written by tools/make_archive_fixtures.py).
 
-#include "ct/pipeline.h"
-#include "ct/slices.h"
+#include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/slices.h"
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -3,11 +3,11 @@
 
 #include <torch/torch.h>
 
-#include "layers/inference.h"
-#include "models/luna_model.h"
+#include "dlwpt/layers/inference.h"
+#include "dlwpt/models/luna_model.h"
 #include "tests/test_support.h"
-#include "weights/archive.h"
-#include "weights/reference_case.h"
+#include "dlwpt/weights/archive.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -1,12 +1,12 @@
 // Parameter and buffer names, shapes and dtypes of the native models against Python's
 // state_dict; the book's seeded initialisation; option validation.
 
-#include "layers/init.h"
-#include "models/luna_model.h"
-#include "models/resnet_generator.h"
-#include "models/unet.h"
+#include "dlwpt/layers/init.h"
+#include "dlwpt/models/luna_model.h"
+#include "dlwpt/models/resnet_generator.h"
+#include "dlwpt/models/unet.h"
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {

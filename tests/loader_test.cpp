@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {

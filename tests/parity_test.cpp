@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
-#include "weights/reference_case.h"
+#include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 
 int main(int argc, char** argv) {
   if (argc < 2 || argc > 3) {

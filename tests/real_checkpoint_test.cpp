@@ -2,11 +2,11 @@
 
 #include <torch/script.h>
 
-#include "ct/scan_io.h"
-#include "ct/slices.h"
+#include "dlwpt/ct/scan_io.h"
+#include "dlwpt/ct/slices.h"
 #include "tests/test_support.h"
-#include "weights/model_archive.h"
-#include "weights/reference_case.h"
+#include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "weights/archive.h"
+#include "dlwpt/weights/archive.h"
 
 namespace dlwpt::testing {
 

@@ -8,13 +8,13 @@
 
 #include <torch/torch.h>
 
-#include "ct/annotations.h"
-#include "ct/scan_io.h"
+#include "dlwpt/ct/annotations.h"
+#include "dlwpt/ct/scan_io.h"
 #include "tests/test_support.h"
-#include "training/trainer.h"
-#include "training/surgery.h"
-#include "weights/model_archive.h"
-#include "weights/reference_case.h"
+#include "dlwpt/training/trainer.h"
+#include "dlwpt/training/surgery.h"
+#include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/reference_case.h"
 
 namespace dlwpt::testing {
 namespace {

@@ -4,14 +4,14 @@
 
 #include <torch/torch.h>
 
-#include "models/luna_model.h"
-#include "models/unet.h"
+#include "dlwpt/models/luna_model.h"
+#include "dlwpt/models/unet.h"
 #include "tests/test_support.h"
-#include "training/augmentation.h"
-#include "training/losses.h"
-#include "training/optimizer.h"
-#include "training/surgery.h"
-#include "weights/model_archive.h"
+#include "dlwpt/training/augmentation.h"
+#include "dlwpt/training/losses.h"
+#include "dlwpt/training/optimizer.h"
+#include "dlwpt/training/surgery.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {

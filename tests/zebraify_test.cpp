@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "apps/common/image_io.h"
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
 // Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.

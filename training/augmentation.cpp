@@ -1,4 +1,4 @@
-#include "training/augmentation.h"
+#include "dlwpt/training/augmentation.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "training/checkpoint.h"
+#include "dlwpt/training/checkpoint.h"
 
 #include <filesystem>
 #include <fstream>
@@ -7,8 +7,8 @@
 
 #include <torch/serialize.h>
 
-#include "weights/atomic_file.h"
-#include "weights/errors.h"
+#include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::training {
 

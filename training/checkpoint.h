@@ -10,7 +10,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
-#include "weights/archive.h"
+#include "dlwpt/weights/archive.h"
 
 namespace dlwpt::training {
 

@@ -1,4 +1,4 @@
-#include "training/chunk_dataset.h"
+#include "dlwpt/training/chunk_dataset.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 
 #include <torch/torch.h>
 
-#include "ct/csv_table.h"
-#include "ct/scan_io.h"
-#include "training/seeds.h"
+#include "dlwpt/ct/csv_table.h"
+#include "dlwpt/ct/scan_io.h"
+#include "dlwpt/training/seeds.h"
 
 namespace dlwpt::training {
 

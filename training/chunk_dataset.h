@@ -18,9 +18,9 @@
 #include <torch/data/datasets/base.h>
 #include <torch/data/example.h>
 
-#include "ct/candidates.h"
-#include "ct/volume.h"
-#include "training/augmentation.h"
+#include "dlwpt/ct/candidates.h"
+#include "dlwpt/ct/volume.h"
+#include "dlwpt/training/augmentation.h"
 
 namespace dlwpt::training {
 

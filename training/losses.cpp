@@ -1,4 +1,4 @@
-#include "training/losses.h"
+#include "dlwpt/training/losses.h"
 
 #include <numeric>
 

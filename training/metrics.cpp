@@ -1,4 +1,4 @@
-#include "training/metrics.h"
+#include "dlwpt/training/metrics.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -7,8 +7,8 @@
 
 #include <torch/torch.h>
 
-#include "weights/atomic_file.h"
-#include "weights/errors.h"
+#include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::training {
 

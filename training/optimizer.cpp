@@ -1,4 +1,4 @@
-#include "training/optimizer.h"
+#include "dlwpt/training/optimizer.h"
 
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>

@@ -1,4 +1,4 @@
-#include "training/slice_dataset.h"
+#include "dlwpt/training/slice_dataset.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,8 +8,8 @@
 
 #include <torch/torch.h>
 
-#include "ct/slices.h"
-#include "training/seeds.h"
+#include "dlwpt/ct/slices.h"
+#include "dlwpt/training/seeds.h"
 
 namespace dlwpt::training {
 

@@ -15,9 +15,9 @@
 #include <torch/data/datasets/base.h>
 #include <torch/data/example.h>
 
-#include "ct/annotations.h"
-#include "training/augmentation.h"
-#include "training/chunk_dataset.h"
+#include "dlwpt/ct/annotations.h"
+#include "dlwpt/training/augmentation.h"
+#include "dlwpt/training/chunk_dataset.h"
 
 namespace dlwpt::training {
 

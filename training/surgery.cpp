@@ -1,4 +1,4 @@
-#include "training/surgery.h"
+#include "dlwpt/training/surgery.h"
 
 #include <algorithm>
 

@@ -9,7 +9,7 @@
 
 #include <torch/nn/module.h>
 
-#include "weights/archive.h"
+#include "dlwpt/weights/archive.h"
 
 namespace dlwpt::training {
 

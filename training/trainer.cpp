@@ -1,4 +1,4 @@
-#include "training/trainer.h"
+#include "dlwpt/training/trainer.h"
 
 #include <chrono>
 #include <filesystem>
@@ -6,8 +6,8 @@
 
 #include <torch/torch.h>
 
-#include "training/losses.h"
-#include "weights/model_archive.h"
+#include "dlwpt/training/losses.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::training {
 

@@ -11,13 +11,13 @@
 
 #include <torch/arg.h>
 
-#include "models/luna_model.h"
-#include "models/unet.h"
-#include "training/checkpoint.h"
-#include "training/chunk_dataset.h"
-#include "training/metrics.h"
-#include "training/optimizer.h"
-#include "training/slice_dataset.h"
+#include "dlwpt/models/luna_model.h"
+#include "dlwpt/models/unet.h"
+#include "dlwpt/training/checkpoint.h"
+#include "dlwpt/training/chunk_dataset.h"
+#include "dlwpt/training/metrics.h"
+#include "dlwpt/training/optimizer.h"
+#include "dlwpt/training/slice_dataset.h"
 
 namespace dlwpt::training {
 

@@ -1,4 +1,4 @@
-#include "weights/archive.h"
+#include "dlwpt/weights/archive.h"
 
 #include <cstring>
 #include <filesystem>
@@ -10,7 +10,7 @@
 #include <torch/csrc/jit/serialization/unpickler.h>
 #include <torch/script.h>
 
-#include "weights/atomic_file.h"
+#include "dlwpt/weights/atomic_file.h"
 
 namespace dlwpt::weights {
 

@@ -10,7 +10,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::weights {
 

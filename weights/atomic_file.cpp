@@ -1,4 +1,4 @@
-#include "weights/atomic_file.h"
+#include "dlwpt/weights/atomic_file.h"
 
 #include <atomic>
 #include <cerrno>
@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt {
 

@@ -1,4 +1,4 @@
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 #include <new>
 

@@ -1,4 +1,4 @@
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::weights {
 

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "models/luna_model.h"
-#include "models/resnet_generator.h"
-#include "models/unet.h"
-#include "weights/archive.h"
+#include "dlwpt/models/luna_model.h"
+#include "dlwpt/models/resnet_generator.h"
+#include "dlwpt/models/unet.h"
+#include "dlwpt/weights/archive.h"
 
 namespace dlwpt::weights {
 

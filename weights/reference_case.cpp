@@ -1,4 +1,4 @@
-#include "weights/reference_case.h"
+#include "dlwpt/weights/reference_case.h"
 
 #include <algorithm>
 #include <filesystem>

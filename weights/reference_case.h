@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::weights {
 

@@ -8,7 +8,7 @@
 #include <torch/utils.h>
 
 #include "apps/common/openblas.h"
-#include "layers/inference.h"
+#include "dlwpt/layers/inference.h"
 
 namespace dlwpt::apps {
 

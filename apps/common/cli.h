@@ -5,7 +5,7 @@
 
 #include <cxxopts.hpp>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::apps {
 

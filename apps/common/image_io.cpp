@@ -15,7 +15,7 @@
 #include <jerror.h>
 #include <png.h>
 
-#include "weights/atomic_file.h"
+#include "dlwpt/weights/atomic_file.h"
 
 // libjpeg and libpng report errors by calling back into this file, which keeps the message and
 // longjmps to the setjmp of the step that called the library: their defaults print and exit(),

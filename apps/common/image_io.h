@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "weights/errors.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::apps {
 

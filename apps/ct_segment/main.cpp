@@ -16,9 +16,9 @@
 #include "apps/ct_segment/scan_sources.h"
 #include "apps/ct_segment/scoring.h"
 #include "apps/paths.h"
-#include "ct/pipeline.h"
-#include "ct/scan_io.h"
-#include "weights/model_archive.h"
+#include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/scan_io.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace fs = std::filesystem;
 using namespace dlwpt;

@@ -5,8 +5,8 @@
 
 #include <torch/types.h>
 
-#include "ct/candidates.h"
-#include "ct/volume.h"
+#include "dlwpt/ct/candidates.h"
+#include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct_segment {
 

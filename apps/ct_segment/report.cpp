@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "apps/ct_segment/previews.h"
-#include "ct/scan_io.h"
-#include "weights/atomic_file.h"
+#include "dlwpt/ct/scan_io.h"
+#include "dlwpt/weights/atomic_file.h"
 
 namespace dlwpt::ct_segment {
 

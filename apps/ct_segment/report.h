@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "ct/pipeline.h"
-#include "ct/volume.h"
+#include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct_segment {
 

@@ -10,8 +10,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "weights/atomic_file.h"
-#include "weights/errors.h"
+#include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct_segment {
 

@@ -7,7 +7,7 @@
 
 #include "apps/ct_segment/scan_output.h"
 
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 
 namespace dlwpt::ct_segment {
 

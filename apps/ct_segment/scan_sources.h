@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 
 namespace dlwpt::ct_segment {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "ct/annotations.h"
-#include "ct/candidates.h"
+#include "dlwpt/ct/annotations.h"
+#include "dlwpt/ct/candidates.h"
 
 namespace dlwpt::ct_segment {
 

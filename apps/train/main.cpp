@@ -13,9 +13,9 @@
 
 #include "apps/common/cli.h"
 #include "apps/common/progress.h"
-#include "training/trainer.h"
-#include "training/surgery.h"
-#include "weights/model_archive.h"
+#include "dlwpt/training/trainer.h"
+#include "dlwpt/training/surgery.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt {
 namespace {

@@ -15,7 +15,7 @@
 #include "apps/paths.h"
 #include "apps/zebraify/viewer.h"
 #include "apps/zebraify/zebra.h"
-#include "weights/archive.h"
+#include "dlwpt/weights/archive.h"
 
 namespace fs = std::filesystem;
 using namespace dlwpt::zebraify;

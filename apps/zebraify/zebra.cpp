@@ -5,7 +5,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::zebraify {
 

@@ -3,7 +3,7 @@
 // before the model is built) and load_any_model (whichever model the configuration names).
 
 #include "tests/fuzz/fuzz_support.h"
-#include "weights/model_archive.h"
+#include "dlwpt/weights/model_archive.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = dlwpt::fuzz::input_file(data, size, ".pt");

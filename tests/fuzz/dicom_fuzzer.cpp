@@ -2,7 +2,7 @@
 // folder, listed with list_dicom_series and read with read_dicom_series. Only dlwpt::Error is
 // an expected outcome; anything else (GDCM's assertions included) is a crash.
 
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

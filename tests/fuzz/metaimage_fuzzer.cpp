@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string_view>
 
-#include "ct/scan_io.h"
+#include "dlwpt/ct/scan_io.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
