@@ -366,7 +366,7 @@ DicomFileInfo inspect_dicom_file(const std::string& path) {
       // slice silently (at either end of a series no spacing check can notice).
       if (named_as_dicom(path)) {
         info.kind = DicomFileInfo::Kind::Broken;
-        info.problem = "it is named as a DICOM file but lacks the DICOM header (a 128-byte "
+        info.problem = "is named as a DICOM file but lacks the DICOM header (a 128-byte "
                        "preamble and \"DICM\"): cut short, or not DICOM";
       }
       return info;  // NotDicom

@@ -161,11 +161,15 @@ TEST(Dicom, NonImageFilesInTheFolderAreIgnored) {
   TemporaryFolder folder;
   copy_real_slices(folder, 8);
   write_file(folder.path("README.txt"), "scanner notes\n");
-  write_file(folder.path("broken.dcm"), std::string(300, '\x07'));
+  write_file(folder.path("stray.bin"), std::string(300, '\x07'));
   const auto volume = ct::read_dicom_series(folder.path(""));
   EXPECT_EQ(volume.hu.sizes(), (std::vector<int64_t>{8, 512, 512}));
   const auto full = ct::read_dicom_series(real_ct_folder());
   EXPECT_TRUE(torch::equal(volume.hu, full.hu.narrow(0, 0, 8)));
+  // A file named as DICOM without a DICOM header is a slice cut short, not a stray file.
+  write_file(folder.path("broken.dcm"), std::string(300, '\x07'));
+  EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
+              HasSubstr("broken.dcm' is named as a DICOM file but lacks the DICOM header"));
 }
 
 TEST(Dicom, MissingSliceIsDetected) {

@@ -153,15 +153,17 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}
 
+# The whole build under ASan + UBSan, without the precompiled header (so it also proves that
+# every file includes what it uses), then the tests: all, or those matching SANITIZE_TESTS.
 run_sanitize() {
   setup
   local dir=${SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}
-  log "configuring $dir (ASan + UBSan)"
+  log "configuring $dir (ASan + UBSan, no precompiled header)"
   cmake -S "$ROOT" -B "$dir" -DDLWPT_DATA_DIR="$DATA_DIR" -DDLWPT_SANITIZE=address,undefined \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        -DDLWPT_USE_PCH=OFF -DDLWPT_BUILD_BENCHMARK=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$dir" -j "$JOBS"
-  log "running the tests under ASan + UBSan${SANITIZE_TESTS:+ (only $SANITIZE_TESTS)}"
-  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" ${SANITIZE_TESTS:+-L "$SANITIZE_TESTS"}
+  log "running the tests under ASan + UBSan${SANITIZE_TESTS:+ (those matching $SANITIZE_TESTS)}"
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" ${SANITIZE_TESTS:+-R "$SANITIZE_TESTS"}
 }
 
 run_fuzz() {
@@ -170,6 +172,7 @@ run_fuzz() {
   local dir=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
   log "configuring $dir (clang, libFuzzer, ASan + UBSan)"
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$dir" -DDLWPT_BUILD_FUZZERS=ON -DDLWPT_BUILD_TESTS=OFF -DDLWPT_BUILD_APPS=OFF \
+        -DDLWPT_BUILD_BENCHMARK=OFF -DDLWPT_INSTALL=OFF \
         -DDLWPT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$dir" -j "$JOBS"
   python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds"

@@ -1,6 +1,7 @@
 #include "dlwpt/weights/archive.h"
 
 #include <cstring>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -123,8 +124,10 @@ class RecordChecker {
   explicit RecordChecker(const std::string& path) : path_(path), reader_(path) {}
 
   void check() {
-    auto [pickle, size] = reader_.getRecord("data.pkl");
-    const char* bytes = static_cast<const char*>(pickle.get());
+    // Not a structured binding: lambdas may capture those only from C++20 on.
+    auto record = reader_.getRecord("data.pkl");
+    const char* bytes = static_cast<const char*>(std::get<0>(record).get());
+    const size_t size = std::get<1>(record);
     size_t position = 0;
     const auto read = [&](char* buffer, size_t wanted) {
       const size_t count = std::min(wanted, size - position);
