@@ -61,6 +61,18 @@ bool has_long_length(const std::string& vr) {
   return false;
 }
 
+// Every value representation of DICOM PS3.5 (2023); GDCM asserts on any other in explicit VR.
+bool is_known_vr(const std::string& vr) {
+  static const char* const kKnown[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS",
+                                       "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH",
+                                       "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+                                       "UR", "US", "UT", "UV"};
+  for (const char* candidate : kKnown) {
+    if (vr == candidate) return true;
+  }
+  return false;
+}
+
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
   text.erase(0, text.find_first_not_of(' '));
@@ -167,6 +179,9 @@ class Walker {
     need(2, end, "the VR of", header.tag);
     header.vr = read_string(pos_, 2);
     pos_ += 2;
+    if (!is_known_vr(header.vr)) {
+      throw Malformed{"element " + tag_name(header.tag) + " has an unknown value representation"};
+    }
     if (has_long_length(header.vr)) {
       need(2, end, "element", header.tag);
       pos_ += 2;  // reserved

@@ -2,6 +2,8 @@
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/conv.h>
+// libtorch 1.13's module header uses the functional one without including it.
+#include <torch/nn/functional/instancenorm.h>
 #include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/padding.h>
 

@@ -115,6 +115,74 @@ std::string tensor_defect(const torch::Tensor& tensor, int64_t available) {
   return "";
 }
 
+// The length of an opcode's argument in a pickle (protocols 0-5), or -1 for an opcode whose
+// argument runs to a newline (text protocols), -2 for one whose argument is a length-prefixed
+// string (`*prefix_bytes` set), -3 for an unknown opcode.
+int pickle_argument_bytes(char opcode, int* prefix_bytes) {
+  switch (opcode) {  // char literals: '\x80' and the like are negative where char is signed
+    case '\x80': case 'K': case 'q': case 'h': case '\x82': return 1;  // PROTO BININT1 BINPUT BINGET EXT1
+    case 'M': case '\x83': return 2;                                     // BININT2 EXT2
+    case 'J': case 'r': case 'j': case '\x84': return 4;  // BININT LONG_BINPUT LONG_BINGET EXT4
+    case '\x95': case 'G': return 8;                      // FRAME BINFLOAT
+    case '\x8a': case 'U': case '\x8c': case 'C': *prefix_bytes = 1; return -2;
+    case '\x8b': case 'T': case 'X': case 'B': *prefix_bytes = 4; return -2;
+    case '\x8d': case '\x8e': case '\x96': *prefix_bytes = 8; return -2;
+    case 'I': case 'L': case 'F': case 'S': case 'V': case 'p': case 'g': case 'P':
+    case 'c': case 'i': return -1;
+    case '(': case '.': case '0': case '1': case '2': case 'N': case ')': case ']': case '}':
+    case 'a': case 'e': case 's': case 'u': case 'b': case 'R': case 't': case 'l': case 'd':
+    case 'o': case '\x81': case '\x85': case '\x86': case '\x87': case '\x88': case '\x89':
+    case 'Q': case '\x8f': case '\x90': case '\x91': case '\x92': case '\x93': case '\x94':
+    case '\x97': case '\x98': return 0;
+    default: return -3;
+  }
+}
+
+// Walks a pickle's opcodes and requires every argument, and every length-prefixed string or
+// byte string, to lie within the record: libtorch's Unpickler reserves a declared length
+// before reading it, so four bytes could make it ask for gigabytes.
+void check_pickle_framing(const char* bytes, size_t size, const std::string& what) {
+  size_t position = 0;
+  const auto fail = [&](const std::string& problem) {
+    throw ArchiveError(what + " is corrupt: " + problem + " at byte " + std::to_string(position));
+  };
+  while (position < size) {
+    const char opcode = bytes[position];
+    if (opcode == '.') return;  // STOP
+    int prefix_bytes = 0;
+    const int argument = pickle_argument_bytes(opcode, &prefix_bytes);
+    const size_t remaining = size - position - 1;
+    if (argument == -3) fail("an unknown pickle opcode");
+    if (argument == -1) {
+      const int lines = (opcode == 'c' || opcode == 'i') ? 2 : 1;
+      size_t end = position + 1;
+      for (int line = 0; line < lines; ++line) {
+        const void* newline = std::memchr(bytes + end, '\n', size - end);
+        if (!newline) fail("an unterminated text argument");
+        end = static_cast<size_t>(static_cast<const char*>(newline) - bytes) + 1;
+      }
+      position = end;
+      continue;
+    }
+    if (argument >= 0) {
+      if (static_cast<size_t>(argument) > remaining) fail("an argument past the end");
+      position += 1 + static_cast<size_t>(argument);
+      continue;
+    }
+    if (static_cast<size_t>(prefix_bytes) > remaining) fail("a length past the end");
+    uint64_t length = 0;  // little endian, as pickle writes it
+    for (int i = prefix_bytes - 1; i >= 0; --i) {
+      length = length << 8 | static_cast<unsigned char>(bytes[position + 1 + i]);
+    }
+    if (length > remaining - static_cast<size_t>(prefix_bytes)) {
+      fail("a string of " + std::to_string(length) + " bytes where " +
+           std::to_string(remaining - prefix_bytes) + " remain");
+    }
+    position += 1 + static_cast<size_t>(prefix_bytes) + length;
+  }
+  fail("no STOP opcode");
+}
+
 // torch::jit::load sizes each storage as the archive's pickle declares and fills it from the
 // record of that name without comparing the two: a record shorter than declared is read past
 // its end. This reads the pickle on its own first, its records at their real size, and checks
@@ -128,6 +196,8 @@ class RecordChecker {
     auto record = reader_.getRecord("data.pkl");
     const char* bytes = static_cast<const char*>(std::get<0>(record).get());
     const size_t size = std::get<1>(record);
+    check_pickle_framing(bytes, size, "weights archive '" + path_ + "': its data.pkl");
+    check_other_pickles();
     size_t position = 0;
     const auto read = [&](char* buffer, size_t wanted) {
       const size_t count = std::min(wanted, size - position);
@@ -146,6 +216,17 @@ class RecordChecker {
 
  private:
   static constexpr int kMaxDepth = 256;  // far deeper than any model's module tree
+
+  // torch::jit::load unpickles these too (TorchScript constants, and the debug information).
+  void check_other_pickles() {
+    for (const auto& name : reader_.getAllRecords()) {
+      const bool pickle = name.size() > 3 && name.compare(name.size() - 3, 3, "pkl") == 0;  // .pkl, .debug_pkl
+      if (!pickle || name == "data.pkl") continue;
+      auto record = reader_.getRecord(name);
+      check_pickle_framing(static_cast<const char*>(std::get<0>(record).get()), std::get<1>(record),
+                           "weights archive '" + path_ + "': its " + name);
+    }
+  }
 
   // Every class is an empty stand-in: only the objects' states matter here.
   c10::StrongTypePtr resolve(const c10::QualifiedName& name) {
