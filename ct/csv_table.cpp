@@ -1,5 +1,6 @@
 #include "dlwpt/ct/csv_table.h"
 
+#include <cmath>
 #include <fstream>
 #include <stdexcept>
 
@@ -30,6 +31,7 @@ bool is_blank(const std::string& line) {
 }  // namespace
 
 CsvTable CsvTable::read(const std::string& path, const std::string& what) {
+  require_regular_file(path, what + " file");
   std::ifstream file(path);
   if (!file) throw FileError("cannot read the " + what + " file '" + path + "'");
   CsvTable table;
@@ -38,6 +40,8 @@ CsvTable CsvTable::read(const std::string& path, const std::string& what) {
   if (!std::getline(file, line) || is_blank(line)) {
     throw FileError("'" + path + "' is empty: a header line is needed");
   }
+  // Spreadsheet programs start UTF-8 CSVs with a byte order mark.
+  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
   table.header_ = split_csv(line);
   for (int number = 2; std::getline(file, line); ++number) {
     if (is_blank(line)) continue;
@@ -75,7 +79,7 @@ double CsvTable::number(size_t row, int column) const {
   try {
     size_t used = 0;
     const double value = std::stod(field, &used);
-    if (used == field.size()) return value;
+    if (used == field.size() && std::isfinite(value)) return value;
   } catch (const std::logic_error&) {
   }
   fail(row, "'" + field + "' in column '" + header_[static_cast<size_t>(column)] +

@@ -130,14 +130,43 @@ std::vector<double> slice_positions(const itk::ImageSeriesReader<FloatImage>& re
   return positions;
 }
 
+// Positions and sizes in millimetres must be finite, and voxel sizes positive: ITK accepts
+// NaN and absurd spacings, which would put every candidate at a wrong place. (MetaIO reads a
+// negative spacing as a flipped axis, which is a valid geometry.)
+void check_geometry(const std::string& path, const VolumeGeometry& geometry) {
+  constexpr double kLargestSpacingMm = 1e6;
+  const auto all_finite = [](const auto& values) {
+    return std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
+  };
+  const bool plausible = std::all_of(geometry.spacing.begin(), geometry.spacing.end(),
+                                     [](double v) { return v > 0 && v < kLargestSpacingMm; });
+  if (!all_finite(geometry.spacing) || !plausible) {
+    std::ostringstream message;
+    message << "scan '" << path << "' has voxel spacing " << geometry.spacing[0] << " x "
+            << geometry.spacing[1] << " x " << geometry.spacing[2]
+            << " mm; each must be positive and below " << kLargestSpacingMm << " mm";
+    throw ScanError(message.str());
+  }
+  if (!all_finite(geometry.origin) || !all_finite(geometry.direction)) {
+    throw ScanError("scan '" + path + "' has a non-finite origin or direction");
+  }
+}
+
 // A missing slice shows as one gap twice as wide as the others; ITK only warns about it.
 void check_even_slice_spacing(const std::string& folder, const std::vector<double>& positions) {
-  if (positions.size() < 3) return;
+  if (!std::all_of(positions.begin(), positions.end(), [](double p) { return std::isfinite(p); })) {
+    throw ScanError("DICOM series in '" + folder + "' has non-finite slice positions");
+  }
+  if (positions.size() < 2) return;
   std::vector<double> gaps;
   for (size_t i = 1; i < positions.size(); ++i) gaps.push_back(std::abs(positions[i] - positions[i - 1]));
   std::vector<double> sorted = gaps;
   std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
   const double typical = sorted[sorted.size() / 2];
+  if (!(typical > 0)) {
+    throw ScanError("DICOM series in '" + folder + "' has its slices at one position (their "
+                    "Image Position (Patient) tags do not place them)");
+  }
   for (size_t i = 0; i < gaps.size(); ++i) {
     if (std::abs(gaps[i] - typical) > kSliceSpacingTolerance * typical) {
       std::ostringstream message;
@@ -348,6 +377,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
 
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
+    check_geometry(folder, volume.geometry);
     check_even_slice_spacing(folder, slice_positions(*reader, volume.geometry));
     volume.hu = voxels_of(*reader->GetOutput());
     check_finite(folder, volume.hu);
@@ -360,7 +390,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
 }
 
 CtVolume read_metaimage(const std::string& path, int64_t max_voxels) {
-  if (!fs::is_regular_file(path)) throw ScanError("scan '" + path + "' does not exist");
+  if (const auto problem = regular_file_problem(path)) throw ScanError("scan '" + path + "' " + *problem);
   try {
     auto io = itk::MetaImageIO::New();
     if (!io->CanReadFile(path.c_str())) {
@@ -384,6 +414,7 @@ CtVolume read_metaimage(const std::string& path, int64_t max_voxels) {
 
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
+    check_geometry(path, volume.geometry);
     volume.hu = voxels_of(*reader->GetOutput());
     check_finite(path, volume.hu);
     volume.series_uid = fs::path(path).stem().string();

@@ -309,7 +309,7 @@ TEST(CtSegmentApp, BadCommandLinesFail) {
   EXPECT_EQ(run_ct_segment("@'" + folder.path("no-list.txt") + "' -o out", folder), 2);
   std::string log;
   EXPECT_EQ(run_ct_segment("x.mhd -o out --annotations '" + folder.path("none.csv") + "'", folder, &log), 2);
-  EXPECT_THAT(log, HasSubstr("cannot read the annotations file"));
+  EXPECT_THAT(log, HasSubstr("the annotations file '" + folder.path("none.csv") + "' does not exist"));
 }
 
 TEST(Scoring, MatchesAsTheBookDoes) {

@@ -134,6 +134,22 @@ def main():
         c("ct-segment: annotations without columns", segment + ["--annotations", csv, bad_mhd, "-o", out],
           tmp, (2,), "candidates.csv")
         c("ct-segment: output inside a file", segment + [bad_mhd, "-o", empty + "/out"], tmp, (2,))
+        # A pipe would block its reader for ever, /dev/zero would feed it without end.
+        fifo = tmp / "pipe.mhd"
+        os.mkfifo(fifo)
+        c("ct-segment: a named pipe as a scan", segment + [str(fifo), "-o", out], tmp, (1,), "not a regular file")
+        c("ct-segment: a named pipe as a list", segment + ["@" + str(fifo), "-o", out], tmp, (2,), "pipe.mhd")
+        c("ct-segment: /dev/zero as annotations", segment + ["--annotations", "/dev/zero", bad_mhd, "-o", out],
+          tmp, (2,), "not a regular file")
+        c("zebraify: a named pipe as a picture", zebra + [str(fifo), "-o", out], tmp, (1,), "not a regular file")
+        # Spacings ITK takes but no scan has; the scan is otherwise fine (16 x 16 x 8 voxels).
+        for name, spacing, says in (("zero", "0 1 1", "spacing of 0"), ("nan", "nan 1 1", "spacing_nan.mha"),
+                                    ("huge", "1e300 1 1", "each must be positive and below")):
+            voxels = b"\x00\x00" * (16 * 16 * 8)
+            scan = write(tmp / f"spacing_{name}.mha", f"ObjectType = Image\nNDims = 3\nDimSize = 16 16 8\n"
+                         f"ElementSpacing = {spacing}\nElementType = MET_SHORT\n"
+                         f"ElementDataFile = LOCAL\n".encode() + voxels)
+            c(f"ct-segment: voxel spacing {spacing}", segment + [scan, "-o", out], tmp, (1,), says)
         c("train: --workers 100000", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
                                       "--workers", "100000"], tmp, (2,), "--workers")
         c("train: candidates without columns", [train, "--candidates", csv, "--scans", str(tmp), "-o", out],

@@ -1,5 +1,7 @@
 // The strict loader: errors that name the problem, and archives that C++ and Python both read.
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -109,7 +111,20 @@ TEST(Loader, MissingFileAndFolderAreNamed) {
   EXPECT_THAT(archive_error_of([&] { weights::read_archive(folder.path("absent.pt")); }),
               HasSubstr("'" + folder.path("absent.pt") + "' does not exist"));
   EXPECT_THAT(archive_error_of([&] { weights::read_archive(folder.path("")); }),
-              HasSubstr("is not a regular file"));
+              HasSubstr("is a folder, not a file"));
+}
+
+// Every reader of a named file asks regular_file_problem() first: a pipe would block it.
+TEST(Loader, PipesDevicesAndFoldersAreNoFiles) {
+  TemporaryFolder folder;
+  const std::string pipe = folder.path("pipe.pt");
+  ASSERT_EQ(::mkfifo(pipe.c_str(), 0600), 0);
+  EXPECT_THAT(archive_error_of([&] { weights::read_archive(pipe); }),
+              HasSubstr("'" + pipe + "' is not a regular file (a device, pipe or socket)"));
+  EXPECT_EQ(regular_file_problem("/dev/zero"), "is not a regular file (a device, pipe or socket)");
+  EXPECT_EQ(regular_file_problem(folder.path("")), "is a folder, not a file");
+  EXPECT_EQ(regular_file_problem(folder.path("none")), "does not exist");
+  EXPECT_EQ(regular_file_problem(reference_path("luna.pt")), std::nullopt);
 }
 
 TEST(Loader, NonStrictLoadReportsWhatItSkipped) {

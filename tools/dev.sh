@@ -7,7 +7,8 @@
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
 #   tools/dev.sh fuzz [SECONDS]  build the fuzz targets with clang, ASan and UBSan, then run
-#                        each for SECONDS (default 60) from its corpus; prints executions
+#                        each for SECONDS (default 60) from its corpus, JOBS at a time;
+#                        prints executions
 #   tools/dev.sh sanitize  build everything with ASan and UBSan and run the tests under them
 #   tools/dev.sh setup   only install the Debian packages the project needs
 #   tools/dev.sh build   set up and build
@@ -175,7 +176,7 @@ run_fuzz() {
         -DDLWPT_BUILD_BENCHMARK=OFF -DDLWPT_INSTALL=OFF \
         -DDLWPT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$dir" -j "$JOBS"
-  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds"
+  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds" --jobs "$JOBS"
 }
 
 case "${1:-}" in
@@ -187,5 +188,5 @@ case "${1:-}" in
   sanitize) run_sanitize ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

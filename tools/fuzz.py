@@ -6,6 +6,7 @@ of tests/fuzz/regressions/<name>; inputs that crash, leak or time out are writte
 <build>/fuzz-artifacts/<name>/ and fail the run. Prints a table of executions per target.
 """
 import argparse
+import concurrent.futures
 import pathlib
 import re
 import shutil
@@ -37,6 +38,7 @@ def main():
     parser.add_argument("--source", required=True, type=pathlib.Path)
     parser.add_argument("--seconds", type=int, default=60, help="time per target")
     parser.add_argument("--only", help="run only targets whose name contains this")
+    parser.add_argument("--jobs", type=int, default=1, help="targets run at once (one core each)")
     args = parser.parse_args()
 
     targets = sorted(p for p in (args.build / "tests" / "fuzz").glob("*_fuzzer") if p.is_file())
@@ -44,8 +46,8 @@ def main():
         targets = [t for t in targets if args.only in t.name]
     if not targets:
         sys.exit(f"no fuzz targets in {args.build}/tests/fuzz")
-    rows, failed = [], []
-    for binary in targets:
+
+    def fuzz(binary):
         corpus = args.build / "corpus" / binary.name
         corpus.mkdir(parents=True, exist_ok=True)
         seeds = args.source / "tests" / "fuzz" / "regressions" / binary.name
@@ -56,10 +58,14 @@ def main():
         status, executions, elapsed = run_target(binary, corpus,
                                                  args.build / "fuzz-artifacts" / binary.name,
                                                  args.seconds, log_path)
-        rows.append((binary.name, executions, elapsed, status))
         if status != 0:
-            failed.append(binary.name)
-            print(pathlib.Path(log_path).read_text(errors="replace")[-3000:])
+            print(pathlib.Path(log_path).read_text(errors="replace")[-3000:], flush=True)
+        return binary.name, executions, elapsed, status
+
+    # Each target is one process on one core: --jobs of them run side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(fuzz, targets))
+    failed = [name for name, _, _, status in rows if status != 0]
     print(f"\n{'target':<20} {'executions':>12} {'seconds':>8} {'exec/s':>8}  result")
     for name, executions, elapsed, status in rows:
         print(f"{name:<20} {executions:>12} {elapsed:>8.0f} {executions / max(elapsed, 1e-9):>8.0f}  "

@@ -46,11 +46,8 @@ std::string describe_unreadable_file(const std::string& path) {
 }
 
 void check_readable_file(const std::string& path) {
-  std::error_code error;
-  const auto status = fs::status(path, error);
-  if (!fs::exists(status)) throw ArchiveError("weights archive '" + path + "' does not exist");
-  if (!fs::is_regular_file(status)) {
-    throw ArchiveError("weights archive '" + path + "' is not a regular file");
+  if (const auto problem = regular_file_problem(path)) {
+    throw ArchiveError("weights archive '" + path + "' " + *problem);
   }
   if (!std::ifstream(path, std::ios::binary)) {
     throw ArchiveError("weights archive '" + path + "' cannot be opened for reading");

@@ -1,10 +1,30 @@
 #include "dlwpt/weights/errors.h"
 
+#include <filesystem>
 #include <new>
 
 #include <c10/util/Exception.h>
 
 namespace dlwpt {
+
+std::optional<std::string> regular_file_problem(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return "cannot be read (" + error.message() + ")";  // a link loop, a folder without access
+  }
+  if (!fs::exists(status)) return std::string("does not exist");
+  if (fs::is_directory(status)) return std::string("is a folder, not a file");
+  if (!fs::is_regular_file(status)) return std::string("is not a regular file (a device, pipe or socket)");
+  return std::nullopt;
+}
+
+void require_regular_file(const std::string& path, const std::string& role) {
+  if (const auto problem = regular_file_problem(path)) {
+    throw FileError("the " + role + " '" + path + "' " + *problem);
+  }
+}
 
 std::string message_of(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +40,16 @@ class LimitError : public Error {
  public:
   using Error::Error;
 };
+
+/// Why `path` cannot be read as a regular file (links followed), as the end of a sentence that
+/// names it ("does not exist", "is a folder", ...), or nullopt when it can. A FIFO would block
+/// its reader forever and /dev/zero would feed it without end, so every reader of a named file
+/// asks this before opening it, and throws its own error type with the answer.
+std::optional<std::string> regular_file_problem(const std::string& path);
+
+/// Throws FileError("the <role> '<path>' <problem>") when regular_file_problem() finds one;
+/// `role` says what the file is for ("list file").
+void require_regular_file(const std::string& path, const std::string& role);
 
 /// The message of any exception fit for a user: libtorch's errors without their backtrace,
 /// std::bad_alloc as "out of memory". The first line says what failed; a strict loader's

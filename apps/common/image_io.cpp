@@ -41,8 +41,7 @@ std::string lowercase_extension(const std::string& path) {
 
 // The format from the file's first bytes; throws for a missing or empty file.
 ImageFormat sniff_format(const std::string& path) {
-  std::error_code error;
-  if (!fs::is_regular_file(path, error)) throw ImageError("image '" + path + "' does not exist");
+  if (const auto problem = regular_file_problem(path)) throw ImageError("image '" + path + "' " + *problem);
   std::ifstream file(path, std::ios::binary);
   unsigned char magic[8] = {};
   file.read(reinterpret_cast<char*>(magic), sizeof magic);

@@ -99,8 +99,13 @@ std::optional<ScanRow> row_if_not_ours(const ScanSource& source, ScanOutput& out
     row.status = "skipped (complete)";
     return row;
   }
-  if (const auto holder = output.try_claim()) {
-    row.status = "skipped (in progress: " + *holder + ")";
+  if (const auto holder = output.try_claim(source.identity)) {
+    if (!holder->source.empty() && holder->source != source.identity) {
+      throw FileError("'" + output.final_folder() + "' is being written by " + holder->who + " for " +
+                      holder->source + ", not for " + source.identity +
+                      " (scans of one output folder need distinct names)");
+    }
+    row.status = "skipped (in progress: " + holder->who + ")";
     return row;
   }
   // Finished by another process between the two checks above.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <fcntl.h>
@@ -91,7 +92,7 @@ std::optional<std::string> ScanOutput::recorded_source() const {
   return text;
 }
 
-std::optional<std::string> ScanOutput::try_claim() {
+std::optional<ScanOutput::Holder> ScanOutput::try_claim(const std::string& source) {
   if (claim_fd_ >= 0) return std::nullopt;
   const fs::path folder = fs::path(run_folder_) / kClaimFolder;
   fs::create_directories(folder);
@@ -107,9 +108,12 @@ std::optional<std::string> ScanOutput::try_claim() {
     const int error = errno;
     ::close(fd);
     if (error == EACCES || error == EAGAIN) {
-      std::string holder = read_text(path);
-      while (!holder.empty() && holder.back() == '\n') holder.pop_back();
-      return holder.empty() ? "another process" : holder;
+      std::istringstream lines(read_text(path));
+      Holder holder;
+      std::getline(lines, holder.who);
+      std::getline(lines, holder.source);
+      if (holder.who.empty()) holder.who = "another process";
+      return holder;
     }
     throw FileError("cannot lock the claim file '" + path + "' (" + std::strerror(error) +
                     "): concurrent runs need a filesystem with POSIX locks");
@@ -117,7 +121,7 @@ std::optional<std::string> ScanOutput::try_claim() {
   claim_fd_ = fd;
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + "\n";
+  const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + "\n" + source + "\n";
   const bool recorded = ::ftruncate(fd, 0) == 0 &&
                         ::pwrite(fd, holder.data(), holder.size(), 0) == static_cast<ssize_t>(holder.size());
   (void)recorded;  // informative only: the lock is the claim, whatever the file says

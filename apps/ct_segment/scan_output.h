@@ -37,9 +37,15 @@ class ScanOutput {
   /// The source a complete folder recorded, when it recorded one.
   std::optional<std::string> recorded_source() const;
 
-  /// Takes the claim without waiting. Returns nullopt when taken, otherwise a description of
-  /// the live holder ("host pid 123"). Throws FileError when the filesystem refuses locks.
-  std::optional<std::string> try_claim();
+  /// The live holder of a claim another process has: who, and for which source.
+  struct Holder {
+    std::string who;     ///< "host pid 123"
+    std::string source;  ///< the identity of the scan it works on ("" when not recorded)
+  };
+
+  /// Takes the claim for `source` without waiting. Returns nullopt when taken, otherwise the
+  /// live holder. Throws FileError when the filesystem refuses locks.
+  std::optional<Holder> try_claim(const std::string& source);
 
   /// A fresh folder, unique to this process, for the results (claimed scans only); partial
   /// folders that crashed runs left for this scan are removed first.

@@ -65,6 +65,7 @@ void fail_duplicate_outputs(std::vector<ScanSource>& scans) {
 }
 
 std::vector<std::string> read_list_file(const std::string& path) {
+  require_regular_file(path, "list file");
   std::ifstream file(path);
   if (!file) throw ct::ScanError("cannot read the list file '" + path + "'");
   std::vector<std::string> lines;
@@ -113,7 +114,15 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
       lists.push_back(list);
       add_inputs(read_list_file(list.string()), series_uid, max_voxels, lists, scans);
       lists.pop_back();
-    } else if (fs::is_directory(input)) {
+    } else if (std::error_code error; fs::is_directory(input, error) || error) {
+      if (error && error != std::errc::no_such_file_or_directory) {
+        scans.push_back(failing_source(input, "cannot read '" + input + "': " + error.message()));
+        continue;
+      }
+      if (error) {
+        scans.push_back(failing_source(input, "'" + input + "' does not exist"));
+        continue;
+      }
       try {
         add_folder(input, series_uid, max_voxels, scans);
       } catch (const std::exception& error) {

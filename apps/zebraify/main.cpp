@@ -33,7 +33,8 @@ constexpr const char* kProgram = "zebraify";
 std::vector<std::string> collect_inputs(const std::vector<std::string>& arguments) {
   std::vector<std::string> inputs;
   for (const auto& argument : arguments) {
-    if (fs::is_directory(argument)) {
+    std::error_code error;
+    if (fs::is_directory(argument, error)) {
       std::vector<std::string> found;
       for (const auto& entry : fs::directory_iterator(argument)) {
         if (entry.is_regular_file() && has_image_extension(entry.path().string())) {
