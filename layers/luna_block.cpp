@@ -12,7 +12,9 @@ nn::Conv3d conv3x3x3(int64_t in_channels, int64_t out_channels) {
 }
 }  // namespace
 
-LunaBlockImpl::LunaBlockImpl(const LunaBlockOptions& options_) : options(options_) {
+LunaBlockImpl::LunaBlockImpl(const LunaBlockOptions& options_) : options(options_) { reset(); }
+
+void LunaBlockImpl::reset() {
   TORCH_CHECK(options.in_channels() > 0 && options.conv_channels() > 0,
               "LunaBlock: channel counts must be positive, got in_channels=",
               options.in_channels(), " conv_channels=", options.conv_channels());

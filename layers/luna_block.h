@@ -1,6 +1,7 @@
 #pragma once
 
 #include <torch/arg.h>
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/conv.h>
@@ -24,9 +25,12 @@ struct LunaBlockOptions {
 /// Submodule names equal Python's (`conv1`, `relu1`, `conv2`, `relu2`, `maxpool`).
 /// An input in oneDNN layout (`to_mkldnn()`, autograd off) stays in it, with the convolution
 /// weights reordered once (LunaModel's inference path).
-class LunaBlockImpl : public torch::nn::Module {
+class LunaBlockImpl : public torch::nn::Cloneable<LunaBlockImpl> {
  public:
   explicit LunaBlockImpl(const LunaBlockOptions& options_);
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& input);
 

@@ -13,7 +13,12 @@ namespace dlwpt {
 
 namespace nn = torch::nn;
 
-ResNetBlockImpl::ResNetBlockImpl(const ResNetBlockOptions& options_) : options(options_) {
+ResNetBlockImpl::ResNetBlockImpl(const ResNetBlockOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void ResNetBlockImpl::reset() {
   TORCH_CHECK(options.dim() > 0, "ResNetBlock: dim must be positive, got ", options.dim());
   const int64_t dim = options.dim();
   auto conv3x3 = [dim] { return nn::Conv2d(nn::Conv2dOptions(dim, dim, 3).bias(true)); };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
@@ -18,9 +19,12 @@ struct ResNetBlockOptions {
 /// CycleGAN residual block: `output = input + conv_block(input)`, where `conv_block` is
 /// ReflectionPad2d(1), Conv2d 3x3, InstanceNorm2d, ReLU, ReflectionPad2d(1), Conv2d 3x3,
 /// InstanceNorm2d. Parameter names match Python's `conv_block.1.weight`, `conv_block.5.bias`.
-class ResNetBlockImpl : public torch::nn::Module {
+class ResNetBlockImpl : public torch::nn::Cloneable<ResNetBlockImpl> {
  public:
   explicit ResNetBlockImpl(const ResNetBlockOptions& options_);
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& input);
 

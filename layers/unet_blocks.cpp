@@ -21,7 +21,12 @@ std::string to_string(UpMode mode) {
   return mode == UpMode::upconv ? "upconv" : "upsample";
 }
 
-UNetConvBlockImpl::UNetConvBlockImpl(const UNetConvBlockOptions& options_) : options(options_) {
+UNetConvBlockImpl::UNetConvBlockImpl(const UNetConvBlockOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void UNetConvBlockImpl::reset() {
   TORCH_CHECK(options.in_size() > 0 && options.out_size() > 0,
               "UNetConvBlock: channel counts must be positive, got in_size=", options.in_size(),
               " out_size=", options.out_size());
@@ -49,7 +54,15 @@ torch::Tensor UNetConvBlockImpl::forward(const torch::Tensor& input) {
   return block->forward(input);
 }
 
-UNetUpBlockImpl::UNetUpBlockImpl(const UNetUpBlockOptions& options_) : options(options_) {
+UNetUpBlockImpl::UNetUpBlockImpl(const UNetUpBlockOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void UNetUpBlockImpl::reset() {
+  // A clone starts as a copy of this block: only the layer of its up_mode is registered again.
+  up_transposed = nullptr;
+  up_resampled = nullptr;
   TORCH_CHECK(options.in_size() > 0 && options.out_size() > 0,
               "UNetUpBlock: channel counts must be positive, got in_size=", options.in_size(),
               " out_size=", options.out_size());

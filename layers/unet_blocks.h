@@ -3,6 +3,7 @@
 #include <string>
 
 #include <torch/arg.h>
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -36,9 +37,12 @@ struct UNetConvBlockOptions {
 
 /// Sequential `block` = Conv2d 3x3, ReLU, [BatchNorm2d], Conv2d 3x3, ReLU, [BatchNorm2d],
 /// indexed as in Python so that keys read `block.0.weight`, `block.2.running_mean`, ...
-class UNetConvBlockImpl : public torch::nn::Module {
+class UNetConvBlockImpl : public torch::nn::Cloneable<UNetConvBlockImpl> {
  public:
   explicit UNetConvBlockImpl(const UNetConvBlockOptions& options_);
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& input);
 
@@ -65,9 +69,12 @@ struct UNetUpBlockOptions {
 
 /// `up` (ConvTranspose2d, or Sequential of Upsample and Conv2d 1x1 with keys `up.1.*`), then
 /// `conv_block` over cat([up(x), center_crop(bridge)], dim=1).
-class UNetUpBlockImpl : public torch::nn::Module {
+class UNetUpBlockImpl : public torch::nn::Cloneable<UNetUpBlockImpl> {
  public:
   explicit UNetUpBlockImpl(const UNetUpBlockOptions& options_);
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bridge);
 

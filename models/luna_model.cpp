@@ -29,7 +29,9 @@ int64_t head_features(const LunaModelOptions& options) {
 
 }  // namespace
 
-LunaModelImpl::LunaModelImpl(const LunaModelOptions& options_) : options(options_) {
+LunaModelImpl::LunaModelImpl(const LunaModelOptions& options_) : options(options_) { reset(); }
+
+void LunaModelImpl::reset() {
   TORCH_CHECK(options.in_channels() > 0, "LunaModel: in_channels must be positive, got ",
               options.in_channels());
   TORCH_CHECK(options.conv_channels() > 0, "LunaModel: conv_channels must be positive, got ",

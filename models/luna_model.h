@@ -3,6 +3,7 @@
 #include <array>
 
 #include <torch/arg.h>
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
@@ -34,11 +35,14 @@ struct LunaModelOutput {
 
 /// LunaModel: `tail_batchnorm` (BatchNorm3d), `block1`..`block4` (LunaBlock), `head_linear`.
 /// Input: N x in_channels x chunk_size CT chunks (the book: HU clipped to [-1000, 1000]).
-class LunaModelImpl : public torch::nn::Module {
+class LunaModelImpl : public torch::nn::Cloneable<LunaModelImpl> {
  public:
   using Options = LunaModelOptions;
 
   explicit LunaModelImpl(const LunaModelOptions& options_ = {});
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   LunaModelOutput forward(const torch::Tensor& input_batch);
 

@@ -43,6 +43,10 @@ void append_upsampling(nn::Sequential& model, int64_t in_channels, int64_t out_c
 
 ResNetGeneratorImpl::ResNetGeneratorImpl(const ResNetGeneratorOptions& options_)
     : options(options_) {
+  reset();
+}
+
+void ResNetGeneratorImpl::reset() {
   TORCH_CHECK(options.input_nc() > 0 && options.output_nc() > 0,
               "ResNetGenerator: input_nc and output_nc must be positive, got ",
               options.input_nc(), " and ", options.output_nc());
@@ -71,7 +75,7 @@ ResNetGeneratorImpl::ResNetGeneratorImpl(const ResNetGeneratorOptions& options_)
   model->push_back(nn::Conv2d(nn::Conv2dOptions(ngf, options.output_nc(), 7)));
   model->push_back(nn::Tanh());
   register_module("model", model);
-  fast_upsampling_.resize(kDownsamplings);
+  fast_upsampling_.assign(kDownsamplings, SubpixelConvTranspose2d());
 }
 
 int64_t ResNetGeneratorImpl::state_numel(const ResNetGeneratorOptions& options) {

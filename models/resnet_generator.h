@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <torch/arg.h>
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
@@ -26,11 +27,14 @@ struct ResNetGeneratorOptions {
 ///
 /// Input: N x input_nc x H x W, the book feeds RGB in [0, 1]. Output: N x output_nc x H' x W'
 /// in [-1, 1] (tanh); H' = H and W' = W when both are divisible by 4.
-class ResNetGeneratorImpl : public torch::nn::Module {
+class ResNetGeneratorImpl : public torch::nn::Cloneable<ResNetGeneratorImpl> {
  public:
   using Options = ResNetGeneratorOptions;
 
   explicit ResNetGeneratorImpl(const ResNetGeneratorOptions& options_ = {});
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& input);
 

@@ -45,7 +45,9 @@ UNetUpBlockOptions up_block_options(const UNetOptions& options, int64_t level) {
 
 }  // namespace
 
-UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) {
+UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) { reset(); }
+
+void UNetImpl::reset() {
   TORCH_CHECK(options.in_channels() > 0, "UNet: in_channels must be positive, got ",
               options.in_channels());
   TORCH_CHECK(options.n_classes() > 0, "UNet: n_classes must be positive, got ",
@@ -118,7 +120,12 @@ torch::Tensor UNetImpl::forward_batch(torch::Tensor x) {
   return channels_last ? x.contiguous() : x;
 }
 
-UNetWrapperImpl::UNetWrapperImpl(const UNetWrapperOptions& options_) : options(options_) {
+UNetWrapperImpl::UNetWrapperImpl(const UNetWrapperOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void UNetWrapperImpl::reset() {
   input_batchnorm =
       register_module("input_batchnorm", nn::BatchNorm2d(options.in_channels()));
   unet = register_module("unet", UNet(options));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <torch/arg.h>
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -36,11 +37,14 @@ UNetWrapperOptions book_segmentation_options();
 /// U-Net: `down_path` (ModuleList of UNetConvBlock), average pooling between levels, `up_path`
 /// (ModuleList of UNetUpBlock) joined with the center-cropped bridges, `last` (Conv2d 1x1).
 /// Returns raw class scores; with padding=false the output is smaller than the input.
-class UNetImpl : public torch::nn::Module {
+class UNetImpl : public torch::nn::Cloneable<UNetImpl> {
  public:
   using Options = UNetOptions;
 
   explicit UNetImpl(const UNetOptions& options_ = {});
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   /// N x in_channels x H x W to N x n_classes x H' x W'. With padding, H' = H and W' = W only
   /// when both are multiples of `size_multiple()`; otherwise each pooling drops an odd last
@@ -70,11 +74,14 @@ TORCH_MODULE(UNet);
 
 /// The book's segmentation model: `input_batchnorm` (BatchNorm2d), `unet`, then a sigmoid.
 /// Input: N x in_channels x H x W; output: per-pixel probabilities N x n_classes x H' x W'.
-class UNetWrapperImpl : public torch::nn::Module {
+class UNetWrapperImpl : public torch::nn::Cloneable<UNetWrapperImpl> {
  public:
   using Options = UNetWrapperOptions;
 
   explicit UNetWrapperImpl(const UNetWrapperOptions& options_ = {});
+
+  /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
+  void reset() override;
 
   torch::Tensor forward(const torch::Tensor& input_batch);
 

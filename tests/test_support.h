@@ -21,14 +21,20 @@ struct Tolerance {
   double rtol;
 };
 
+// The largest differences measured here (AVX-512, oneDNN 2.6) are 2e-6 for images and
+// probabilities and 1.9e-6 for logits of 22; another x86-64 CPU (other kernels, other summation
+// orders) measured 5x that on the logits. The absolute parts below are 50x this machine's
+// largest difference, so that any x86-64 CPU passes, and still 1000x below what a wrong layer,
+// key or option gives (differences of 0.1 and more).
+
 /// Probabilities (softmax, sigmoid) in [0, 1]: bounded, so mostly absolute.
-constexpr Tolerance kProbabilityTolerance{1e-5, 1e-5};
+constexpr Tolerance kProbabilityTolerance{1e-4, 1e-5};
 /// Generator images (tanh) in [-1, 1]: bounded too.
-constexpr Tolerance kImageTolerance{1e-5, 1e-5};
+constexpr Tolerance kImageTolerance{1e-4, 1e-5};
 /// Logits are unbounded; their rounding scales with them: LunaModel's reach 22 on the
-/// reference inputs and differ from PyTorch's by 9.5e-6 on some CPUs (1.9e-6 here, relative
-/// 3e-7). rtol stays 1e-5, so that a 1e-3 change of a logit of 22 still fails.
-constexpr Tolerance kLogitTolerance{1e-5, 1e-5};
+/// reference inputs. rtol stays 1e-5, so that a 1e-3 change of a logit of 22 still fails
+/// (1e-4 + 22 * 1e-5 = 3.2e-4).
+constexpr Tolerance kLogitTolerance{1e-4, 1e-5};
 
 /// U-Net probabilities of CT volumes fed as raw HU (+-1000): their float32 rounding is of this
 /// order in PyTorch itself. On the real CT PyTorch's float32 output is 1.8e-4 from its float64

@@ -6,9 +6,9 @@
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
-#   tools/dev.sh fuzz [SECONDS]  build the fuzz targets with clang, ASan and UBSan, then run
-#                        each for SECONDS (default 60) from its corpus, JOBS at a time;
-#                        prints executions
+#   tools/dev.sh fuzz [SECONDS [RUNS]]  build the fuzz targets with clang, ASan and UBSan,
+#                        then run each for SECONDS (default 60), or until RUNS executions,
+#                        from its corpus, JOBS at a time; prints executions
 #   tools/dev.sh sanitize  build everything with ASan and UBSan and run the tests under them
 #   tools/dev.sh setup   only install the Debian packages the project needs
 #   tools/dev.sh build   set up and build
@@ -168,7 +168,7 @@ run_sanitize() {
 }
 
 run_fuzz() {
-  local seconds=${1:-60}
+  local seconds=${1:-60} runs=${2:--1}
   setup "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"
   local dir=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
   log "configuring $dir (clang, libFuzzer, ASan + UBSan)"
@@ -176,7 +176,7 @@ run_fuzz() {
         -DDLWPT_BUILD_BENCHMARK=OFF -DDLWPT_INSTALL=OFF \
         -DDLWPT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$dir" -j "$JOBS"
-  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds" --jobs "$JOBS"
+  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds" --runs "$runs" --jobs "$JOBS"
 }
 
 case "${1:-}" in
@@ -184,7 +184,7 @@ case "${1:-}" in
   test) run_tests ;;
   parity) run_parity ;;
   bench) run_bench ;;
-  fuzz) run_fuzz "${2:-60}" ;;
+  fuzz) run_fuzz "${2:-60}" "${3:--1}" ;;
   sanitize) run_sanitize ;;
   setup) setup ;;
   build) build ;;

@@ -15,10 +15,10 @@ import sys
 import time
 
 
-def run_target(binary, corpus, artifacts, seconds, log_path):
+def run_target(binary, corpus, artifacts, seconds, runs, log_path):
     """Runs one target; returns (exit status, executions, wall seconds)."""
     artifacts.mkdir(parents=True, exist_ok=True)
-    command = [str(binary), str(corpus), f"-max_total_time={seconds}", "-timeout=10",
+    command = [str(binary), str(corpus), f"-max_total_time={seconds}", f"-runs={runs}", "-timeout=10",
                "-rss_limit_mb=2048", "-malloc_limit_mb=2048", "-print_final_stats=1",
                f"-artifact_prefix={artifacts}/"]
     start = time.monotonic()
@@ -37,6 +37,8 @@ def main():
     parser.add_argument("--build", required=True, type=pathlib.Path)
     parser.add_argument("--source", required=True, type=pathlib.Path)
     parser.add_argument("--seconds", type=int, default=60, help="time per target")
+    parser.add_argument("--runs", type=int, default=-1,
+                        help="executions after which a target stops before its time (-1: none)")
     parser.add_argument("--only", help="run only targets whose name contains this")
     parser.add_argument("--jobs", type=int, default=1, help="targets run at once (one core each)")
     args = parser.parse_args()
@@ -57,7 +59,7 @@ def main():
         print(f"fuzzing {binary.name} for {args.seconds} s (log {log_path})", flush=True)
         status, executions, elapsed = run_target(binary, corpus,
                                                  args.build / "fuzz-artifacts" / binary.name,
-                                                 args.seconds, log_path)
+                                                 args.seconds, args.runs, log_path)
         if status != 0:
             print(pathlib.Path(log_path).read_text(errors="replace")[-3000:], flush=True)
         return binary.name, executions, elapsed, status
