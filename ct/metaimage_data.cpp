@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "dlwpt/ct/volume.h"
 
@@ -67,6 +68,30 @@ int64_t integer_field(const DataLocation& location, const std::string& key, cons
   } catch (const std::exception&) {
   }
   throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' is not an integer");
+}
+
+// Voxels stored as binary numbers of one channel: MetaIO reads text voxels (BinaryData =
+// False) and types such as MET_STRING without complaint, as zeros or as bytes.
+void check_voxel_encoding(const DataLocation& location, const std::string& header) {
+  const auto field = [&](const char* key) {
+    const auto found = location.fields.find(key);
+    return found == location.fields.end() ? std::string() : found->second;
+  };
+  const std::string binary = field("BinaryData");
+  if (!binary.empty() && !is_true(binary)) {
+    throw ScanError("scan '" + header + "': BinaryData = " + binary + " (voxels as text) is not supported");
+  }
+  static const std::set<std::string> kNumericTypes = {
+      "MET_CHAR", "MET_UCHAR", "MET_SHORT", "MET_USHORT", "MET_INT", "MET_UINT", "MET_LONG",
+      "MET_ULONG", "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
+  const std::string type = field("ElementType");
+  if (!kNumericTypes.count(type)) {
+    throw ScanError("scan '" + header + "': ElementType '" + type + "' is not a numeric voxel type");
+  }
+  const std::string channels = field("ElementNumberOfChannels");
+  if (!channels.empty() && channels != "1") {
+    throw ScanError("scan '" + header + "': " + channels + " channels per voxel; a CT has one");
+  }
 }
 
 // One data file and the bytes of voxels it must hold.
@@ -142,6 +167,13 @@ void check_piece(DataPiece piece, const Encoding& encoding, const std::string& h
     if (size - piece.start < piece.bytes) {
       throw ScanError(describe(piece, header) + " is truncated (" + std::to_string(size - piece.start) +
                       " bytes, the header needs " + std::to_string(piece.bytes) + ")");
+    }
+    // More data than DimSize and ElementType describe means that one of them is wrong: the
+    // voxels would be read misaligned or only in part.
+    if (size - piece.start > piece.bytes) {
+      throw ScanError(describe(piece, header) + " holds " + std::to_string(size - piece.start) +
+                      " bytes, the header describes " + std::to_string(piece.bytes) +
+                      " (a wrong DimSize or ElementType?)");
     }
     return;
   }
@@ -220,6 +252,7 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
   for (size_t axis = per_file_dims; axis < dims; ++axis) files *= static_cast<size_t>(shape.dims[axis]);
   const DataLocation location = list ? read_data_location(header_path, files) : first_pass;
 
+  check_voxel_encoding(location, header_path);
   Encoding encoding;
   encoding.compressed = is_true(location.fields.count("CompressedData") ? location.fields.at("CompressedData") : "");
   encoding.compressed_bytes = static_cast<uint64_t>(std::max<int64_t>(0, integer_field(location, "CompressedDataSize", header_path)));

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <itkGDCMImageIO.h>
@@ -32,7 +34,6 @@ using FloatImage = itk::Image<float, 3>;
 // Relative deviation from the typical slice distance above which a series is rejected.
 constexpr double kSliceSpacingTolerance = 0.05;
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 // ITK's messages start with the source location; keep the description.
 std::string itk_message(const itk::ExceptionObject& error) {
@@ -108,24 +109,107 @@ void check_finite(const std::string& path, const torch::Tensor& hu) {
   }
 }
 
-// The position of each slice along the slice normal (the direction's third column), from
-// the DICOM Image Position (Patient) tag of each file.
-std::vector<double> slice_positions(const itk::ImageSeriesReader<FloatImage>& reader,
-                                    const VolumeGeometry& geometry) {
-  std::vector<double> positions;
-  const auto* dictionaries = reader.GetMetaDataDictionaryArray();
-  for (const auto* dictionary : *dictionaries) {
-    std::string text;
-    if (!itk::ExposeMetaData<std::string>(*dictionary, "0020|0032", text)) return {};
-    std::replace(text.begin(), text.end(), '\\', ' ');
-    std::istringstream values(text);
-    double position = 0;
-    for (int axis = 0; axis < 3; ++axis) {
-      double value = 0;
-      if (!(values >> value)) return {};
-      position += value * geometry.direction[axis * 3 + 2];
+// DICOM pads values to an even length with a space (text) or a NUL (UIDs).
+const std::string kPadding(" \0", 2);
+
+// A tag's text as a message shows it: without DICOM's padding.
+std::string shown(const std::string& text) {
+  return text.substr(0, text.find_last_not_of(kPadding) + 1);
+}
+
+// The numbers of a decimal-string tag ("a\\b\\c"), each finite; nullopt when the slice has no
+// such tag. GDCM reads a value it cannot parse as 0 (an intercept of 0 for -1024 shifts a
+// slice by 1024 HU), so a value that is not a number fails its series, naming the file.
+std::optional<std::vector<double>> tag_numbers(const itk::MetaDataDictionary& dictionary,
+                                               const std::string& tag, const char* name,
+                                               size_t count, const std::string& file) {
+  std::string text;
+  if (!itk::ExposeMetaData<std::string>(dictionary, tag, text)) return std::nullopt;
+  std::vector<double> numbers;
+  std::istringstream fields(text);
+  std::string field;
+  while (std::getline(fields, field, '\\')) {
+    const auto first = field.find_first_not_of(' ');
+    const auto last = field.find_last_not_of(kPadding);
+    const std::string trimmed = first == std::string::npos ? "" : field.substr(first, last - first + 1);
+    char* end = nullptr;
+    const double value = std::strtod(trimmed.c_str(), &end);
+    if (trimmed.empty() || *end != '\0' || !std::isfinite(value)) {
+      throw ScanError("DICOM slice '" + file + "' has " + name + " '" + shown(text) + "', not " +
+                      std::to_string(count) + " finite numbers");
     }
-    positions.push_back(position);
+    numbers.push_back(value);
+  }
+  if (numbers.size() != count) {
+    throw ScanError("DICOM slice '" + file + "' has " + name + " '" + shown(text) + "', not " +
+                    std::to_string(count) + " numbers");
+  }
+  return numbers;
+}
+
+bool nearly_equal(const std::vector<double>& a, const std::vector<double>& b, double tolerance) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::abs(a[i] - b[i]) > tolerance * std::max(1.0, std::abs(b[i]))) return false;
+  }
+  return true;
+}
+
+// Image Orientation (Patient): the row and the column direction, unit vectors at right angles.
+bool is_orthonormal(const std::vector<double>& orientation) {
+  constexpr double kTolerance = 1e-3;
+  const auto dot = [&](int a, int b) {
+    return orientation[a] * orientation[b] + orientation[a + 1] * orientation[b + 1] +
+           orientation[a + 2] * orientation[b + 2];
+  };
+  const double row = dot(0, 0), column = dot(3, 3), across = dot(0, 3);
+  return std::abs(row - 1) < kTolerance && std::abs(column - 1) < kTolerance && std::abs(across) < kTolerance;
+}
+
+// Checks the geometry and value tags of every slice and returns each slice's position along
+// the slice normal (the direction's third column). GDCM takes the first slice's pixel spacing
+// and orientation for all and invents a spacing of 1 for 0; a series whose slices disagree,
+// or whose tags are missing or not numbers, would put every candidate at a wrong place.
+std::vector<double> checked_slice_positions(const itk::ImageSeriesReader<FloatImage>& reader,
+                                            const VolumeGeometry& geometry) {
+  constexpr double kSameGeometry = 1e-4;
+  const auto& dictionaries = *reader.GetMetaDataDictionaryArray();
+  const auto& files = reader.GetFileNames();
+  std::vector<double> positions;
+  std::optional<std::vector<double>> first_spacing, first_orientation;
+  for (size_t i = 0; i < dictionaries.size() && i < files.size(); ++i) {
+    const auto& dictionary = *dictionaries[i];
+    const std::string& file = files[i];
+    const auto position = tag_numbers(dictionary, "0020|0032", "Image Position (Patient)", 3, file);
+    if (!position) throw ScanError("DICOM slice '" + file + "' has no Image Position (Patient)");
+    const auto orientation =
+        tag_numbers(dictionary, "0020|0037", "Image Orientation (Patient)", 6, file);
+    const auto spacing = tag_numbers(dictionary, "0028|0030", "Pixel Spacing", 2, file);
+    tag_numbers(dictionary, "0028|1052", "Rescale Intercept", 1, file);
+    const auto slope = tag_numbers(dictionary, "0028|1053", "Rescale Slope", 1, file);
+    if (slope && (*slope)[0] == 0) throw ScanError("DICOM slice '" + file + "' has Rescale Slope 0");
+    if (spacing && !((*spacing)[0] > 0 && (*spacing)[1] > 0)) {
+      throw ScanError("DICOM slice '" + file + "' has Pixel Spacing " + std::to_string((*spacing)[0]) +
+                      " x " + std::to_string((*spacing)[1]) + " mm; both must be positive");
+    }
+    if (orientation && !is_orthonormal(*orientation)) {
+      throw ScanError("DICOM slice '" + file + "' has Image Orientation (Patient) whose row and "
+                      "column directions are not orthogonal unit vectors");
+    }
+    if (i == 0) {
+      first_spacing = spacing;
+      first_orientation = orientation;
+    } else if (spacing.has_value() != first_spacing.has_value() ||
+               orientation.has_value() != first_orientation.has_value() ||
+               (spacing && !nearly_equal(*spacing, *first_spacing, kSameGeometry)) ||
+               (orientation && !nearly_equal(*orientation, *first_orientation, kSameGeometry))) {
+      throw ScanError("DICOM slice '" + file + "' has another pixel spacing or orientation than '" +
+                      files[0] + "': the slices of one series must share them");
+    }
+    double along_normal = 0;
+    for (int axis = 0; axis < 3; ++axis) {
+      along_normal += (*position)[axis] * geometry.direction[axis * 3 + 2];
+    }
+    positions.push_back(along_normal);
   }
   return positions;
 }
@@ -378,7 +462,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
     check_geometry(folder, volume.geometry);
-    check_even_slice_spacing(folder, slice_positions(*reader, volume.geometry));
+    check_even_slice_spacing(folder, checked_slice_positions(*reader, volume.geometry));
     volume.hu = voxels_of(*reader->GetOutput());
     check_finite(folder, volume.hu);
     volume.series_uid = uid;

@@ -7,7 +7,10 @@
 #include <sys/resource.h>
 
 #include "tests/test_support.h"
+#include "dlwpt/training/checkpoint.h"
+#include "dlwpt/training/optimizer.h"
 #include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::testing {
 namespace {
@@ -95,6 +98,29 @@ TEST(AtomicFile, AFullDiskIsAnErrorAndLeavesNothing) {
   }
   EXPECT_THAT(message, HasSubstr("File too large"));
   EXPECT_TRUE(entries(folder.path("")).empty());
+}
+
+// libtorch's zip writer terminates the process when a write fails under it (its destructor
+// throws again): archives and checkpoints are serialized in memory first.
+TEST(AtomicFile, ArchivesAndCheckpointsOnAFullDiskAreErrors) {
+  TemporaryFolder folder;
+  LunaModel model;
+  auto optimizer = training::make_optimizer(model->parameters(), training::book_classification_optimizer());
+  std::string archive_message, checkpoint_message;
+  {
+    FileSizeLimit limit(4096);
+    archive_message = error_message_of<FileError>([&] { weights::save_model(model, folder.path("luna.pt")); });
+    checkpoint_message = error_message_of<FileError>([&] {
+      training::save_checkpoint(folder.path("run"), *model, weights::to_model_config(model->options),
+                                *optimizer, training::TrainingState{});
+    });
+  }
+  std::cout << archive_message << "\n" << checkpoint_message << "\n";
+  EXPECT_THAT(archive_message, HasSubstr("'" + folder.path("luna.pt") + "'"));
+  EXPECT_THAT(archive_message, HasSubstr("File too large"));
+  EXPECT_THAT(checkpoint_message, HasSubstr("File too large"));
+  // The checkpoint is staged in run.new and swapped in whole: a failed one leaves nothing.
+  EXPECT_TRUE(entries(folder.path("")).empty()) << "no temporary or partial checkpoint left";
 }
 
 TEST(AtomicFile, TemporaryNamesDifferPerCall) {

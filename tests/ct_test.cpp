@@ -1,6 +1,7 @@
 // Scan reading and writing, and the U-Net's slice stacks.
 
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "dlwpt/ct/scan_io.h"
@@ -107,6 +108,27 @@ TEST(MetaImage, BadFilesAreNamed) {
               HasSubstr("missing.raw' is missing"));
 }
 
+// MetaIO reads text voxels, non-numeric types and surplus data without complaint.
+TEST(MetaImage, TextVoxelsOtherTypesAndSurplusDataAreScanErrors) {
+  TemporaryFolder folder;
+  const std::string header = "ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\n";
+  const std::string voxels(4 * 4 * 4 * 2, '\0');
+  const std::pair<std::string, std::string> cases[] = {
+      {"BinaryData = False\nElementType = MET_SHORT\n", "BinaryData = False (voxels as text) is not supported"},
+      {"ElementType = MET_STRING\n", "ElementType 'MET_STRING' is not a numeric voxel type"},
+      {"ElementType = MET_UCHAR\nElementNumberOfChannels = 2\n", "2 channels per voxel"},
+      {"ElementType = MET_UCHAR\n", "holds 128 bytes, the header describes 64"},
+  };
+  for (const auto& [fields, expected] : cases) {
+    write_file(folder.path("scan.mha"), header + fields + "ElementDataFile = LOCAL\n" + voxels);
+    EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("scan.mha")); }), HasSubstr(expected));
+  }
+  ct::write_metaimage(torch::zeros({4, 4, 4}), {}, folder.path("good.mhd"));
+  std::ofstream(folder.path("good.raw"), std::ios::app) << "surplus";
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("good.mhd")); }),
+              HasSubstr("holds 263 bytes, the header describes 256"));
+}
+
 TEST(Dicom, FoldersWithoutASeriesAreNamed) {
   TemporaryFolder folder;
   EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("absent")); }),
@@ -181,6 +203,50 @@ TEST(Dicom, MissingSliceIsDetected) {
   std::filesystem::remove(ct::dicom_series_files(folder.path(""), uid)[4]);
   EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
               HasSubstr("not evenly spaced"));
+}
+
+// Sets a decimal-string (DS) element of a slice in place, padded with spaces to the value's
+// length: the real series is explicit VR little endian.
+void set_decimal_string(const std::string& path, uint16_t group, uint16_t element, const std::string& value) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const char tag[] = {static_cast<char>(group & 0xFF), static_cast<char>(group >> 8),
+                      static_cast<char>(element & 0xFF), static_cast<char>(element >> 8), 'D', 'S'};
+  const auto at = bytes.find(std::string(tag, sizeof tag));
+  ASSERT_NE(at, std::string::npos) << "no DS element " << std::hex << group << "," << element;
+  const size_t length = static_cast<unsigned char>(bytes[at + 6]) | static_cast<unsigned char>(bytes[at + 7]) << 8;
+  ASSERT_LE(value.size(), length) << value;
+  bytes.replace(at + 8, length, value + std::string(length - value.size(), ' '));
+  write_file(path, bytes);
+}
+
+// GDCM reads a DS it cannot parse as 0 and takes the first slice's spacing and orientation for
+// all: every such slice fails its series, naming the file and the tag.
+TEST(Dicom, SliceTagsThatAreNoNumbersOrDisagreeAreScanErrors) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  struct Case {
+    uint16_t group, element;
+    std::string value, expected;
+  };
+  const Case cases[] = {
+      {0x0028, 0x1052, "nan", "has Rescale Intercept 'nan"},
+      {0x0028, 0x1053, "0", "has Rescale Slope 0"},
+      {0x0020, 0x0032, "-143.2\\-287.2\\nan", "has Image Position (Patient) '-143.2\\-287.2\\nan"},
+      {0x0028, 0x0030, "0\\0.56", "Pixel Spacing"},
+      {0x0028, 0x0030, "0.9\\0.9", "has another pixel spacing or orientation than"},
+      {0x0020, 0x0037, "0\\0\\0\\0\\0\\0", "are not orthogonal unit vectors"},
+  };
+  for (const Case& c : cases) {
+    TemporaryFolder folder;
+    copy_real_slices(folder, 8);
+    const auto uid = ct::list_dicom_series(folder.path("")).front();
+    const std::string victim = ct::dicom_series_files(folder.path(""), uid)[3];
+    set_decimal_string(victim, c.group, c.element, c.value);
+    const std::string message = scan_error_of([&] { ct::read_dicom_series(folder.path("")); });
+    std::cout << c.value << ": " << message << "\n";
+    EXPECT_THAT(message, HasSubstr(c.expected)) << c.value;
+    EXPECT_THAT(message, HasSubstr(std::filesystem::path(victim).filename().string())) << c.value;
+  }
 }
 
 // Truncates a slice of a real series at many offsets (before and in the "DICM" header, the

@@ -3,6 +3,8 @@
 // allocated or read out of bounds. The archives are the fuzz corpus's
 // (tests/fuzz/regressions/archive_fuzzer/, written by tools/make_archive_fixtures.py).
 
+#include <limits>
+
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/slices.h"
 #include "tests/test_support.h"
@@ -17,8 +19,6 @@ using ::testing::Not;
 std::string fixture(const std::string& file) {
   return source_dir() + "/tests/fuzz/regressions/archive_fuzzer/" + file;
 }
-
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 TEST(HostileArchive, TheFixturesValidArchiveLoads) {
   // The control: what the other fixtures break is a LunaModel that loads.
@@ -36,6 +36,23 @@ TEST(HostileArchive, ATensorRecordShorterThanItsShapeIsRefused) {
   EXPECT_THAT(error_message_of<weights::ArchiveError>(
                   [&] { weights::load_model<LunaModel>(path); }),
               HasSubstr("truncated or corrupt"));
+}
+
+TEST(HostileArchive, NonFiniteWeightsAreRefused) {
+  TemporaryFolder folder;
+  LunaModel model(LunaModelOptions().conv_channels(2));
+  {
+    torch::NoGradGuard no_grad;
+    model->block2->conv1->weight[0][0][1][1][1] = std::numeric_limits<float>::quiet_NaN();
+    model->head_linear->bias[1] = std::numeric_limits<float>::infinity();
+  }
+  const std::string path = folder.path("diverged.pt");
+  weights::save_model(model, path);
+  const std::string message =
+      error_message_of<weights::ArchiveError>([&] { weights::load_model<LunaModel>(path); });
+  std::cout << message << "\n";
+  EXPECT_THAT(message, HasSubstr("weights archive '" + path + "'"));
+  EXPECT_THAT(message, HasSubstr("non-finite values"));
 }
 
 TEST(HostileArchive, UncompilableCodeAndTruncationNameTheFileOnTheFirstLine) {

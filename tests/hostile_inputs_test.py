@@ -9,6 +9,7 @@ also be valid (exit 0), but never crash, hang or exhaust memory.
 
 usage: hostile_inputs_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR
 """
+import fcntl
 import os
 import pathlib
 import shlex
@@ -152,6 +153,16 @@ def main():
             c(f"ct-segment: voxel spacing {spacing}", segment + [scan, "-o", out], tmp, (1,), says)
         c("train: --workers 100000", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
                                       "--workers", "100000"], tmp, (2,), "--workers")
+        c("train: --epoch-size 2^63-1", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
+                                         "--epoch-size", "9223372036854775807"], tmp, (2,), "--epoch-size")
+        c("train: --momentum 1e300", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
+                                      "--momentum", "1e300"], tmp, (2,), "--momentum must be in [0, 1)")
+        run_folder = tmp / "run"
+        run_folder.mkdir()
+        with open(run_folder / ".train.lock", "w") as held:  # another training run holds the folder
+            fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            c("train: a run folder in use", [train, "--candidates", csv, "--scans", str(tmp), "-o",
+                                             str(run_folder)], tmp, (2,), "is in use by")
         c("train: candidates without columns", [train, "--candidates", csv, "--scans", str(tmp), "-o", out],
           tmp, (2,), "candidates.csv")
 

@@ -28,7 +28,6 @@ bool is_complete(const fs::path& folder) {
          fs::exists(folder / CheckpointFiles::kState);
 }
 
-std::string first_line_of(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 std::string state_text(const TrainingState& state) {
   std::ostringstream text;
@@ -79,10 +78,16 @@ void save_checkpoint(const std::string& folder, const torch::nn::Module& model,
   fs::remove_all(fresh);
   fs::create_directories(fresh);
   // Every file flushed to the disk before the swap below makes the folder the checkpoint.
-  weights::save_archive(model, (fresh / CheckpointFiles::kModel).string(), config);
-  write_atomically((fresh / CheckpointFiles::kOptimizer).string(),
-                   [&](const std::string& temporary) { torch::save(optimizer, temporary); });
-  write_file_atomically((fresh / CheckpointFiles::kState).string(), state_text(state));
+  try {
+    weights::save_archive(model, (fresh / CheckpointFiles::kModel).string(), config);
+    write_serialized_atomically((fresh / CheckpointFiles::kOptimizer).string(),
+                                [&](std::ostream& out) { torch::save(optimizer, out); });
+    write_file_atomically((fresh / CheckpointFiles::kState).string(), state_text(state));
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(fresh, ignored);  // a checkpoint is the whole folder or nothing
+    throw;
+  }
   const fs::path current = current_folder(folder);
   const fs::path old = old_folder(folder);
   fs::remove_all(old);
@@ -113,7 +118,7 @@ TrainingState load_checkpoint(const std::string& folder, torch::nn::Module& mode
     torch::load(optimizer, optimizer_path);
   } catch (const c10::Error& error) {
     throw FileError("checkpoint '" + optimizer_path + "' cannot be read: " +
-                    first_line_of(error.what_without_backtrace()));
+                    first_line(error.what_without_backtrace()));
   }
   return parse_state(source / CheckpointFiles::kState);
 }

@@ -1,5 +1,7 @@
 #include "dlwpt/training/trainer.h"
 
+#include <cmath>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -56,12 +58,19 @@ EpochMetrics run_phase(Model& model, const Dataset& data, const TrainingOptions&
   for (auto& batch : *loader) {
     if (training) optimizer->zero_grad();
     const StepOutcome outcome = step(model, batch);
+    const double batch_loss = outcome.loss.item<double>();
+    if (!std::isfinite(batch_loss)) {
+      // Stopped before the step, so that no checkpoint or best.pt ever holds diverged weights.
+      throw Error("the " + phase + " loss became " + std::to_string(batch_loss) + " in epoch " +
+                  std::to_string(epoch) + ", batch " + std::to_string(done + 1) +
+                  ": the training diverged (lower --lr or --momentum)");
+    }
     if (training) {
       outcome.loss.backward();
       optimizer->step();
     }
     const int64_t size = batch.data.size(0);
-    loss_sum += outcome.loss.item<double>() * static_cast<double>(size);
+    loss_sum += batch_loss * static_cast<double>(size);
     metrics.samples += size;
     metrics.counts.add(outcome.predicted, outcome.actual);
     if (callbacks.batch_done) callbacks.batch_done(epoch, phase, ++done, batches);

@@ -25,7 +25,6 @@ std::string shape_string(const torch::Tensor& tensor) {
   return out.str();
 }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 // Why jit::load rejected a file, told from its first bytes.
 std::string describe_unreadable_file(const std::string& path) {
@@ -316,8 +315,8 @@ class ArchiveBuilder {
                             /*is_buffer=*/!is_parameter);
   }
 
-  void save(const std::string& path, const torch::jit::ExtraFilesMap& extra_files) const {
-    root_.save(path, extra_files);
+  void save(std::ostream& out, const torch::jit::ExtraFilesMap& extra_files) const {
+    root_.save(out, extra_files);
   }
 
  private:
@@ -347,9 +346,7 @@ class ArchiveBuilder {
 void save_atomically(const ArchiveBuilder& builder, const std::string& path,
                      const torch::jit::ExtraFilesMap& extra_files) {
   try {
-    write_atomically(path, [&](const std::string& temporary) {
-      builder.save(temporary, extra_files);
-    });
+    write_serialized_atomically(path, [&](std::ostream& out) { builder.save(out, extra_files); });
   } catch (const std::exception& error) {
     // write_atomically's message names the path already; keep only its cause.
     std::string cause = first_line(message_of(error));

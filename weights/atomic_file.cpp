@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -24,7 +25,6 @@ std::string host_name() {
 
 std::string errno_text(int error) { return std::strerror(error); }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 // Closes a descriptor when the scope ends, whatever way it ends.
 class Descriptor {
@@ -107,6 +107,14 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
     }
     if (fd.close() != 0) throw FileError(errno_text(errno));
   });
+}
+
+void write_serialized_atomically(const std::string& path,
+                                 const std::function<void(std::ostream& out)>& serialize) {
+  std::ostringstream out;
+  serialize(out);
+  if (!out) throw FileError("cannot write '" + path + "': the serializer failed");
+  write_file_atomically(path, out.str());
 }
 
 }  // namespace dlwpt

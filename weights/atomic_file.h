@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,13 @@ void write_atomically(const std::string& path,
 
 /// `write_atomically` for bytes held in memory, written with checked POSIX calls.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+
+/// `write_atomically` for a serializer that writes to a stream (torch::save, TorchScript's
+/// Module::save): it writes into memory, the bytes then go to the disk through
+/// write_file_atomically. libtorch's zip writer must never meet a failing file: when a write
+/// fails it throws, and its destructor then throws again and terminates the process.
+void write_serialized_atomically(const std::string& path,
+                                 const std::function<void(std::ostream& out)>& serialize);
 
 /// "<host>-<pid>-<n>", different for every call in every process on every host: names for
 /// temporary files and folders that concurrent runs on a shared filesystem cannot share.

@@ -28,12 +28,19 @@ void require_regular_file(const std::string& path, const std::string& role) {
 
 std::string message_of(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) {
-    return torch_error->what_without_backtrace();
+    std::string message = torch_error->what_without_backtrace();
+    // libtorch's CPU allocator reports a failed allocation as a c10::Error.
+    if (message.find("can't allocate memory") != std::string::npos) {
+      return "out of memory (" + first_line(message) + ")";
+    }
+    return message;
   }
   if (dynamic_cast<const std::bad_alloc*>(&error)) {
     return "out of memory (the input needs more memory than this machine can give)";
   }
   return error.what();
 }
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 }  // namespace dlwpt

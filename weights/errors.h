@@ -56,4 +56,7 @@ void require_regular_file(const std::string& path, const std::string& role);
 /// list of mismatched tensors follows on further lines.
 std::string message_of(const std::exception& error);
 
+/// The first line of `text`: what failed, without the details that may follow.
+std::string first_line(const std::string& text);
+
 }  // namespace dlwpt

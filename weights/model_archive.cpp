@@ -102,11 +102,25 @@ template void check_fits<UNetWrapper>(const TensorMap&, const UNetWrapperOptions
 
 namespace {
 
+// A model trained into NaN or infinity would answer every input with NaN: such an archive is
+// broken, not a model.
+void check_finite(const TensorMap& tensors) {
+  for (const auto& [name, tensor] : tensors) {
+    if (!tensor.is_floating_point()) continue;
+    const int64_t bad = tensor.numel() - torch::isfinite(tensor).sum().item<int64_t>();
+    if (bad > 0) {
+      throw ArchiveError("tensor '" + name + "' holds " + std::to_string(bad) +
+                         " non-finite values (NaN or infinity): the model it was saved from diverged");
+    }
+  }
+}
+
 template <typename Model>
 Model build_and_load(const Archive& archive, const std::string& path,
                      const typename Model::Impl::Options& options) {
   try {
     check_fits<Model>(archive.tensors, options);
+    check_finite(archive.tensors);
     Model model(options);
     load_state_dict(*model, archive.tensors);
     model->eval();

@@ -100,9 +100,9 @@ std::optional<ScanRow> row_if_not_ours(const ScanSource& source, ScanOutput& out
     return row;
   }
   if (const auto holder = output.try_claim(source.identity)) {
-    if (!holder->source.empty() && holder->source != source.identity) {
+    if (!holder->note.empty() && holder->note != source.identity) {
       throw FileError("'" + output.final_folder() + "' is being written by " + holder->who + " for " +
-                      holder->source + ", not for " + source.identity +
+                      holder->note + ", not for " + source.identity +
                       " (scans of one output folder need distinct names)");
     }
     row.status = "skipped (in progress: " + holder->who + ")";

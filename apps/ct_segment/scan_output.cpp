@@ -8,9 +8,6 @@
 #include <sstream>
 #include <utility>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "dlwpt/weights/atomic_file.h"
 #include "dlwpt/weights/errors.h"
 
@@ -68,12 +65,12 @@ ScanOutput::ScanOutput(std::string run_folder, const std::string& series_uid)
 ScanOutput::ScanOutput(ScanOutput&& other) noexcept
     : run_folder_(std::move(other.run_folder_)),
       name_(std::move(other.name_)),
-      claim_fd_(std::exchange(other.claim_fd_, -1)),
+      claim_(std::move(other.claim_)),
       partial_(std::move(other.partial_)) {}
 
 ScanOutput::~ScanOutput() {
   if (!partial_.empty()) remove_quietly(partial_);
-  release();
+  claim_.release();
 }
 
 std::string ScanOutput::final_folder() const { return (fs::path(run_folder_) / name_).string(); }
@@ -92,44 +89,14 @@ std::optional<std::string> ScanOutput::recorded_source() const {
   return text;
 }
 
-std::optional<ScanOutput::Holder> ScanOutput::try_claim(const std::string& source) {
-  if (claim_fd_ >= 0) return std::nullopt;
+std::optional<apps::FileLock::Holder> ScanOutput::try_claim(const std::string& source) {
   const fs::path folder = fs::path(run_folder_) / kClaimFolder;
   fs::create_directories(folder);
-  const std::string path = (folder / (name_ + ".lock")).string();
-  // The lock file is never removed: removing it would let two processes lock two different
-  // files of the same name.
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw FileError("cannot open the claim file '" + path + "': " + std::strerror(errno));
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  if (::fcntl(fd, F_SETLK, &lock) != 0) {
-    const int error = errno;
-    ::close(fd);
-    if (error == EACCES || error == EAGAIN) {
-      std::istringstream lines(read_text(path));
-      Holder holder;
-      std::getline(lines, holder.who);
-      std::getline(lines, holder.source);
-      if (holder.who.empty()) holder.who = "another process";
-      return holder;
-    }
-    throw FileError("cannot lock the claim file '" + path + "' (" + std::strerror(error) +
-                    "): concurrent runs need a filesystem with POSIX locks");
-  }
-  claim_fd_ = fd;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + "\n" + source + "\n";
-  const bool recorded = ::ftruncate(fd, 0) == 0 &&
-                        ::pwrite(fd, holder.data(), holder.size(), 0) == static_cast<ssize_t>(holder.size());
-  (void)recorded;  // informative only: the lock is the claim, whatever the file says
-  return std::nullopt;
+  return claim_.try_lock((folder / (name_ + ".lock")).string(), source);
 }
 
 std::string ScanOutput::start_partial() {
-  if (claim_fd_ < 0) throw std::logic_error("start_partial needs the scan's claim");
+  if (!claim_.held()) throw std::logic_error("start_partial needs the scan's claim");
   const std::string prefix = "." + name_ + ".partial-";
   for (const auto& entry : fs::directory_iterator(run_folder_)) {
     // Only a claim holder writes partial folders of this name, so these are a crash's.
@@ -155,11 +122,6 @@ void ScanOutput::publish(const std::string& source, bool replace) {
   partial_.clear();
   sync_to_disk(run_folder_);
   if (!replaced.empty()) remove_quietly(replaced);
-}
-
-void ScanOutput::release() {
-  if (claim_fd_ >= 0) ::close(claim_fd_);  // closing drops the lock
-  claim_fd_ = -1;
 }
 
 }  // namespace dlwpt::ct_segment

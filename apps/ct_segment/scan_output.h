@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include "apps/common/files.h"
+
 namespace dlwpt::ct_segment {
 
 /// The folder name of a scan's results: its series UID (or MetaImage stem) with characters
@@ -37,15 +39,10 @@ class ScanOutput {
   /// The source a complete folder recorded, when it recorded one.
   std::optional<std::string> recorded_source() const;
 
-  /// The live holder of a claim another process has: who, and for which source.
-  struct Holder {
-    std::string who;     ///< "host pid 123"
-    std::string source;  ///< the identity of the scan it works on ("" when not recorded)
-  };
-
   /// Takes the claim for `source` without waiting. Returns nullopt when taken, otherwise the
-  /// live holder. Throws FileError when the filesystem refuses locks.
-  std::optional<Holder> try_claim(const std::string& source);
+  /// live holder (its note: the identity of the scan it works on). Throws FileError when the
+  /// filesystem refuses locks.
+  std::optional<apps::FileLock::Holder> try_claim(const std::string& source);
 
   /// A fresh folder, unique to this process, for the results (claimed scans only); partial
   /// folders that crashed runs left for this scan are removed first.
@@ -56,11 +53,9 @@ class ScanOutput {
   void publish(const std::string& source, bool replace);
 
  private:
-  void release();
-
   std::string run_folder_;
   std::string name_;
-  int claim_fd_ = -1;
+  apps::FileLock claim_;
   std::string partial_;
 };
 

@@ -4,6 +4,7 @@
 // stacks with masks grown from annotated nodules.
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "apps/common/cli.h"
+#include "apps/common/files.h"
 #include "apps/common/progress.h"
 #include "dlwpt/training/trainer.h"
 #include "dlwpt/training/surgery.h"
@@ -89,6 +91,11 @@ tr::OptimizerOptions optimizer_options(const cxxopts::ParseResult& args, tr::Opt
   if (args.count("weight-decay")) options.weight_decay(args["weight-decay"].as<double>());
   options.momentum(args["momentum"].as<double>());
   if (!(options.lr() > 0 && options.lr() < 10)) throw UsageError("--lr must be in (0, 10)");
+  // Momentum 1 or more makes every step larger than the last: the weights diverge.
+  if (!(options.momentum() >= 0 && options.momentum() < 1)) throw UsageError("--momentum must be in [0, 1)");
+  if (!(options.weight_decay() >= 0 && options.weight_decay() < 1)) {
+    throw UsageError("--weight-decay must be in [0, 1)");
+  }
   return options;
 }
 
@@ -200,11 +207,32 @@ int train_segmentation(const cxxopts::ParseResult& args, std::shared_ptr<tr::Sca
                 options.run_folder());
 }
 
+// One run at a time in a run folder: two would mix their metrics and checkpoints.
+apps::FileLock lock_run_folder(const std::string& run_folder) {
+  std::filesystem::create_directories(run_folder);
+  apps::FileLock lock;
+  if (const auto holder = lock.try_lock((std::filesystem::path(run_folder) / ".train.lock").string(),
+                                        "training")) {
+    throw UsageError("the run folder '" + run_folder + "' is in use by " + holder->who +
+                     " (one training run per folder)");
+  }
+  return lock;
+}
+
 int run(const cxxopts::ParseResult& args) {
   required(args, "output");
   const std::string task = args["task"].as<std::string>();
   if (task != "segmentation") label_column(task);  // rejects an unknown task before any reading
-  worker_count(args);  // a bad --workers is refused before the scans are read
+  worker_count(args);  // bad --workers, --lr, --momentum are refused before the scans are read
+  optimizer_options(args, tr::book_classification_optimizer());
+  // An epoch's sample order is held in memory (8 bytes a sample); LUNA has 551,065 candidates.
+  constexpr int64_t kLargestEpoch = 10'000'000;
+  const int64_t epoch_size = args["epoch-size"].as<int64_t>();
+  if (epoch_size < 0 || epoch_size > kLargestEpoch) {
+    throw UsageError("--epoch-size " + std::to_string(epoch_size) + ": must be 0 to " +
+                     std::to_string(kLargestEpoch));
+  }
+  const auto run_lock = lock_run_folder(required(args, "output"));
   auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
   apps::set_threads(args["threads"].as<int>());
   return task == "segmentation" ? train_segmentation(args, scans) : train_classifier(args, scans);

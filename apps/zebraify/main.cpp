@@ -118,7 +118,8 @@ int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& 
       save_image(zebraifier.convert(load_image(input, read_options), size), target);
     } catch (const std::exception& error) {
       ++failures;
-      progress.message(std::string(kProgram) + ": skipped " + input + ": " + error.what());
+      progress.message(std::string(kProgram) + ": skipped " + input + ": " +
+                       dlwpt::first_line(dlwpt::message_of(error)));
     }
     progress.update(static_cast<int64_t>(i + 1), fs::path(input).filename().string());
   }
