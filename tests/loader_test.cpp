@@ -236,5 +236,11 @@ TEST(ModelConfig, MalformedConfigurationsAreNamed) {
   EXPECT_THAT(archive_error_of([&] { config.integer("wf"); }), HasSubstr("lacks the option 'wf'"));
 }
 
+TEST(ModelConfig, WindowsLineEndsAreRead) {
+  const auto config = weights::ModelConfig::parse("model=LunaModel\r\nconv_channels=2\r\n\r\n");
+  EXPECT_EQ(config.model, "LunaModel");
+  EXPECT_EQ(config.integer("conv_channels"), 2);
+}
+
 }  // namespace
 }  // namespace dlwpt::testing

@@ -363,7 +363,9 @@ ModelConfig ModelConfig::parse(const std::string& text) {
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // A configuration edited on Windows ends its lines with CR LF; the CR is no part of a value.
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const auto equals = line.find('=');
     if (equals == std::string::npos) {
       throw ArchiveError("malformed model configuration line '" + line + "' (expected key=value)");
