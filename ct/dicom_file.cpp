@@ -38,6 +38,12 @@ constexpr uint32_t kFrames = tag(0x0028, 0x0008);
 constexpr uint32_t kRows = tag(0x0028, 0x0010);
 constexpr uint32_t kColumns = tag(0x0028, 0x0011);
 constexpr uint32_t kBitsAllocated = tag(0x0028, 0x0100);
+// More one-value US elements of the Image Pixel module: GDCM asserts (aborts the process) when
+// one of them has another VR.
+constexpr uint32_t kPlanarConfiguration = tag(0x0028, 0x0006);
+constexpr uint32_t kBitsStored = tag(0x0028, 0x0101);
+constexpr uint32_t kHighBit = tag(0x0028, 0x0102);
+constexpr uint32_t kPixelRepresentation = tag(0x0028, 0x0103);
 constexpr uint32_t kPixelData = tag(0x7FE0, 0x0010);
 
 // Thrown inside the walk for the first structural defect; becomes DicomFileInfo::problem.
@@ -292,11 +298,16 @@ class Walker {
       return;
     }
     static const uint32_t kKept[] = {kSeriesUid, kInstanceNumber, kPosition, kOrientation,
-                                     kSamplesPerPixel, kFrames, kRows, kColumns, kBitsAllocated};
+                                     kSamplesPerPixel, kFrames, kRows, kColumns, kBitsAllocated,
+                                     kPlanarConfiguration, kBitsStored, kHighBit, kPixelRepresentation};
     if (std::find(std::begin(kKept), std::end(kKept), header.tag) == std::end(kKept)) return;
     if (header.length > kMaxKeptValue) throw Malformed{"element " + tag_name(header.tag) + " is " + std::to_string(header.length) + " bytes long"};
     const std::string bytes = read_string(pos_, header.length);
     const auto small_unsigned = [&] {
+      // GDCM asserts that these elements have the VR US (or none, in implicit VR files).
+      if (!header.vr.empty() && header.vr != "US") {
+        throw Malformed{"element " + tag_name(header.tag) + " has VR " + header.vr + ", not US"};
+      }
       if (bytes.size() != 2) throw Malformed{"element " + tag_name(header.tag) + " is not one 16-bit value"};
       return unsigned_value(bytes);
     };
@@ -316,6 +327,10 @@ class Walker {
       case kRows: pixels_.rows = small_unsigned(), pixels_.has_rows = true; break;
       case kColumns: pixels_.columns = small_unsigned(); break;
       case kBitsAllocated: pixels_.bits_allocated = small_unsigned(); break;
+      case kPlanarConfiguration:
+      case kBitsStored:
+      case kHighBit:
+      case kPixelRepresentation: small_unsigned(); break;
       default: break;
     }
   }

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -155,9 +157,12 @@ void check_compressed(std::ifstream& in, const DataPiece& piece, uint64_t end, c
 }
 
 void check_piece(DataPiece piece, const Encoding& encoding, const std::string& header) {
+  if (const auto problem = regular_file_problem(piece.path)) {
+    throw ScanError(describe(piece, header) + " " + *problem);
+  }
   std::error_code error;
   const uint64_t size = fs::file_size(piece.path, error);
-  if (error || !fs::is_regular_file(piece.path)) throw ScanError(describe(piece, header) + " is missing");
+  if (error) throw ScanError(describe(piece, header) + " cannot be read (" + error.message() + ")");
   if (!piece.local && encoding.header_size > 0) piece.start = static_cast<uint64_t>(encoding.header_size);
   if (piece.start > size) {
     throw ScanError(describe(piece, header) + " is truncated (" + std::to_string(size) +
@@ -235,6 +240,37 @@ std::vector<std::string> pattern_files(const std::string& value, size_t dims, si
 
 }  // namespace
 
+void check_metaimage_header(const std::string& header_path) {
+  constexpr size_t kLongestLine = 254;
+  constexpr int kMostLines = 200;  // MetaIO knows about 40 keys; a header is never longer
+  std::ifstream in(header_path, std::ios::binary);
+  if (!in) throw ScanError("scan '" + header_path + "' cannot be opened");
+  const auto fail = [&](int number, const std::string& why) {
+    return ScanError("scan '" + header_path + "' is not a MetaImage header: line " +
+                     std::to_string(number) + " " + why);
+  };
+  std::string line;
+  for (int number = 1; number <= kMostLines; ++number) {
+    line.clear();
+    char c = 0;
+    while (in.get(c) && c != '\n') {
+      if (line.size() == kLongestLine) throw fail(number, "is longer than " + std::to_string(kLongestLine) + " characters");
+      line += c;
+    }
+    if (line.empty() && !in) break;
+    const std::string text = trimmed(line);
+    if (text.empty()) continue;
+    const auto equals = text.find('=');
+    const std::string key = equals == std::string::npos ? "" : trimmed(text.substr(0, equals));
+    const bool word = !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char k) {
+      return std::isalnum(k) || k == '_';
+    });
+    if (!word) throw fail(number, "is not 'Key = Value'");
+    if (key == "ElementDataFile") return;
+  }
+  throw ScanError("scan '" + header_path + "' is not a MetaImage header: it has no ElementDataFile line");
+}
+
 void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape) {
   uint64_t total = shape.voxel_bytes;
   for (int64_t side : shape.dims) total *= static_cast<uint64_t>(side);  // sizes checked by the caller
@@ -255,7 +291,12 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
   check_voxel_encoding(location, header_path);
   Encoding encoding;
   encoding.compressed = is_true(location.fields.count("CompressedData") ? location.fields.at("CompressedData") : "");
-  encoding.compressed_bytes = static_cast<uint64_t>(std::max<int64_t>(0, integer_field(location, "CompressedDataSize", header_path)));
+  const int64_t compressed_bytes = integer_field(location, "CompressedDataSize", header_path);
+  if (compressed_bytes < 0) {
+    throw ScanError("scan '" + header_path + "': CompressedDataSize " + std::to_string(compressed_bytes) +
+                    " is negative");
+  }
+  encoding.compressed_bytes = static_cast<uint64_t>(compressed_bytes);
   encoding.header_size = integer_field(location, "HeaderSize", header_path);
   if (encoding.header_size < -1) throw ScanError("scan '" + header_path + "': HeaderSize " + std::to_string(encoding.header_size) + " is negative");
 

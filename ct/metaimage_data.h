@@ -21,4 +21,11 @@ struct MetaImageShape {
 /// data ends the file. Throws ScanError naming the file and the problem.
 void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape);
 
+/// Checks, before MetaIO parses anything, that the file starts with a MetaImage header MetaIO
+/// can take: "Key = Value" lines, each at most 254 characters (MetaIO copies fields into
+/// fixed 255-byte buffers with strcpy), up to an ElementDataFile line. Without that line MetaIO
+/// goes on to read the binary data as header lines and overflows its buffers. Throws ScanError
+/// naming the file and the line.
+void check_metaimage_header(const std::string& header_path);
+
 }  // namespace dlwpt::ct

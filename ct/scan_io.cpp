@@ -475,6 +475,7 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
 
 CtVolume read_metaimage(const std::string& path, int64_t max_voxels) {
   if (const auto problem = regular_file_problem(path)) throw ScanError("scan '" + path + "' " + *problem);
+  check_metaimage_header(path);
   try {
     auto io = itk::MetaImageIO::New();
     if (!io->CanReadFile(path.c_str())) {

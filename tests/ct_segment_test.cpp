@@ -68,7 +68,7 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
             1);
   EXPECT_THAT(log, HasSubstr("thin has 6 slices; the segmentation needs at least 7"));
   EXPECT_THAT(log, HasSubstr("truncated.raw' is truncated"));
-  EXPECT_THAT(log, HasSubstr("orphan.raw' is missing"));
+  EXPECT_THAT(log, HasSubstr("orphan.raw' does not exist"));
   EXPECT_THAT(log, HasSubstr("is 2D; a CT volume must be 3D"));
   EXPECT_THAT(log, HasSubstr("more than the limit of 268435456 (--max-voxels raises it)"));
   EXPECT_THAT(log, HasSubstr("absent.mhd' does not exist"));

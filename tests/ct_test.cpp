@@ -105,7 +105,7 @@ TEST(MetaImage, BadFilesAreNamed) {
              "ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\n"
              "ElementDataFile = missing.raw\n");
   EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("nodata.mhd")); }),
-              HasSubstr("missing.raw' is missing"));
+              HasSubstr("missing.raw' does not exist"));
 }
 
 // MetaIO reads text voxels, non-numeric types and surplus data without complaint.
@@ -118,12 +118,17 @@ TEST(MetaImage, TextVoxelsOtherTypesAndSurplusDataAreScanErrors) {
       {"ElementType = MET_STRING\n", "ElementType 'MET_STRING' is not a numeric voxel type"},
       {"ElementType = MET_UCHAR\nElementNumberOfChannels = 2\n", "2 channels per voxel"},
       {"ElementType = MET_UCHAR\n", "holds 128 bytes, the header describes 64"},
+      {"ElementType = MET_SHORT\nCompressedData = True\nCompressedDataSize = -5\n",
+       "CompressedDataSize -5 is negative"},
   };
   for (const auto& [fields, expected] : cases) {
     write_file(folder.path("scan.mha"), header + fields + "ElementDataFile = LOCAL\n" + voxels);
     EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("scan.mha")); }), HasSubstr(expected));
   }
   ct::write_metaimage(torch::zeros({4, 4, 4}), {}, folder.path("good.mhd"));
+  write_file(folder.path("device.mhd"), header + "ElementType = MET_SHORT\nElementDataFile = /dev/zero\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("device.mhd")); }),
+              HasSubstr("its data file '/dev/zero' is not a regular file"));
   std::ofstream(folder.path("good.raw"), std::ios::app) << "surplus";
   EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("good.mhd")); }),
               HasSubstr("holds 263 bytes, the header describes 256"));
@@ -295,7 +300,7 @@ TEST(MetaImage, MissingPatternSlicesAndHeaderSizePastTheEndAreScanErrors) {
   write_file(folder.path("s1.raw"), std::string(16, '\1'));
   write_file(folder.path("pattern.mhd"), head + "ElementDataFile = s%d.raw 1 2 1\n");
   EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("pattern.mhd")); }),
-              HasSubstr("s2.raw' is missing"));
+              HasSubstr("s2.raw' does not exist"));
   write_file(folder.path("s2.raw"), std::string(16, '\2'));
   EXPECT_EQ(ct::read_metaimage(folder.path("pattern.mhd")).hu.sum().item<float>(), 48.0f);
   write_file(folder.path("skip.mhd"), head + "HeaderSize = 100\nElementDataFile = s1.raw\n");

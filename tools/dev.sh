@@ -150,7 +150,9 @@ analyse_book_ct() {
 }
 
 # Sanitizer runtime options shared by `sanitize` and `fuzz`: every report is fatal.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+# Allocation stacks are unwound fully (libtorch has no frame pointers): leak reports and their
+# suppressions (tests/fuzz/lsan.supp) then see the functions inside libtorch.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:fast_unwind_on_malloc=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}
 
