@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxHeaderLine = 64 * 1024;  // a longer "header line" is data, not a header
+constexpr size_t kMaxHeaderLine = 64 * 1024;  // a longer LIST line is data, not a file name
 constexpr size_t kChunk = 64 * 1024;
 
 // The header fields that say where the data is, and where the header's own text ends.
@@ -35,27 +35,50 @@ std::string trimmed(const std::string& text) {
   return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
 }
 
-// MetaIO reads "Key = Value" lines up to ElementDataFile, which ends the header.
+// MetaIO reads "Key = Value" lines up to ElementDataFile, which ends the header. It copies
+// fields into fixed 255-byte buffers with strcpy, and without an ElementDataFile line it goes
+// on to read the binary data as header lines and overflows them: so every line up to that one
+// must be "Key = Value" of at most 254 characters, read without ever holding more.
 DataLocation read_data_location(const std::string& header_path, size_t list_lines) {
+  constexpr size_t kLongestLine = 254;
+  constexpr int kMostLines = 200;  // MetaIO knows about 40 keys; a header is never longer
   std::ifstream in(header_path, std::ios::binary);
   if (!in) throw ScanError("scan '" + header_path + "' cannot be opened");
+  const auto not_a_header = [&](const std::string& why) {
+    return ScanError("scan '" + header_path + "' is not a MetaImage header: " + why);
+  };
   DataLocation location;
   std::string line;
-  bool found = false;
-  while (!found && std::getline(in, line)) {
-    if (line.size() > kMaxHeaderLine) break;
-    location.end_of_header += line.size() + (in.eof() ? 0 : 1);
-    const auto equals = line.find('=');
-    if (equals == std::string::npos) continue;
-    const std::string key = trimmed(line.substr(0, equals));
-    location.fields[key] = trimmed(line.substr(equals + 1));
-    found = key == "ElementDataFile";
+  for (int number = 1; number <= kMostLines; ++number) {
+    line.clear();
+    char c = 0;
+    bool newline = false;
+    while (in.get(c) && !(newline = c == '\n')) {
+      if (line.size() == kLongestLine) {
+        throw not_a_header("line " + std::to_string(number) + " is longer than " +
+                           std::to_string(kLongestLine) + " characters");
+      }
+      line += c;
+    }
+    if (line.empty() && !newline) break;  // the end of the file
+    location.end_of_header += line.size() + (newline ? 1 : 0);
+    const std::string text = trimmed(line);
+    if (text.empty()) continue;
+    const auto equals = text.find('=');
+    const std::string key = equals == std::string::npos ? "" : trimmed(text.substr(0, equals));
+    const bool word = !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char k) {
+      return std::isalnum(k) || k == '_';
+    });
+    if (!word) throw not_a_header("line " + std::to_string(number) + " is not 'Key = Value'");
+    location.fields[key] = trimmed(text.substr(equals + 1));
+    if (key != "ElementDataFile") continue;
+    while (location.following_lines.size() < list_lines && std::getline(in, line) &&
+           line.size() <= kMaxHeaderLine) {
+      location.following_lines.push_back(trimmed(line));
+    }
+    return location;
   }
-  if (!found) throw ScanError("scan '" + header_path + "' has no ElementDataFile line");
-  while (location.following_lines.size() < list_lines && std::getline(in, line) && line.size() <= kMaxHeaderLine) {
-    location.following_lines.push_back(trimmed(line));
-  }
-  return location;
+  throw not_a_header("it has no ElementDataFile line");
 }
 
 bool is_true(const std::string& value) { return value == "True" || value == "true" || value == "1"; }
@@ -241,34 +264,7 @@ std::vector<std::string> pattern_files(const std::string& value, size_t dims, si
 }  // namespace
 
 void check_metaimage_header(const std::string& header_path) {
-  constexpr size_t kLongestLine = 254;
-  constexpr int kMostLines = 200;  // MetaIO knows about 40 keys; a header is never longer
-  std::ifstream in(header_path, std::ios::binary);
-  if (!in) throw ScanError("scan '" + header_path + "' cannot be opened");
-  const auto fail = [&](int number, const std::string& why) {
-    return ScanError("scan '" + header_path + "' is not a MetaImage header: line " +
-                     std::to_string(number) + " " + why);
-  };
-  std::string line;
-  for (int number = 1; number <= kMostLines; ++number) {
-    line.clear();
-    char c = 0;
-    while (in.get(c) && c != '\n') {
-      if (line.size() == kLongestLine) throw fail(number, "is longer than " + std::to_string(kLongestLine) + " characters");
-      line += c;
-    }
-    if (line.empty() && !in) break;
-    const std::string text = trimmed(line);
-    if (text.empty()) continue;
-    const auto equals = text.find('=');
-    const std::string key = equals == std::string::npos ? "" : trimmed(text.substr(0, equals));
-    const bool word = !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char k) {
-      return std::isalnum(k) || k == '_';
-    });
-    if (!word) throw fail(number, "is not 'Key = Value'");
-    if (key == "ElementDataFile") return;
-  }
-  throw ScanError("scan '" + header_path + "' is not a MetaImage header: it has no ElementDataFile line");
+  check_voxel_encoding(read_data_location(header_path, 0), header_path);
 }
 
 void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape) {
@@ -288,7 +284,6 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
   for (size_t axis = per_file_dims; axis < dims; ++axis) files *= static_cast<size_t>(shape.dims[axis]);
   const DataLocation location = list ? read_data_location(header_path, files) : first_pass;
 
-  check_voxel_encoding(location, header_path);
   Encoding encoding;
   encoding.compressed = is_true(location.fields.count("CompressedData") ? location.fields.at("CompressedData") : "");
   const int64_t compressed_bytes = integer_field(location, "CompressedDataSize", header_path);

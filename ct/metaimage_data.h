@@ -24,8 +24,9 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
 /// Checks, before MetaIO parses anything, that the file starts with a MetaImage header MetaIO
 /// can take: "Key = Value" lines, each at most 254 characters (MetaIO copies fields into
 /// fixed 255-byte buffers with strcpy), up to an ElementDataFile line. Without that line MetaIO
-/// goes on to read the binary data as header lines and overflows its buffers. Throws ScanError
-/// naming the file and the line.
+/// goes on to read the binary data as header lines and overflows its buffers. Also refuses
+/// voxels MetaIO would misread without complaint: text (BinaryData = False), non-numeric
+/// element types, more than one channel. Throws ScanError naming the file and the problem.
 void check_metaimage_header(const std::string& header_path);
 
 }  // namespace dlwpt::ct

@@ -34,7 +34,6 @@ using FloatImage = itk::Image<float, 3>;
 // Relative deviation from the typical slice distance above which a series is rejected.
 constexpr double kSliceSpacingTolerance = 0.05;
 
-
 // ITK's messages start with the source location; keep the description.
 std::string itk_message(const itk::ExceptionObject& error) {
   const char* description = error.GetDescription();

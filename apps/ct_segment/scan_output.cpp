@@ -1,11 +1,8 @@
 #include "apps/ct_segment/scan_output.h"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "dlwpt/weights/atomic_file.h"

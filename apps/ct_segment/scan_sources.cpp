@@ -114,15 +114,7 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
       lists.push_back(list);
       add_inputs(read_list_file(list.string()), series_uid, max_voxels, lists, scans);
       lists.pop_back();
-    } else if (std::error_code error; fs::is_directory(input, error) || error) {
-      if (error && error != std::errc::no_such_file_or_directory) {
-        scans.push_back(failing_source(input, "cannot read '" + input + "': " + error.message()));
-        continue;
-      }
-      if (error) {
-        scans.push_back(failing_source(input, "'" + input + "' does not exist"));
-        continue;
-      }
+    } else if (std::error_code error; fs::is_directory(input, error)) {
       try {
         add_folder(input, series_uid, max_voxels, scans);
       } catch (const std::exception& error) {
@@ -130,6 +122,8 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
       }
     } else if (is_metaimage(input)) {
       scans.push_back(metaimage_source(input, max_voxels));  // a missing file fails when read, alone
+    } else if (const auto problem = regular_file_problem(input)) {  // missing, a link loop, a pipe
+      scans.push_back(failing_source(input, "'" + input + "' " + *problem));
     } else {
       scans.push_back(failing_source(
           input, "'" + input + "' is neither a MetaImage file (.mhd, .mha) nor a folder"));
