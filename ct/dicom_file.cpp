@@ -1,14 +1,17 @@
 #include "dlwpt/ct/dicom_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 namespace dlwpt::ct {
@@ -33,6 +36,9 @@ constexpr uint32_t kSeriesUid = tag(0x0020, 0x000E);
 constexpr uint32_t kInstanceNumber = tag(0x0020, 0x0013);
 constexpr uint32_t kPosition = tag(0x0020, 0x0032);
 constexpr uint32_t kOrientation = tag(0x0020, 0x0037);
+constexpr uint32_t kPixelSpacing = tag(0x0028, 0x0030);
+constexpr uint32_t kRescaleIntercept = tag(0x0028, 0x1052);
+constexpr uint32_t kRescaleSlope = tag(0x0028, 0x1053);
 constexpr uint32_t kSamplesPerPixel = tag(0x0028, 0x0002);
 constexpr uint32_t kFrames = tag(0x0028, 0x0008);
 constexpr uint32_t kRows = tag(0x0028, 0x0010);
@@ -85,7 +91,7 @@ std::string trimmed(std::string text) {
   return text;
 }
 
-// A backslash-separated list of decimal strings (DS, IS); nullopt unless exactly N numbers.
+// A backslash-separated list of decimal strings (DS, IS); nullopt unless exactly N finite numbers.
 template <size_t N>
 std::optional<std::array<double, N>> numbers(const std::string& text) {
   std::array<double, N> values{};
@@ -97,11 +103,52 @@ std::optional<std::array<double, N>> numbers(const std::string& text) {
     char* end = nullptr;
     const std::string value = trimmed(item);
     values[count] = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0') return std::nullopt;
+    if (value.empty() || *end != '\0' || !std::isfinite(values[count])) return std::nullopt;
     ++count;
   }
   if (count != N) return std::nullopt;
   return values;
+}
+
+// Text from a file as a one-line message may show it: control and non-ASCII bytes as \xNN.
+std::string printable(const std::string& text) {
+  constexpr size_t kShown = 80;
+  std::string shown;
+  for (const char c : text.substr(0, kShown)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7F) {
+      shown += c;
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02X", byte);
+      shown += escaped;
+    }
+  }
+  return text.size() > kShown ? shown + "..." : shown;
+}
+
+// A UID (PS3.5: at most 64 characters, digits and dots). Letters are tolerated, as GDCM does;
+// control characters or other bytes would reach output names and one-line summaries.
+std::string checked_uid(const std::string& uid, uint32_t at) {
+  constexpr size_t kMaxUidLength = 64;
+  const bool plain = std::all_of(uid.begin(), uid.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+  if (uid.empty() || uid.size() > kMaxUidLength || !plain) {
+    throw Malformed{"has " + tag_name(at) + " '" + printable(uid) + "', which is not a UID"};
+  }
+  return uid;
+}
+
+// Image Orientation (Patient): the row and the column direction, unit vectors at right angles.
+bool is_orthonormal(const std::array<double, 6>& orientation) {
+  constexpr double kTolerance = 1e-3;
+  const auto dot = [&](int a, int b) {
+    return orientation[a] * orientation[b] + orientation[a + 1] * orientation[b + 1] +
+           orientation[a + 2] * orientation[b + 2];
+  };
+  const double row = dot(0, 0), column = dot(3, 3), across = dot(0, 3);
+  return std::abs(row - 1) < kTolerance && std::abs(column - 1) < kTolerance && std::abs(across) < kTolerance;
 }
 
 struct ElementHeader {
@@ -136,6 +183,7 @@ class Walker {
     walk_meta_group();
     walk_data_set(size_, /*until_item_end=*/false, /*depth=*/0);
     check_pixel_data();
+    if (info_.kind == DicomFileInfo::Kind::Image) read_decimal_tags();
   }
 
  private:
@@ -298,6 +346,7 @@ class Walker {
       return;
     }
     static const uint32_t kKept[] = {kSeriesUid, kInstanceNumber, kPosition, kOrientation,
+                                     kPixelSpacing, kRescaleIntercept, kRescaleSlope,
                                      kSamplesPerPixel, kFrames, kRows, kColumns, kBitsAllocated,
                                      kPlanarConfiguration, kBitsStored, kHighBit, kPixelRepresentation};
     if (std::find(std::begin(kKept), std::end(kKept), header.tag) == std::end(kKept)) return;
@@ -312,7 +361,7 @@ class Walker {
       return unsigned_value(bytes);
     };
     switch (header.tag) {
-      case kSeriesUid: info_.series_uid = trimmed(bytes); break;
+      case kSeriesUid: info_.series_uid = checked_uid(trimmed(bytes), header.tag); break;
       case kInstanceNumber: {
         const std::string text = trimmed(bytes);
         char* stop = nullptr;
@@ -320,8 +369,11 @@ class Walker {
         if (!text.empty() && *stop == '\0') info_.instance_number = value;
         break;
       }
-      case kPosition: info_.position = numbers<3>(bytes); break;
-      case kOrientation: info_.orientation = numbers<6>(bytes); break;
+      case kPosition:
+      case kOrientation:
+      case kPixelSpacing:
+      case kRescaleIntercept:
+      case kRescaleSlope: decimal_texts_[header.tag] = trimmed(bytes); break;
       case kSamplesPerPixel: pixels_.samples = small_unsigned(); break;
       case kFrames: pixels_.frames = std::strtoull(trimmed(bytes).c_str(), nullptr, 10); break;
       case kRows: pixels_.rows = small_unsigned(), pixels_.has_rows = true; break;
@@ -333,6 +385,42 @@ class Walker {
       case kPixelRepresentation: small_unsigned(); break;
       default: break;
     }
+  }
+
+  // The geometry and value tags of an image (dicom_file.h lists their checks). GDCM would read
+  // a value it cannot parse as 0 (an intercept of 0 for -1024 shifts a slice by 1024 HU) and
+  // turn a spacing of 0 into 1, putting every voxel or candidate at a wrong place.
+  void read_decimal_tags() {
+    info_.position = decimals<3>(kPosition, "Image Position (Patient)");
+    info_.orientation = decimals<6>(kOrientation, "Image Orientation (Patient)");
+    info_.pixel_spacing = decimals<2>(kPixelSpacing, "Pixel Spacing");
+    if (const auto intercept = decimals<1>(kRescaleIntercept, "Rescale Intercept")) {
+      info_.rescale_intercept = (*intercept)[0];
+    }
+    if (const auto slope = decimals<1>(kRescaleSlope, "Rescale Slope")) info_.rescale_slope = (*slope)[0];
+    if (info_.orientation && !is_orthonormal(*info_.orientation)) {
+      throw Malformed{"has Image Orientation (Patient) whose row and column directions are not "
+                      "orthogonal unit vectors"};
+    }
+    const auto& spacing = info_.pixel_spacing;
+    if (spacing && !((*spacing)[0] > 0 && (*spacing)[1] > 0)) {
+      throw Malformed{"has Pixel Spacing '" + decimal_texts_.at(kPixelSpacing) +
+                      "' mm; both must be positive"};
+    }
+    if (info_.rescale_slope == 0.0) throw Malformed{"has Rescale Slope 0"};
+  }
+
+  // A kept decimal-string tag as N finite numbers; nullopt when the file has no such tag.
+  template <size_t N>
+  std::optional<std::array<double, N>> decimals(uint32_t at, const char* name) const {
+    const auto found = decimal_texts_.find(at);
+    if (found == decimal_texts_.end()) return std::nullopt;
+    const auto values = numbers<N>(found->second);
+    if (!values) {
+      throw Malformed{"has " + std::string(name) + " '" + printable(found->second) + "', not " +
+                      std::to_string(N) + (N == 1 ? " finite number" : " finite numbers")};
+    }
+    return values;
   }
 
   void check_pixel_data() {
@@ -371,6 +459,7 @@ class Walker {
   bool big_endian_ = false;
   PixelLayout pixels_;
   std::string storage_class_;
+  std::map<uint32_t, std::string> decimal_texts_;  // the kept DS tags, read once the file is an image
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include <gdcmTrace.h>
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -108,108 +109,51 @@ void check_finite(const std::string& path, const torch::Tensor& hu) {
   }
 }
 
-// DICOM pads values to an even length with a space (text) or a NUL (UIDs).
-const std::string kPadding(" \0", 2);
+using DicomSlices = std::vector<std::pair<std::string, DicomFileInfo>>;
 
-// A tag's text as a message shows it: without DICOM's padding.
-std::string shown(const std::string& text) {
-  return text.substr(0, text.find_last_not_of(kPadding) + 1);
-}
-
-// The numbers of a decimal-string tag ("a\\b\\c"), each finite; nullopt when the slice has no
-// such tag. GDCM reads a value it cannot parse as 0 (an intercept of 0 for -1024 shifts a
-// slice by 1024 HU), so a value that is not a number fails its series, naming the file.
-std::optional<std::vector<double>> tag_numbers(const itk::MetaDataDictionary& dictionary,
-                                               const std::string& tag, const char* name,
-                                               size_t count, const std::string& file) {
-  std::string text;
-  if (!itk::ExposeMetaData<std::string>(dictionary, tag, text)) return std::nullopt;
-  std::vector<double> numbers;
-  std::istringstream fields(text);
-  std::string field;
-  while (std::getline(fields, field, '\\')) {
-    const auto first = field.find_first_not_of(' ');
-    const auto last = field.find_last_not_of(kPadding);
-    const std::string trimmed = first == std::string::npos ? "" : field.substr(first, last - first + 1);
-    char* end = nullptr;
-    const double value = std::strtod(trimmed.c_str(), &end);
-    if (trimmed.empty() || *end != '\0' || !std::isfinite(value)) {
-      throw ScanError("DICOM slice '" + file + "' has " + name + " '" + shown(text) + "', not " +
-                      std::to_string(count) + " finite numbers");
-    }
-    numbers.push_back(value);
-  }
-  if (numbers.size() != count) {
-    throw ScanError("DICOM slice '" + file + "' has " + name + " '" + shown(text) + "', not " +
-                    std::to_string(count) + " numbers");
-  }
-  return numbers;
-}
-
-bool nearly_equal(const std::vector<double>& a, const std::vector<double>& b, double tolerance) {
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::abs(a[i] - b[i]) > tolerance * std::max(1.0, std::abs(b[i]))) return false;
+template <size_t N>
+bool nearly_equal(const std::optional<std::array<double, N>>& a,
+                  const std::optional<std::array<double, N>>& b) {
+  constexpr double kSameGeometry = 1e-4;
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  for (size_t i = 0; i < N; ++i) {
+    if (std::abs((*a)[i] - (*b)[i]) > kSameGeometry * std::max(1.0, std::abs((*b)[i]))) return false;
   }
   return true;
 }
 
-// Image Orientation (Patient): the row and the column direction, unit vectors at right angles.
-bool is_orthonormal(const std::vector<double>& orientation) {
-  constexpr double kTolerance = 1e-3;
-  const auto dot = [&](int a, int b) {
-    return orientation[a] * orientation[b] + orientation[a + 1] * orientation[b + 1] +
-           orientation[a + 2] * orientation[b + 2];
-  };
-  const double row = dot(0, 0), column = dot(3, 3), across = dot(0, 3);
-  return std::abs(row - 1) < kTolerance && std::abs(column - 1) < kTolerance && std::abs(across) < kTolerance;
+// GDCM takes the first slice's pixel spacing and orientation for the whole series: slices
+// that disagree, or that have no position, would put voxels and candidates at wrong places.
+// (Each slice's own tags were checked by inspect_dicom_file.)
+void check_slices_agree(const DicomSlices& slices) {
+  const auto& [first_file, first] = slices.front();
+  for (const auto& [file, info] : slices) {
+    if (!info.position) throw ScanError("DICOM slice '" + file + "' has no Image Position (Patient)");
+    if (!nearly_equal(info.pixel_spacing, first.pixel_spacing) ||
+        !nearly_equal(info.orientation, first.orientation)) {
+      throw ScanError("DICOM slice '" + file + "' has another pixel spacing or orientation than '" +
+                      first_file + "': the slices of one series must share them");
+    }
+  }
 }
 
-// Checks the geometry and value tags of every slice and returns each slice's position along
-// the slice normal (the direction's third column). GDCM takes the first slice's pixel spacing
-// and orientation for all and invents a spacing of 1 for 0; a series whose slices disagree,
-// or whose tags are missing or not numbers, would put every candidate at a wrong place.
-std::vector<double> checked_slice_positions(const itk::ImageSeriesReader<FloatImage>& reader,
-                                            const VolumeGeometry& geometry) {
-  constexpr double kSameGeometry = 1e-4;
-  const auto& dictionaries = *reader.GetMetaDataDictionaryArray();
-  const auto& files = reader.GetFileNames();
+// The slices' normal, row x column direction; GDCM's identity direction (normal z) without
+// an orientation.
+std::array<double, 3> slice_normal(const DicomFileInfo& slice) {
+  if (!slice.orientation) return {0, 0, 1};
+  const auto& o = *slice.orientation;
+  return {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+}
+
+double along(const std::array<double, 3>& position, const std::array<double, 3>& normal) {
+  return position[0] * normal[0] + position[1] * normal[1] + position[2] * normal[2];
+}
+
+std::vector<double> positions_along_normal(const DicomSlices& slices) {
+  const auto normal = slice_normal(slices.front().second);
   std::vector<double> positions;
-  std::optional<std::vector<double>> first_spacing, first_orientation;
-  for (size_t i = 0; i < dictionaries.size() && i < files.size(); ++i) {
-    const auto& dictionary = *dictionaries[i];
-    const std::string& file = files[i];
-    const auto position = tag_numbers(dictionary, "0020|0032", "Image Position (Patient)", 3, file);
-    if (!position) throw ScanError("DICOM slice '" + file + "' has no Image Position (Patient)");
-    const auto orientation =
-        tag_numbers(dictionary, "0020|0037", "Image Orientation (Patient)", 6, file);
-    const auto spacing = tag_numbers(dictionary, "0028|0030", "Pixel Spacing", 2, file);
-    tag_numbers(dictionary, "0028|1052", "Rescale Intercept", 1, file);
-    const auto slope = tag_numbers(dictionary, "0028|1053", "Rescale Slope", 1, file);
-    if (slope && (*slope)[0] == 0) throw ScanError("DICOM slice '" + file + "' has Rescale Slope 0");
-    if (spacing && !((*spacing)[0] > 0 && (*spacing)[1] > 0)) {
-      throw ScanError("DICOM slice '" + file + "' has Pixel Spacing " + std::to_string((*spacing)[0]) +
-                      " x " + std::to_string((*spacing)[1]) + " mm; both must be positive");
-    }
-    if (orientation && !is_orthonormal(*orientation)) {
-      throw ScanError("DICOM slice '" + file + "' has Image Orientation (Patient) whose row and "
-                      "column directions are not orthogonal unit vectors");
-    }
-    if (i == 0) {
-      first_spacing = spacing;
-      first_orientation = orientation;
-    } else if (spacing.has_value() != first_spacing.has_value() ||
-               orientation.has_value() != first_orientation.has_value() ||
-               (spacing && !nearly_equal(*spacing, *first_spacing, kSameGeometry)) ||
-               (orientation && !nearly_equal(*orientation, *first_orientation, kSameGeometry))) {
-      throw ScanError("DICOM slice '" + file + "' has another pixel spacing or orientation than '" +
-                      files[0] + "': the slices of one series must share them");
-    }
-    double along_normal = 0;
-    for (int axis = 0; axis < 3; ++axis) {
-      along_normal += (*position)[axis] * geometry.direction[axis * 3 + 2];
-    }
-    positions.push_back(along_normal);
-  }
+  for (const auto& slice : slices) positions.push_back(along(*slice.second.position, normal));
   return positions;
 }
 
@@ -303,7 +247,7 @@ void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
 // The files of a DICOM folder after the structural check of each (dicom_file.h): GDCM asserts
 // (aborting the process) on files it cannot parse, so it only ever sees sound images.
 struct DicomFolder {
-  std::map<std::string, std::vector<std::pair<std::string, DicomFileInfo>>> images;  // by series
+  std::map<std::string, DicomSlices> images;  // by series
   // "'file' problem" lines by series; "" holds the bad files whose series cannot be told.
   std::map<std::string, std::vector<std::string>> bad_files;
 
@@ -360,28 +304,24 @@ void check_no_bad_files(const DicomFolder& scanned, const std::string& folder, c
   throw ScanError(message);
 }
 
-// Slice order along the slice normal (row x column direction of the first slice), as GDCM
-// orders a series; without positions, by instance number. Ties keep the order of the names.
-std::vector<std::string> ordered_files(std::vector<std::pair<std::string, DicomFileInfo>> files) {
-  const auto& first = files.front().second;
+// Slice order along the slice normal, as GDCM orders a series; without an orientation or a
+// position on every slice, by instance number. Ties keep the order of the names.
+DicomSlices ordered_slices(DicomSlices slices) {
+  const auto& first = slices.front().second;
   const bool positioned = first.orientation &&
-      std::all_of(files.begin(), files.end(), [](const auto& file) { return file.second.position.has_value(); });
-  std::array<double, 3> normal{0, 0, 0};
-  if (positioned) {
-    const auto& o = *first.orientation;
-    normal = {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
-  }
+      std::all_of(slices.begin(), slices.end(), [](const auto& slice) { return slice.second.position.has_value(); });
+  const auto normal = slice_normal(first);
   const auto key = [&](const DicomFileInfo& info) {
-    if (positioned) {
-      const auto& p = *info.position;
-      return p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2];
-    }
-    return static_cast<double>(info.instance_number.value_or(0));
+    return positioned ? along(*info.position, normal) : static_cast<double>(info.instance_number.value_or(0));
   };
-  std::stable_sort(files.begin(), files.end(),
+  std::stable_sort(slices.begin(), slices.end(),
                    [&](const auto& a, const auto& b) { return key(a.second) < key(b.second); });
+  return slices;
+}
+
+std::vector<std::string> paths_of(const DicomSlices& slices) {
   std::vector<std::string> paths;
-  for (const auto& file : files) paths.push_back(file.first);
+  for (const auto& slice : slices) paths.push_back(slice.first);
   return paths;
 }
 
@@ -438,20 +378,25 @@ std::vector<std::string> dicom_series_files(const std::string& folder, const std
   const DicomFolder scanned = scan_dicom_folder(folder);
   const auto found = scanned.images.find(series_uid);
   if (found == scanned.images.end()) return {};
-  return ordered_files(found->second);
+  return paths_of(ordered_slices(found->second));
 }
 
 CtVolume read_dicom_series(const std::string& folder, const std::string& series_uid, int64_t max_voxels) {
+  // GDCM prints several lines per slice for every private tag its dictionary lacks (scanners
+  // write many); the walker has checked each file, and real problems arrive as exceptions.
+  gdcm::Trace::WarningOff();
   const DicomFolder scanned = scan_dicom_folder(folder);
   const std::string uid = choose_series(scanned, folder, series_uid);
   check_no_bad_files(scanned, folder, uid);
   const auto found = scanned.images.find(uid);
   if (found == scanned.images.end()) throw ScanError("DICOM series " + uid + " in '" + folder + "' has no images");
-  const auto files = ordered_files(found->second);
+  const DicomSlices slices = ordered_slices(found->second);
+  check_slices_agree(slices);
+  check_even_slice_spacing(folder, positions_along_normal(slices));
   try {
     auto reader = itk::ImageSeriesReader<FloatImage>::New();
     reader->SetImageIO(itk::GDCMImageIO::New());
-    reader->SetFileNames(files);
+    reader->SetFileNames(paths_of(slices));
     reader->UpdateOutputInformation();
     const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
     check_size(folder, {static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]),
@@ -461,7 +406,6 @@ CtVolume read_dicom_series(const std::string& folder, const std::string& series_
     CtVolume volume;
     volume.geometry = geometry_of(*reader->GetOutput());
     check_geometry(folder, volume.geometry);
-    check_even_slice_spacing(folder, checked_slice_positions(*reader, volume.geometry));
     volume.hu = voxels_of(*reader->GetOutput());
     check_finite(folder, volume.hu);
     volume.series_uid = uid;

@@ -210,18 +210,19 @@ TEST(Dicom, MissingSliceIsDetected) {
               HasSubstr("not evenly spaced"));
 }
 
-// Sets a decimal-string (DS) element of a slice in place, padded with spaces to the value's
-// length: the real series is explicit VR little endian.
-void set_decimal_string(const std::string& path, uint16_t group, uint16_t element, const std::string& value) {
+// Sets a text element (DS, UI, ...) of a slice in place, padded to the value's length with
+// `padding`: the real series is explicit VR little endian.
+void set_text_element(const std::string& path, uint16_t group, uint16_t element, const char* vr,
+                      const std::string& value, char padding = ' ') {
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   const char tag[] = {static_cast<char>(group & 0xFF), static_cast<char>(group >> 8),
-                      static_cast<char>(element & 0xFF), static_cast<char>(element >> 8), 'D', 'S'};
+                      static_cast<char>(element & 0xFF), static_cast<char>(element >> 8), vr[0], vr[1]};
   const auto at = bytes.find(std::string(tag, sizeof tag));
-  ASSERT_NE(at, std::string::npos) << "no DS element " << std::hex << group << "," << element;
+  ASSERT_NE(at, std::string::npos) << "no " << vr << " element " << std::hex << group << "," << element;
   const size_t length = static_cast<unsigned char>(bytes[at + 6]) | static_cast<unsigned char>(bytes[at + 7]) << 8;
   ASSERT_LE(value.size(), length) << value;
-  bytes.replace(at + 8, length, value + std::string(length - value.size(), ' '));
+  bytes.replace(at + 8, length, value + std::string(length - value.size(), padding));
   write_file(path, bytes);
 }
 
@@ -246,12 +247,28 @@ TEST(Dicom, SliceTagsThatAreNoNumbersOrDisagreeAreScanErrors) {
     copy_real_slices(folder, 8);
     const auto uid = ct::list_dicom_series(folder.path("")).front();
     const std::string victim = ct::dicom_series_files(folder.path(""), uid)[3];
-    set_decimal_string(victim, c.group, c.element, c.value);
+    set_text_element(victim, c.group, c.element, "DS", c.value);
     const std::string message = scan_error_of([&] { ct::read_dicom_series(folder.path("")); });
     std::cout << c.value << ": " << message << "\n";
     EXPECT_THAT(message, HasSubstr(c.expected)) << c.value;
     EXPECT_THAT(message, HasSubstr(std::filesystem::path(victim).filename().string())) << c.value;
   }
+}
+
+// A SeriesInstanceUID names output folders and fills one-line summaries: one with control
+// characters fails the folder, and the message shows them escaped, on one line.
+TEST(Dicom, SeriesUidWithControlCharactersIsAScanErrorOnOneLine) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  copy_real_slices(folder, 4);
+  const auto uid = ct::list_dicom_series(folder.path("")).front();
+  const std::string victim = ct::dicom_series_files(folder.path(""), uid)[1];
+  set_text_element(victim, 0x0020, 0x000E, "UI", "1.2.3\nrm -rf\t", '\0');
+  const std::string message = scan_error_of([&] { ct::read_dicom_series(folder.path("")); });
+  std::cout << message << "\n";
+  EXPECT_THAT(message, HasSubstr(std::filesystem::path(victim).filename().string() +
+                                 "' has (0020,000E) '1.2.3\\x0Arm -rf\\x09', which is not a UID"));
+  EXPECT_EQ(message.find_first_of("\n\t"), std::string::npos);
 }
 
 // Truncates a slice of a real series at many offsets (before and in the "DICM" header, the
