@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "dlwpt/ct/volume.h"
 
@@ -81,6 +85,11 @@ DataLocation read_data_location(const std::string& header_path, size_t list_line
   throw not_a_header("it has no ElementDataFile line");
 }
 
+std::string field_of(const DataLocation& location, const char* key) {
+  const auto found = location.fields.find(key);
+  return found == location.fields.end() ? std::string() : found->second;
+}
+
 bool is_true(const std::string& value) { return value == "True" || value == "true" || value == "1"; }
 
 int64_t integer_field(const DataLocation& location, const std::string& key, const std::string& header) {
@@ -98,10 +107,7 @@ int64_t integer_field(const DataLocation& location, const std::string& key, cons
 // Voxels stored as binary numbers of one channel: MetaIO reads text voxels (BinaryData =
 // False) and types such as MET_STRING without complaint, as zeros or as bytes.
 void check_voxel_encoding(const DataLocation& location, const std::string& header) {
-  const auto field = [&](const char* key) {
-    const auto found = location.fields.find(key);
-    return found == location.fields.end() ? std::string() : found->second;
-  };
+  const auto field = [&](const char* key) { return field_of(location, key); };
   const std::string binary = field("BinaryData");
   if (!binary.empty() && !is_true(binary)) {
     throw ScanError("scan '" + header + "': BinaryData = " + binary + " (voxels as text) is not supported");
@@ -116,6 +122,61 @@ void check_voxel_encoding(const DataLocation& location, const std::string& heade
   const std::string channels = field("ElementNumberOfChannels");
   if (!channels.empty() && channels != "1") {
     throw ScanError("scan '" + header + "': " + channels + " channels per voxel; a CT has one");
+  }
+}
+
+// The whitespace-separated numbers of a field, when every one is finite.
+std::optional<std::vector<double>> finite_numbers(const std::string& text) {
+  std::vector<double> values;
+  std::istringstream in(text);
+  std::string item;
+  while (in >> item) {
+    char* end = nullptr;
+    const double value = std::strtod(item.c_str(), &end);
+    if (*end != '\0' || !std::isfinite(value)) return std::nullopt;
+    values.push_back(value);
+  }
+  return values;
+}
+
+// The dimensions, sizes and geometry fields, checked as a CT volume needs them before MetaIO
+// reads them: MetaIO takes a value it cannot parse or a field with too few values as missing
+// (and blames another field, in several lines), wraps a negative size to 2^32 - n, and takes
+// NaN and infinite positions and directions.
+void check_geometry_fields(const DataLocation& location, const std::string& header) {
+  constexpr int kDims = 3;
+  constexpr uint64_t kLargestSide = (uint64_t{1} << 31) - 1;
+  const std::string ndims = field_of(location, "NDims");
+  if (ndims.empty()) throw ScanError("scan '" + header + "' has no NDims line");
+  if (integer_field(location, "NDims", header) != kDims) {
+    throw ScanError("scan '" + header + "' is " + ndims + "D; a CT volume must be 3D");
+  }
+  const std::string sizes = field_of(location, "DimSize");
+  std::istringstream in(sizes);
+  std::string side;
+  int count = 0;
+  bool valid = true;
+  while (in >> side) {
+    ++count;
+    valid = valid && side.size() <= 10 && std::all_of(side.begin(), side.end(), ::isdigit) &&
+            std::stoull(side) >= 1 && std::stoull(side) <= kLargestSide;
+  }
+  if (!valid || count != kDims) {
+    throw ScanError("scan '" + header + "': DimSize '" + sizes + "' is not 3 whole numbers from 1 to " +
+                    std::to_string(kLargestSide));
+  }
+  static const std::pair<const char*, size_t> kNumberFields[] = {
+      {"ElementSpacing", kDims}, {"ElementSize", kDims}, {"Offset", kDims}, {"Position", kDims},
+      {"Origin", kDims}, {"CenterOfRotation", kDims}, {"TransformMatrix", kDims * kDims},
+      {"Rotation", kDims * kDims}, {"Orientation", kDims * kDims}};
+  for (const auto& [key, expected] : kNumberFields) {
+    const auto found = location.fields.find(key);
+    if (found == location.fields.end()) continue;
+    const auto values = finite_numbers(found->second);
+    if (!values || values->size() != expected) {
+      throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' is not " +
+                      std::to_string(expected) + " finite numbers");
+    }
   }
 }
 
@@ -264,7 +325,9 @@ std::vector<std::string> pattern_files(const std::string& value, size_t dims, si
 }  // namespace
 
 void check_metaimage_header(const std::string& header_path) {
-  check_voxel_encoding(read_data_location(header_path, 0), header_path);
+  const DataLocation location = read_data_location(header_path, 0);
+  check_geometry_fields(location, header_path);
+  check_voxel_encoding(location, header_path);
 }
 
 void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape) {

@@ -26,7 +26,10 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
 /// fixed 255-byte buffers with strcpy), up to an ElementDataFile line. Without that line MetaIO
 /// goes on to read the binary data as header lines and overflows its buffers. Also refuses
 /// voxels MetaIO would misread without complaint: text (BinaryData = False), non-numeric
-/// element types, more than one channel. Throws ScanError naming the file and the problem.
+/// element types, more than one channel; and fields MetaIO would misread or blame on another
+/// field: NDims other than 3, DimSize other than 3 whole numbers from 1 to 2^31 - 1, spacings,
+/// positions and directions that are not 3 (or 9) finite numbers. Throws ScanError naming the
+/// file, the field and the problem.
 void check_metaimage_header(const std::string& header_path);
 
 }  // namespace dlwpt::ct

@@ -108,6 +108,36 @@ TEST(MetaImage, BadFilesAreNamed) {
               HasSubstr("missing.raw' does not exist"));
 }
 
+// MetaIO takes an unparsable field or one with too few values as missing and blames another
+// field over several lines, wraps negative sizes and takes NaN positions: each is one line
+// naming the field.
+TEST(MetaImage, MalformedGeometryFieldsAreNamedInOneLine) {
+  TemporaryFolder folder;
+  const std::string voxels(4 * 4 * 4, '\0');
+  const std::pair<std::string, std::string> cases[] = {
+      {"NDims = 4\nDimSize = 4 4 4 1\n", "is 4D; a CT volume must be 3D"},
+      {"NDims = three\nDimSize = 4 4 4\n", "NDims 'three' is not an integer"},
+      {"DimSize = 4 4 4\n", "has no NDims line"},
+      {"NDims = 3\nDimSize = 0x20 4 4\n", "DimSize '0x20 4 4' is not 3 whole numbers from 1 to 2147483647"},
+      {"NDims = 3\nDimSize = 4 -4 4\n", "DimSize '4 -4 4' is not 3 whole numbers"},
+      {"NDims = 3\nDimSize = 4294967296 4294967296 1\n", "DimSize '4294967296 4294967296 1' is not 3"},
+      {"NDims = 3\nDimSize = 4 4\n", "DimSize '4 4' is not 3 whole numbers"},
+      {"NDims = 3\nDimSize = 4 4 4\nOffset = nan 0 0\n", "Offset 'nan 0 0' is not 3 finite numbers"},
+      {"NDims = 3\nDimSize = 4 4 4\nOffset = 1e999 0 0\n", "Offset '1e999 0 0' is not 3 finite numbers"},
+      {"NDims = 3\nDimSize = 4 4 4\nElementSpacing = 1 1\n", "ElementSpacing '1 1' is not 3 finite numbers"},
+      {"NDims = 3\nDimSize = 4 4 4\nTransformMatrix = nan 0 0 0 1 0 0 0 1\n",
+       "TransformMatrix 'nan 0 0 0 1 0 0 0 1' is not 9 finite numbers"},
+  };
+  for (const auto& [fields, expected] : cases) {
+    write_file(folder.path("scan.mha"), "ObjectType = Image\n" + fields +
+                                            "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + voxels);
+    const std::string message = scan_error_of([&] { ct::read_metaimage(folder.path("scan.mha")); });
+    EXPECT_THAT(message, HasSubstr(expected));
+    EXPECT_THAT(message, HasSubstr(folder.path("scan.mha")));
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
 // MetaIO reads text voxels, non-numeric types and surplus data without complaint.
 TEST(MetaImage, TextVoxelsOtherTypesAndSurplusDataAreScanErrors) {
   TemporaryFolder folder;
