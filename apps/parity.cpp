@@ -49,8 +49,8 @@ cxxopts::Options make_options() {
   options.add_options()
       ("references", "folder of reference cases (<case>.pt and <case>.io.pt)",
        cxxopts::value<std::string>())
-      ("tolerance", "largest accepted absolute difference",
-       cxxopts::value<double>()->default_value("1e-5"))
+      ("tolerance", "largest accepted absolute difference (the parity tests' absolute part)",
+       cxxopts::value<double>()->default_value("1e-4"))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
       ("h,help", "print this help");
   options.parse_positional({"references"});
@@ -64,6 +64,7 @@ int run(const cxxopts::ParseResult& args) {
   if (!std::filesystem::is_directory(folder)) throw UsageError("'" + folder + "' is not a folder");
   dlwpt::apps::set_threads(args["threads"].as<int>());
   const double tolerance = args["tolerance"].as<double>();
+  if (!(tolerance > 0 && tolerance < 1)) throw UsageError("--tolerance must be above 0 and below 1");
 
   const auto names = dlwpt::weights::list_reference_cases(folder);
   if (names.empty()) {

@@ -177,6 +177,10 @@ void check_geometry_fields(const DataLocation& location, const std::string& head
       throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' is not " +
                       std::to_string(expected) + " finite numbers");
     }
+    const bool spacing = std::string(key) == "ElementSpacing" || std::string(key) == "ElementSize";
+    if (spacing && std::count(values->begin(), values->end(), 0.0) > 0) {
+      throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' has a spacing of 0");
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 
 #include <gdcmTrace.h>
@@ -35,10 +36,12 @@ using FloatImage = itk::Image<float, 3>;
 // Relative deviation from the typical slice distance above which a series is rejected.
 constexpr double kSliceSpacingTolerance = 0.05;
 
-// ITK's messages start with the source location; keep the description.
+// ITK's messages start with the source location; keep the description, without the object
+// addresses ITK prints ("ITK ERROR: Image(0x55cd...): ...").
 std::string itk_message(const itk::ExceptionObject& error) {
   const char* description = error.GetDescription();
-  return first_line(description && *description ? description : error.what());
+  static const std::regex kAddress(R"(\(0x[0-9a-fA-F]+\))");
+  return std::regex_replace(first_line(description && *description ? description : error.what()), kAddress, "");
 }
 
 VolumeGeometry geometry_of(const FloatImage& image) {

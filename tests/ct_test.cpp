@@ -127,6 +127,9 @@ TEST(MetaImage, MalformedGeometryFieldsAreNamedInOneLine) {
       {"NDims = 3\nDimSize = 4 4 4\nElementSpacing = 1 1\n", "ElementSpacing '1 1' is not 3 finite numbers"},
       {"NDims = 3\nDimSize = 4 4 4\nTransformMatrix = nan 0 0 0 1 0 0 0 1\n",
        "TransformMatrix 'nan 0 0 0 1 0 0 0 1' is not 9 finite numbers"},
+      {"NDims = 3\nDimSize = 4 4 4\nElementSpacing = 1 0 1\n", "ElementSpacing '1 0 1' has a spacing of 0"},
+      // ITK's own message, without the object address it prints.
+      {"NDims = 3\nDimSize = 4 4 4\nTransformMatrix = 0 0 0 0 0 0 0 0 0\n", "Image: Bad direction"},
   };
   for (const auto& [fields, expected] : cases) {
     write_file(folder.path("scan.mha"), "ObjectType = Image\n" + fields +
@@ -135,6 +138,7 @@ TEST(MetaImage, MalformedGeometryFieldsAreNamedInOneLine) {
     EXPECT_THAT(message, HasSubstr(expected));
     EXPECT_THAT(message, HasSubstr(folder.path("scan.mha")));
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_EQ(message.find("(0x"), std::string::npos) << message;
   }
 }
 

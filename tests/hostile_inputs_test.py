@@ -125,6 +125,14 @@ def main():
           "--threads 100000")
         c("zebraify: --size -5", zebra + ["--size", "-5", garbage, "-o", out], tmp, (2,), "--size")
         c("zebraify: unknown option", zebra + ["--frobnicate", garbage], tmp, (2,), "frobnicate")
+        # A value cxxopts cannot convert is named with its option.
+        c("zebraify: --size nan", zebra + ["--size", "nan", garbage, "-o", out], tmp, (2,), "'--size nan'")
+        c("zebraify: --seed=-1", zebra + ["--seed=-1", garbage, "-o", out], tmp, (2,), "'--seed=-1'")
+        c("zebraify: -o with another image format", zebra + [garbage, "-o", str(tmp / "o.bmp")], tmp, (2,),
+          "are written as .png, .jpg or .jpeg")
+        c("zebraify: -o ''", zebra + [garbage, "-o", ""], tmp, (2,), "--output is empty")
+        c("dlwpt-parity: --tolerance -1", [str(apps / "dlwpt-parity"), "--tolerance", "-1", str(references)],
+          tmp, (2,), "--tolerance must be above 0")
         c("ct-segment: a header without data", segment + [bad_mhd, "-o", out], tmp, (1,), "bad.mhd")
         c("ct-segment: list that includes itself", segment + ["@" + self_list, "-o", out], tmp, (2,),
           "includes itself")
@@ -151,6 +159,13 @@ def main():
                          f"ElementSpacing = {spacing}\nElementType = MET_SHORT\n"
                          f"ElementDataFile = LOCAL\n".encode() + voxels)
             c(f"ct-segment: voxel spacing {spacing}", segment + [scan, "-o", out], tmp, (1,), says)
+        four_d = write(tmp / "four_d.mha", "ObjectType = Image\nNDims = 4\nDimSize = 16 16 8 1\n"
+                       "Offset = nan 0 0 0\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + "\0" * 2048)
+        c("ct-segment: a 4D scan with a NaN offset", segment + [four_d, "-o", out], tmp, (1,),
+          "is 4D; a CT volume must be 3D")
+        c("train: --finetune-depth without --finetune", [train, "--candidates", csv, "--scans", str(tmp),
+                                                          "-o", out, "--finetune-depth", "2"], tmp, (2,),
+          "--finetune-depth needs --finetune")
         c("train: --workers 100000", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,
                                       "--workers", "100000"], tmp, (2,), "--workers")
         c("train: --epoch-size 2^63-1", [train, "--candidates", csv, "--scans", str(tmp), "-o", out,

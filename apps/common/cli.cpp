@@ -12,6 +12,29 @@
 
 namespace dlwpt::apps {
 
+namespace {
+
+// cxxopts reports a value it cannot convert ("Argument 'nan' failed to parse") without naming
+// its option: the shortest prefix of the command line that fails the same way ends with the
+// culprit, given as "--option=value", "--option value" or a short option with its value.
+std::string named_parse_error(cxxopts::Options& options, int argc, char** argv, const std::string& error) {
+  for (int count = 2; count <= argc; ++count) {
+    try {
+      options.parse(count, argv);
+    } catch (const cxxopts::exceptions::incorrect_argument_type&) {
+      const std::string last = argv[count - 1];
+      const bool attached = last.rfind('-', 0) == 0 && (last.rfind("--", 0) != 0 || last.find('=') != std::string::npos);
+      const std::string option = attached || count == 2 ? last : std::string(argv[count - 2]) + " " + last;
+      return "'" + option + "': not a value this option takes (see --help)";
+    } catch (const cxxopts::exceptions::exception&) {
+      // a prefix that ends between an option and its value
+    }
+  }
+  return error + " (see --help)";
+}
+
+}  // namespace
+
 int run_app(const char* program, int argc, char** argv, cxxopts::Options options,
             const std::function<int(const cxxopts::ParseResult&)>& body) {
   select_openblas_kernels(argv);
@@ -26,6 +49,8 @@ int run_app(const char* program, int argc, char** argv, cxxopts::Options options
       return 0;
     }
     return body(args);
+  } catch (const cxxopts::exceptions::incorrect_argument_type& error) {
+    std::cerr << program << ": " << named_parse_error(options, argc, argv, error.what()) << "\n";
   } catch (const cxxopts::exceptions::exception& error) {
     std::cerr << program << ": " << error.what() << " (see --help)\n";
   } catch (const std::exception& error) {

@@ -99,10 +99,17 @@ tr::OptimizerOptions optimizer_options(const cxxopts::ParseResult& args, tr::Opt
   return options;
 }
 
+// Where the model's weights come from: --init, --finetune (with --finetune-depth) or fresh.
+void check_model_source(const cxxopts::ParseResult& args) {
+  if (args.count("init") && args.count("finetune")) throw UsageError("give --init or --finetune, not both");
+  if (args.count("finetune-depth") && !args.count("finetune")) {
+    throw UsageError("--finetune-depth needs --finetune (the archive to fine-tune)");
+  }
+}
+
 // The model to train: fresh (the book's initialisation), all weights of --init, or --finetune's
 // weights except the head with only the last --finetune-depth blocks trainable.
 LunaModel make_model(const cxxopts::ParseResult& args) {
-  if (args.count("init") && args.count("finetune")) throw UsageError("give --init or --finetune, not both");
   if (args.count("init")) return weights::load_model<LunaModel>(args["init"].as<std::string>());
   LunaModel model;
   if (args.count("finetune")) {
@@ -223,7 +230,9 @@ int run(const cxxopts::ParseResult& args) {
   required(args, "output");
   const std::string task = args["task"].as<std::string>();
   if (task != "segmentation") label_column(task);  // rejects an unknown task before any reading
-  worker_count(args);  // bad --workers, --lr, --momentum are refused before the scans are read
+  // Bad --init/--finetune, --workers, --lr, --momentum are refused before the scans are read.
+  check_model_source(args);
+  worker_count(args);
   optimizer_options(args, tr::book_classification_optimizer());
   // An epoch's sample order is held in memory (8 bytes a sample); LUNA has 551,065 candidates.
   constexpr int64_t kLargestEpoch = 10'000'000;

@@ -97,6 +97,18 @@ class OutputNames {
   std::map<std::string, std::string> owners_;
 };
 
+// --output is an image name (.png, .jpg, .jpeg) or a folder; a name with another extension is
+// more likely a wish for another format than a folder to create.
+void check_output_name(const std::string& output) {
+  if (output.empty()) throw UsageError("--output is empty; give an image name or a folder");
+  std::error_code error;
+  if (fs::is_directory(output, error) || has_image_extension(output)) return;
+  if (!fs::path(output).extension().empty()) {
+    throw UsageError("--output '" + output + "': zebras are written as .png, .jpg or .jpeg; give "
+                     "such a name, or a folder (an existing one, or a name without an extension)");
+  }
+}
+
 // Converts every input, reporting and skipping the ones that fail; returns the failures.
 int convert_files(const Zebraifier& zebraifier, const std::vector<std::string>& inputs,
                   const std::string& output, int64_t size, const ImageReadOptions& read_options) {
@@ -181,6 +193,7 @@ int run(const cxxopts::ParseResult& args) {
     return run_viewer(zebraifier, inputs, size, save_folder, read_options);
   }
   if (!args.count("output")) throw UsageError("no --output given (see --help)");
+  check_output_name(args["output"].as<std::string>());
   return convert_files(zebraifier, inputs, args["output"].as<std::string>(), size, read_options) == 0
              ? 0
              : 1;
