@@ -15,13 +15,20 @@ from reference_models import build_model, complete_options, default_options
 CONFIG_FILE = 'dlwpt_model.cfg'
 
 
+def option_text(value):
+    """An option as weights/model_schema.h writes it: booleans true/false, lists comma-separated."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (tuple, list)):
+        return ','.join(str(item) for item in value)
+    return str(value)
+
+
 def config_text(model_name, options):
     options = complete_options(model_name, options)
     lines = [f'model={model_name}']
     for key, value in sorted(options.items()):
-        if isinstance(value, bool):
-            value = 'true' if value else 'false'
-        lines.append(f'{key}={value}')
+        lines.append(f'{key}={option_text(value)}')
     return '\n'.join(lines) + '\n'
 
 
@@ -54,7 +61,12 @@ def typed_option(key, text, defaults):
         raise ValueError(f'unknown option {key!r}; expected one of {sorted(defaults)}')
     default = defaults[key]
     if isinstance(default, bool):
-        return text.lower() in ('1', 'true', 'yes')
+        # The same spellings the C++ loader takes, and no others.
+        if text not in ('true', 'True', '1', 'false', 'False', '0'):
+            raise ValueError(f'option {key!r} is {text!r}, not true or false')
+        return text in ('true', 'True', '1')
+    if isinstance(default, tuple):
+        return tuple(int(item) for item in text.split(','))
     return type(default)(text)
 
 

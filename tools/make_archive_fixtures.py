@@ -50,9 +50,6 @@ def main():
     traced = out / 'luna_c2.pt.tmp'
     luna = out / 'luna_c2.pt'
     model = build_model('LunaModel', **luna_options)
-    # Python hard-codes Linear(1152, 2), right for 8 conv channels only; the C++ model sizes
-    # its head from the options: 2 * 8 channels x 2 x 3 x 3 after four poolings.
-    model.head_linear = torch.nn.Linear(2 * 8 * 2 * 3 * 3, 2)
     save_model_archive(model, torch.zeros(1, 1, 32, 48, 48), traced, 'LunaModel', luna_options)
     rewrite_zip(traced, luna)
     traced.unlink()

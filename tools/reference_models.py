@@ -99,14 +99,20 @@ class LunaBlock(nn.Module):
 
 
 class LunaModel(nn.Module):
-    def __init__(self, in_channels=1, conv_channels=8):
+    # The book hard-codes BatchNorm3d(1) and Linear(1152, 2), which are what in_channels and
+    # chunk_size give for their defaults; derived here so that every option the C++ model
+    # takes has its Python twin (the archive round-trip tests load each).
+    def __init__(self, in_channels=1, conv_channels=8, chunk_size=(32, 48, 48)):
         super().__init__()
-        self.tail_batchnorm = nn.BatchNorm3d(1)
+        self.tail_batchnorm = nn.BatchNorm3d(in_channels)
         self.block1 = LunaBlock(in_channels, conv_channels)
         self.block2 = LunaBlock(conv_channels, conv_channels * 2)
         self.block3 = LunaBlock(conv_channels * 2, conv_channels * 4)
         self.block4 = LunaBlock(conv_channels * 4, conv_channels * 8)
-        self.head_linear = nn.Linear(1152, 2)
+        pooled = 1
+        for side in chunk_size:
+            pooled *= side // 16
+        self.head_linear = nn.Linear(conv_channels * 8 * pooled, 2)
         self.head_softmax = nn.Softmax(dim=1)
         init_weights_as_book(self)
 

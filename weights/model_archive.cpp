@@ -1,73 +1,52 @@
 #include "dlwpt/weights/model_archive.h"
 
+#include <algorithm>
+
+#include "dlwpt/weights/model_schema.h"
+
 namespace dlwpt::weights {
 
 namespace {
 
-std::string bool_text(bool value) { return value ? "true" : "false"; }
+template <typename Model>
+using OptionsOf = typename Model::Impl::Options;
 
-ModelConfig make_config(const std::string& model,
-                        std::map<std::string, std::string> options) {
+template <typename Model>
+const char* class_of() {
+  return python_class<OptionsOf<Model>>();
+}
+
+template <typename Options>
+ModelConfig config_of(const Options& options) {
   ModelConfig config;
-  config.model = model;
-  config.options = std::move(options);
+  config.model = python_class<Options>();
+  for (const auto& option : model_schema<Options>()) config.options[option.name] = option.write(options);
   return config;
 }
 
-// What load_model and save_model need to know of each model.
-template <typename Model>
-struct ModelTraits;
-
-template <>
-struct ModelTraits<ResNetGenerator> {
-  static constexpr const char* python_class = "ResNetGenerator";
-  static ResNetGeneratorOptions options(const ModelConfig& c) { return resnet_generator_options(c); }
-};
-
-template <>
-struct ModelTraits<LunaModel> {
-  static constexpr const char* python_class = "LunaModel";
-  static LunaModelOptions options(const ModelConfig& c) { return luna_model_options(c); }
-};
-
-template <>
-struct ModelTraits<UNetWrapper> {
-  static constexpr const char* python_class = "UNetWrapper";
-  static UNetWrapperOptions options(const ModelConfig& c) { return unet_wrapper_options(c); }
-};
-
-// Options read from a file are untrusted: beyond these bounds no model fits in memory, nor its
-// size in int64_t (the bounds are far above the book's models).
-void check_option(const std::string& model, const std::string& name, int64_t value,
-                  int64_t min, int64_t max) {
-  if (value < min || value > max) {
-    throw ConfigError("option '" + name + "' of the " + model + " configuration is " +
-                      std::to_string(value) + "; it must be " + std::to_string(min) + " to " +
-                      std::to_string(max));
+// Every option the schema requires, and no option it does not know (a typo, or an archive of
+// a newer version, must not silently build another model).
+template <typename Options>
+Options options_of(const ModelConfig& config) {
+  const auto& schema = model_schema<Options>();
+  for (const auto& entry : config.options) {
+    const bool known = std::any_of(schema.begin(), schema.end(),
+                                   [&](const auto& option) { return option.name == entry.first; });
+    if (!known) {
+      throw ArchiveError("the " + config.model + " configuration has an unknown option '" +
+                         entry.first + "'");
+    }
   }
+  Options options;
+  for (const auto& option : schema) {
+    if (option.required || config.options.count(option.name)) option.read(config, options);
+  }
+  return options;
 }
 
-void check_bounds(const ResNetGeneratorOptions& options) {
-  const std::string model = ModelTraits<ResNetGenerator>::python_class;
-  check_option(model, "input_nc", options.input_nc(), 1, 64);
-  check_option(model, "output_nc", options.output_nc(), 1, 64);
-  check_option(model, "ngf", options.ngf(), 1, 1024);
-  check_option(model, "n_blocks", options.n_blocks(), 0, 64);
-}
-
-void check_bounds(const LunaModelOptions& options) {
-  const std::string model = ModelTraits<LunaModel>::python_class;
-  check_option(model, "in_channels", options.in_channels(), 1, 64);
-  check_option(model, "conv_channels", options.conv_channels(), 1, 1024);
-  for (int64_t side : options.chunk_size()) check_option(model, "chunk_size", side, 1, 1024);
-}
-
-void check_bounds(const UNetWrapperOptions& options) {
-  const std::string model = ModelTraits<UNetWrapper>::python_class;
-  check_option(model, "in_channels", options.in_channels(), 1, 256);
-  check_option(model, "n_classes", options.n_classes(), 1, 256);
-  check_option(model, "depth", options.depth(), 1, 10);
-  check_option(model, "wf", options.wf(), 0, 12);
+template <typename Options>
+void check_bounds(const Options& options) {
+  for (const auto& option : model_schema<Options>()) option.check(options);
 }
 
 // A strict load needs the model to hold exactly the archive's values; checked in closed form
@@ -82,8 +61,7 @@ void check_size(const TensorMap& tensors, const typename Model::Impl::Options& o
   }
   const int64_t described = Model::Impl::state_numel(options);
   if (described != held) {
-    throw ArchiveError(std::string("configuration describes a ") +
-                       ModelTraits<Model>::python_class + " of " + std::to_string(described) +
+    throw ArchiveError(std::string("configuration describes a ") + class_of<Model>() + " of " + std::to_string(described) +
                        " values, the archive holds " + std::to_string(held));
   }
 }
@@ -137,7 +115,7 @@ Model build_and_load(const Archive& archive, const std::string& path,
 // The model the archive's configuration describes, with the archive's weights.
 template <typename Model>
 Model model_from_archive(const Archive& archive, const std::string& path) {
-  const std::string expected = ModelTraits<Model>::python_class;
+  const std::string expected = class_of<Model>();
   if (!archive.model_config) {
     throw ArchiveError("weights archive '" + path + "' does not say which model it holds (no " +
                        ModelConfig::kArchiveEntry + "): give the " + expected +
@@ -149,7 +127,7 @@ Model model_from_archive(const Archive& archive, const std::string& path) {
   }
   typename Model::Impl::Options options = [&] {
     try {
-      return ModelTraits<Model>::options(*archive.model_config);
+      return options_of<OptionsOf<Model>>(*archive.model_config);
     } catch (const ArchiveError& error) {
       throw ArchiveError("weights archive '" + path + "': " + error.what());
     }
@@ -159,58 +137,20 @@ Model model_from_archive(const Archive& archive, const std::string& path) {
 
 }  // namespace
 
-ModelConfig to_model_config(const ResNetGeneratorOptions& options) {
-  return make_config("ResNetGenerator", {{"input_nc", std::to_string(options.input_nc())},
-                                         {"output_nc", std::to_string(options.output_nc())},
-                                         {"ngf", std::to_string(options.ngf())},
-                                         {"n_blocks", std::to_string(options.n_blocks())}});
-}
-
-ModelConfig to_model_config(const LunaModelOptions& options) {
-  // The chunk size is not a Python option: the book's model is fixed to 32 x 48 x 48.
-  return make_config("LunaModel", {{"in_channels", std::to_string(options.in_channels())},
-                                   {"conv_channels", std::to_string(options.conv_channels())}});
-}
-
-ModelConfig to_model_config(const UNetWrapperOptions& options) {
-  return make_config("UNetWrapper", {{"in_channels", std::to_string(options.in_channels())},
-                                     {"n_classes", std::to_string(options.n_classes())},
-                                     {"depth", std::to_string(options.depth())},
-                                     {"wf", std::to_string(options.wf())},
-                                     {"padding", bool_text(options.padding())},
-                                     {"batch_norm", bool_text(options.batch_norm())},
-                                     {"up_mode", to_string(options.up_mode())}});
-}
+ModelConfig to_model_config(const ResNetGeneratorOptions& options) { return config_of(options); }
+ModelConfig to_model_config(const LunaModelOptions& options) { return config_of(options); }
+ModelConfig to_model_config(const UNetWrapperOptions& options) { return config_of(options); }
 
 ResNetGeneratorOptions resnet_generator_options(const ModelConfig& config) {
-  return ResNetGeneratorOptions()
-      .input_nc(config.integer("input_nc"))
-      .output_nc(config.integer("output_nc"))
-      .ngf(config.integer("ngf"))
-      .n_blocks(config.integer("n_blocks"));
+  return options_of<ResNetGeneratorOptions>(config);
 }
 
 LunaModelOptions luna_model_options(const ModelConfig& config) {
-  return LunaModelOptions()
-      .in_channels(config.integer("in_channels"))
-      .conv_channels(config.integer("conv_channels"));
+  return options_of<LunaModelOptions>(config);
 }
 
 UNetWrapperOptions unet_wrapper_options(const ModelConfig& config) {
-  UpMode up_mode = UpMode::upconv;
-  try {
-    up_mode = up_mode_from_string(config.text("up_mode"));
-  } catch (const c10::Error& error) {
-    throw ArchiveError(error.what_without_backtrace());
-  }
-  return UNetWrapperOptions()
-      .in_channels(config.integer("in_channels"))
-      .n_classes(config.integer("n_classes"))
-      .depth(config.integer("depth"))
-      .wf(config.integer("wf"))
-      .padding(config.boolean("padding"))
-      .batch_norm(config.boolean("batch_norm"))
-      .up_mode(up_mode);
+  return options_of<UNetWrapperOptions>(config);
 }
 
 template <typename Model>
@@ -241,7 +181,7 @@ template void save_model<LunaModel>(const LunaModel&, const std::string&);
 template void save_model<UNetWrapper>(const UNetWrapper&, const std::string&);
 
 std::vector<std::string> output_names(const std::string& python_class) {
-  if (python_class == ModelTraits<LunaModel>::python_class) return {"logits", "probabilities"};
+  if (python_class == class_of<LunaModel>()) return {"logits", "probabilities"};
   return {"output"};
 }
 
@@ -252,17 +192,17 @@ AnyModel load_any_model(const std::string& path) {
                        std::string(ModelConfig::kArchiveEntry) + ")");
   }
   const std::string& name = archive.model_config->model;
-  if (name == ModelTraits<ResNetGenerator>::python_class) {
+  if (name == class_of<ResNetGenerator>()) {
     auto model = model_from_archive<ResNetGenerator>(archive, path);
     return {*archive.model_config, model.ptr(),
             [model](const torch::Tensor& x) mutable { return NamedOutputs{{"output", model(x)}}; }};
   }
-  if (name == ModelTraits<UNetWrapper>::python_class) {
+  if (name == class_of<UNetWrapper>()) {
     auto model = model_from_archive<UNetWrapper>(archive, path);
     return {*archive.model_config, model.ptr(),
             [model](const torch::Tensor& x) mutable { return NamedOutputs{{"output", model(x)}}; }};
   }
-  if (name == ModelTraits<LunaModel>::python_class) {
+  if (name == class_of<LunaModel>()) {
     auto model = model_from_archive<LunaModel>(archive, path);
     return {*archive.model_config, model.ptr(), [model](const torch::Tensor& x) mutable {
               const auto out = model(x);
