@@ -19,6 +19,7 @@
 #include <itkImageSeriesReader.h>
 #include <itkMetaDataObject.h>
 #include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
 #include <metaImage.h>
 
 #include "dlwpt/ct/dicom_file.h"
@@ -224,6 +225,15 @@ std::string lowercase_extension(const std::string& path) {
   return extension;
 }
 
+bool ends_with(const std::string& text, const std::string& ending) {
+  return text.size() >= ending.size() && text.compare(text.size() - ending.size(), ending.size(), ending) == 0;
+}
+
+itk::ImageIOBase::Pointer image_io_for(VolumeFormat format) {
+  if (format == VolumeFormat::nifti) return itk::NiftiImageIO::New().GetPointer();
+  return itk::MetaImageIO::New().GetPointer();
+}
+
 template <typename Pixel>
 void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
                  const std::string& path, bool compress) {
@@ -240,7 +250,7 @@ void write_image(const torch::Tensor& voxels, const VolumeGeometry& geometry,
   std::memcpy(image->GetBufferPointer(), contiguous.data_ptr(), contiguous.nbytes());
 
   auto writer = itk::ImageFileWriter<Image>::New();
-  writer->SetImageIO(itk::MetaImageIO::New());
+  writer->SetImageIO(image_io_for(volume_format(path)));
   writer->SetFileName(path);
   writer->SetInput(image);
   writer->SetUseCompression(compress);
@@ -360,12 +370,62 @@ void verify_written(const std::string& path, const torch::Tensor& voxels) {
   }
 }
 
+// A NIfTI file read back whole must hold exactly the voxels: znzlib's gzip writer does not
+// report a short write.
+template <typename Pixel>
+void verify_nifti(const std::string& path, const torch::Tensor& voxels) {
+  using Image = itk::Image<Pixel, 3>;
+  auto reader = itk::ImageFileReader<Image>::New();
+  reader->SetImageIO(itk::NiftiImageIO::New());
+  reader->SetFileName(path);
+  reader->Update();
+  const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
+  const std::vector<int64_t> shape{static_cast<int64_t>(size[2]), static_cast<int64_t>(size[1]),
+                                   static_cast<int64_t>(size[0])};
+  const auto read = torch::from_blob(reader->GetOutput()->GetBufferPointer(), shape, voxels.options());
+  if (read.sizes() != voxels.sizes() || !torch::equal(read, voxels)) {
+    throw ScanError("the file read back does not hold the voxels written");
+  }
+  sync_to_disk(path);
+}
+
 void remove_written(const std::string& path) {
   std::error_code ignored;
   fs::remove(path, ignored);
   if (lowercase_extension(path) != ".mhd") return;
   fs::remove(fs::path(path).replace_extension(".raw"), ignored);
   fs::remove(fs::path(path).replace_extension(".zraw"), ignored);
+}
+
+void write_checked(const torch::Tensor& voxels, const VolumeGeometry& geometry, const std::string& path,
+                   bool compress) {
+  if (voxels.dim() != 3) {
+    throw ScanError("cannot write '" + path + "': a volume needs 3 dimensions, got " +
+                    std::to_string(voxels.dim()));
+  }
+  if (voxels.scalar_type() != torch::kFloat && voxels.scalar_type() != torch::kByte) {
+    throw ScanError("cannot write '" + path + "': voxels must be float32 or uint8, got " +
+                    std::string(c10::toString(voxels.scalar_type())));
+  }
+  const bool nifti = volume_format(path) == VolumeFormat::nifti;
+  const torch::Tensor contiguous = voxels.contiguous();
+  try {
+    if (voxels.scalar_type() == torch::kFloat) {
+      write_image<float>(contiguous, geometry, path, compress);
+      if (nifti) verify_nifti<float>(path, contiguous);
+    } else {
+      write_image<unsigned char>(contiguous, geometry, path, compress);
+      if (nifti) verify_nifti<unsigned char>(path, contiguous);
+    }
+    if (!nifti) verify_written(path, contiguous);
+  } catch (const itk::ExceptionObject& error) {
+    remove_written(path);
+    throw ScanError("cannot write '" + path + "': " + itk_message(error));
+  } catch (const Error& error) {
+    // MetaIO does not check its writes: a short file is only found by reading it back.
+    remove_written(path);
+    throw ScanError("cannot write '" + path + "' completely (disk full?): " + std::string(error.what()));
+  }
 }
 
 }  // namespace
@@ -463,35 +523,30 @@ CtVolume read_scan(const std::string& path, int64_t max_voxels) {
   throw ScanError("scan '" + path + "' is neither a DICOM folder nor a MetaImage (.mhd, .mha)");
 }
 
+VolumeFormat volume_format(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ends_with(name, ".mhd") || ends_with(name, ".mha")) return VolumeFormat::metaimage;
+  if (ends_with(name, ".nii") || ends_with(name, ".nii.gz")) return VolumeFormat::nifti;
+  throw ScanError("cannot write '" + path + "': volumes are written as MetaImage (.mhd, .mha) or "
+                  "NIfTI (.nii, .nii.gz)");
+}
+
+std::string volume_extension(VolumeFormat format) {
+  return format == VolumeFormat::nifti ? ".nii.gz" : ".mhd";
+}
+
 void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry,
                      const std::string& path, bool compress) {
-  if (voxels.dim() != 3) {
-    throw ScanError("cannot write '" + path + "': a volume needs 3 dimensions, got " +
-                    std::to_string(voxels.dim()));
-  }
-  const std::string extension = lowercase_extension(path);
-  if (extension != ".mhd" && extension != ".mha") {
+  if (volume_format(path) != VolumeFormat::metaimage) {
     throw ScanError("cannot write '" + path + "': MetaImage files end in .mhd or .mha");
   }
-  if (voxels.scalar_type() != torch::kFloat && voxels.scalar_type() != torch::kByte) {
-    throw ScanError("cannot write '" + path + "': voxels must be float32 or uint8, got " +
-                    std::string(c10::toString(voxels.scalar_type())));
-  }
-  try {
-    if (voxels.scalar_type() == torch::kFloat) {
-      write_image<float>(voxels, geometry, path, compress);
-    } else {
-      write_image<unsigned char>(voxels, geometry, path, compress);
-    }
-    verify_written(path, voxels);
-  } catch (const itk::ExceptionObject& error) {
-    remove_written(path);
-    throw ScanError("cannot write '" + path + "': " + itk_message(error));
-  } catch (const Error& error) {
-    // MetaIO does not check its writes: a short file is only found by reading it back.
-    remove_written(path);
-    throw ScanError("cannot write '" + path + "' completely (disk full?): " + std::string(error.what()));
-  }
+  write_checked(voxels, geometry, path, compress);
+}
+
+void write_volume(const torch::Tensor& voxels, const VolumeGeometry& geometry, const std::string& path) {
+  volume_format(path);  // a name of no known format fails before anything is written
+  write_checked(voxels, geometry, path, /*compress=*/false);
 }
 
 }  // namespace dlwpt::ct

@@ -57,4 +57,22 @@ CtVolume read_scan(const std::string& path, int64_t max_voxels = kDefaultMaxVoxe
 void write_metaimage(const torch::Tensor& voxels, const VolumeGeometry& geometry,
                      const std::string& path, bool compress = false);
 
+/// The file formats `write_volume` writes, chosen by the name's ending.
+enum class VolumeFormat {
+  metaimage,  ///< `.mhd` (with `.raw`) or `.mha`
+  nifti,      ///< `.nii`, or `.nii.gz` (gzip-compressed), as 3D Slicer, ITK-SNAP and nibabel read
+};
+
+/// The format a file name asks for; ScanError for any other ending.
+VolumeFormat volume_format(const std::string& path);
+
+/// The file name ending of a format (".mhd" or ".nii.gz").
+std::string volume_extension(VolumeFormat format);
+
+/// Writes voxels as `write_metaimage` does, in the format the name asks for. NIfTI files hold
+/// the geometry in RAS as the format wants (ITK turns the LPS direction and origin over), and
+/// are read back whole and compared after writing (the gzip writer does not report a full
+/// disk): a file that does not hold exactly the voxels is removed and throws ScanError.
+void write_volume(const torch::Tensor& voxels, const VolumeGeometry& geometry, const std::string& path);
+
 }  // namespace dlwpt::ct

@@ -288,6 +288,52 @@ TEST(CtSegmentApp, AFullDiskFailsTheScanAndLeavesNothing) {
   EXPECT_TRUE(fs::exists(folder.path("out/scan/probability.raw")));
 }
 
+// The voxels and the voxel-to-RAS affine of a NIfTI file as nibabel reads it (tools/read_nifti.py).
+weights::TensorMap read_with_nibabel(const std::string& path, const TemporaryFolder& folder) {
+  const std::string out = folder.path("nibabel.pt");
+  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/read_nifti.py' '" + path +
+                              "' '" + out + "'";
+  if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
+  return weights::read_archive(out).tensors;
+}
+
+// NIfTI wants RAS millimetres; the scan geometry is LPS (DICOM's and ITK's): x and y turn over.
+torch::Tensor ras_affine(const ct::VolumeGeometry& geometry) {
+  auto affine = torch::eye(4, torch::kDouble);
+  for (int row = 0; row < 3; ++row) {
+    const double sign = row < 2 ? -1.0 : 1.0;
+    for (int column = 0; column < 3; ++column) {
+      affine[row][column] = sign * geometry.direction[row * 3 + column] * geometry.spacing[column];
+    }
+    affine[row][3] = sign * geometry.origin[row];
+  }
+  return affine;
+}
+
+// --format nifti writes the same mask, probabilities and volume as MetaImage, and nibabel
+// reads them with the scan's geometry.
+TEST(CtSegmentApp, NiftiOutputsEqualTheMetaImageOnesInNibabel) {
+  TemporaryFolder folder;
+  write_phantom(folder.path("scan.mhd"), 12);
+  const std::string scan = "'" + folder.path("scan.mhd") + "' --probability --volume -o '";
+  ASSERT_EQ(run_ct_segment(scan + folder.path("mhd") + "'", folder), 0);
+  ASSERT_EQ(run_ct_segment(scan + folder.path("nifti") + "' --format nifti", folder), 0);
+  EXPECT_FALSE(fs::exists(folder.path("nifti/scan/mask.mhd")));
+  const auto geometry = ct::read_metaimage(folder.path("scan.mhd")).geometry;
+  for (const std::string name : {"mask", "probability", "volume"}) {
+    const auto expected = ct::read_metaimage(folder.path("mhd/scan/" + name + ".mhd")).hu.to(torch::kDouble);
+    const auto nifti = read_with_nibabel(folder.path("nifti/scan/" + name + ".nii.gz"), folder);
+    EXPECT_TRUE(torch::equal(nifti.at("voxels"), expected)) << name;
+    const double affine_error = (nifti.at("affine") - ras_affine(geometry)).abs().max().item<double>();
+    std::cout << name << ".nii.gz: voxels equal " << torch::equal(nifti.at("voxels"), expected)
+              << ", largest affine difference " << affine_error << " mm\n";
+    EXPECT_LT(affine_error, 1e-4) << name << "\n" << nifti.at("affine") << "\n" << ras_affine(geometry);
+  }
+  std::string log;
+  EXPECT_EQ(run_ct_segment(scan + folder.path("x") + "' --format png", folder, &log), 2);
+  EXPECT_THAT(log, HasSubstr("--format must be mhd or nifti"));
+}
+
 TEST(CtSegmentApp, ListFilesThatIncludeThemselvesAreRefused) {
   TemporaryFolder folder;
   write_file(folder.path("a.txt"), "@" + folder.path("b.txt") + "\n");

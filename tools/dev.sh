@@ -28,7 +28,7 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(
   g++ make cmake ccache git
   libtorch-dev libopenblas0-pthread
-  python3 python3-torch python3-numpy python3-scipy python3-onnx python3-opencv
+  python3 python3-torch python3-numpy python3-scipy python3-onnx python3-opencv python3-nibabel
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps

@@ -182,6 +182,8 @@ cxxopts::Options make_options() {
       ("series", "only this DICOM series UID in DICOM folders", cxxopts::value<std::string>())
       ("batch-size", "slices per U-Net batch (1 is fastest on CPU)", cxxopts::value<int64_t>()->default_value("1"))
       ("chunk-batch-size", "candidates per LunaModel batch (1 is fastest on CPU)", cxxopts::value<int64_t>()->default_value("1"))
+      ("format", "mask, probability map and volume as mhd (MetaImage .mhd + .raw) or nifti (.nii.gz)",
+       cxxopts::value<std::string>()->default_value("mhd"))
       ("probability", "also write the probability map (probability.mhd)")
       ("volume", "also write the scan itself in HU (volume.mhd), e.g. to view a DICOM scan with its mask")
       ("previews", "PNG slices of the N most probable candidates", cxxopts::value<int64_t>()->default_value("0"))
@@ -208,6 +210,9 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
     throw UsageError("--batch-size must be 1..512 and --chunk-batch-size 1..1024");
   }
   options.analysis.batch_size(batch).chunk_batch_size(chunks);
+  const std::string format = args["format"].as<std::string>();
+  if (format != "mhd" && format != "nifti") throw UsageError("--format must be mhd or nifti, not '" + format + "'");
+  options.outputs.volume_format = format == "nifti" ? ct::VolumeFormat::nifti : ct::VolumeFormat::metaimage;
   options.outputs.probability_map = args.count("probability") > 0;
   options.outputs.volume = args.count("volume") > 0;
   options.outputs.previews = args["previews"].as<int64_t>();

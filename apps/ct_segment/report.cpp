@@ -96,13 +96,12 @@ std::string candidates_json(const ct::CtVolume& volume, const std::vector<ct::Ca
 void write_scan_outputs(const std::string& folder, const ct::CtVolume& volume,
                         const ct::ScanAnalysis& analysis, const OutputOptions& options) {
   const fs::path root(folder);
-  ct::write_metaimage(analysis.mask.to(torch::kUInt8), volume.geometry, (root / "mask.mhd").string());
-  if (options.probability_map) {
-    ct::write_metaimage(analysis.probability, volume.geometry, (root / "probability.mhd").string());
-  }
-  if (options.volume) {
-    ct::write_metaimage(volume.hu, volume.geometry, (root / "volume.mhd").string());
-  }
+  const auto volume_path = [&](const std::string& name) {
+    return (root / (name + ct::volume_extension(options.volume_format))).string();
+  };
+  ct::write_volume(analysis.mask.to(torch::kUInt8), volume.geometry, volume_path("mask"));
+  if (options.probability_map) ct::write_volume(analysis.probability, volume.geometry, volume_path("probability"));
+  if (options.volume) ct::write_volume(volume.hu, volume.geometry, volume_path("volume"));
   const auto sorted = by_probability(analysis.candidates);
   write_file_atomically((root / "candidates.csv").string(), candidates_csv(sorted, options.malignancy));
   write_file_atomically((root / "candidates.json").string(), candidates_json(volume, sorted, options.malignancy));

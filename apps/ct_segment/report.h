@@ -4,12 +4,15 @@
 #include <vector>
 
 #include "dlwpt/ct/pipeline.h"
+#include "dlwpt/ct/scan_io.h"
 #include "dlwpt/ct/volume.h"
 
 namespace dlwpt::ct_segment {
 
 /// What to write beside the candidates and the mask.
 struct OutputOptions {
+  /// mask, probability and volume as MetaImage (.mhd + .raw) or NIfTI (.nii.gz)
+  ct::VolumeFormat volume_format = ct::VolumeFormat::metaimage;
   bool probability_map = false;  ///< probability.mhd, float32
   bool volume = false;           ///< volume.mhd: the scan itself in HU (e.g. from DICOM)
   int64_t previews = 0;          ///< PNG slices of this many best candidates
