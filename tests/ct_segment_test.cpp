@@ -6,7 +6,7 @@
 
 #include "apps/common/image_io.h"
 #include "apps/ct_segment/report.h"
-#include "apps/ct_segment/scoring.h"
+#include "dlwpt/ct/scoring.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
 #include "tests/test_support.h"
@@ -378,10 +378,10 @@ TEST(Scoring, MatchesAsTheBookDoes) {
       detection(107.0, 0.9),       // 0.7 diameters: no match, a false positive
       detection(200.0, 0.1),       // no match, filtered out
   };
-  const auto confusion = ct_segment::match_and_score(detections, truth);
+  const auto confusion = ct::match_and_score(detections, truth);
   // Rows: not a nodule, benign, malignant; columns: missed, filtered out, benign, malignant.
-  const ct_segment::Confusion expected = {{{0, 1, 1, 0}, {0, 0, 0, 1}, {1, 1, 0, 0}}};
-  std::cout << ct_segment::format_confusion(confusion);
+  const ct::Confusion expected = {{{0, 1, 1, 0}, {0, 0, 0, 1}, {1, 1, 0, 0}}};
+  std::cout << ct::format_confusion(confusion);
   EXPECT_EQ(confusion, expected);
 }
 

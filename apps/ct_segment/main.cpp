@@ -14,7 +14,7 @@
 #include "apps/ct_segment/report.h"
 #include "apps/ct_segment/scan_output.h"
 #include "apps/ct_segment/scan_sources.h"
-#include "apps/ct_segment/scoring.h"
+#include "dlwpt/ct/scoring.h"
 #include "apps/paths.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
@@ -23,6 +23,9 @@
 namespace fs = std::filesystem;
 using namespace dlwpt;
 using namespace dlwpt::ct_segment;
+using dlwpt::ct::Confusion;
+using dlwpt::ct::format_confusion;
+using dlwpt::ct::operator+=;
 using apps::UsageError;
 
 namespace {

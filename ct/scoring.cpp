@@ -1,13 +1,13 @@
-#include "apps/ct_segment/scoring.h"
+#include "dlwpt/ct/scoring.h"
 
 #include <cmath>
 #include <stdexcept>
 
-namespace dlwpt::ct_segment {
+namespace dlwpt::ct {
 
 namespace {
 
-int64_t detection_class(const ct::Candidate& detection, double threshold) {
+int64_t detection_class(const Candidate& detection, double threshold) {
   if (!(detection.nodule_probability >= threshold)) return 1;
   // Without a malignancy model the book counts every nodule as benign.
   return detection.malignancy_probability >= threshold ? 3 : 2;
@@ -15,8 +15,8 @@ int64_t detection_class(const ct::Candidate& detection, double threshold) {
 
 }  // namespace
 
-Confusion match_and_score(const std::vector<ct::Candidate>& detections,
-                          const std::vector<ct::Annotation>& truth, double threshold) {
+Confusion match_and_score(const std::vector<Candidate>& detections,
+                          const std::vector<Annotation>& truth, double threshold) {
   Confusion confusion{};
   std::vector<bool> matched_detection(detections.size(), false);
   for (const auto& nodule : truth) {
@@ -62,4 +62,4 @@ std::string format_confusion(const Confusion& confusion) {
   return out.str();
 }
 
-}  // namespace dlwpt::ct_segment
+}  // namespace dlwpt::ct
