@@ -77,13 +77,13 @@ SyntheticLuna write_synthetic_luna(const TemporaryFolder& folder, int series, in
 }
 
 struct Datasets {
-  std::shared_ptr<tr::ScanLibrary> scans;
+  std::shared_ptr<ct::ScanLibrary> scans;
   tr::ChunkDataset training;
   tr::ChunkDataset validation;
 };
 
 Datasets datasets_of(const SyntheticLuna& data, const tr::ChunkDatasetOptions& options) {
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   const auto split = tr::split_by_series(tr::read_labelled_candidates(data.csv, "class"), 4);
   return {scans, tr::ChunkDataset(split.training, scans, options),
           tr::ChunkDataset(split.validation, scans, tr::ChunkDatasetOptions().shuffle(false))};
@@ -102,7 +102,7 @@ TEST(ChunkDataset, CutsTheChunkAtTheCandidatesVoxel) {
   TemporaryFolder folder;
   const auto data = write_synthetic_luna(folder, 4, 2);
   const auto candidates = tr::read_labelled_candidates(data.csv, "class");
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   tr::ChunkDataset dataset({candidates[0]}, scans, tr::ChunkDatasetOptions().shuffle(false));
   const auto example = dataset.get(0);
   ASSERT_EQ(example.data.sizes(), (std::vector<int64_t>{1, 32, 48, 48}));
@@ -125,7 +125,7 @@ TEST(ChunkDataset, SplitsBySeriesAndBalances) {
   EXPECT_EQ(training_series.size(), 6u);
 
   // Balanced 1:3 (the book's ratio_int 3): every 4th sample positive.
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   tr::ChunkDataset balanced(split.training, scans,
                             tr::ChunkDatasetOptions().balanced(3).epoch_size(16).seed(1));
   ASSERT_EQ(*balanced.size(), 16u);
@@ -153,7 +153,7 @@ TEST(ChunkDataset, NamesBadInput) {
                   [&] { tr::read_labelled_candidates(folder.path("bad.csv"), "class"); }),
               ::testing::HasSubstr("line 2: 'x' in column 'coordY' is not a number"));
 
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   EXPECT_THAT(error_message_of<c10::Error>([&] {
                 tr::ChunkDataset({{"9.9.9", {0, 0, 0}, true}}, scans);
               }),
@@ -163,7 +163,7 @@ TEST(ChunkDataset, NamesBadInput) {
               ::testing::HasSubstr("lies outside scan 1.2.826.0.100"));
   EXPECT_THAT(error_message_of<c10::Error>([&] { tr::ChunkDataset({}, scans); }),
               ::testing::HasSubstr("empty"));
-  EXPECT_THAT(error_message_of<ct::ScanError>([&] { tr::ScanLibrary(folder.path("nothing")); }),
+  EXPECT_THAT(error_message_of<ct::ScanError>([&] { ct::ScanLibrary(folder.path("nothing")); }),
               ::testing::HasSubstr("does not exist"));
 }
 
@@ -311,7 +311,7 @@ TEST(AnnotationMask, GrowsTheBooksBoxAroundASphere) {
 TEST(SliceDataset, CropsAroundNodulesAndValidatesOnMaskedSlices) {
   TemporaryFolder folder;
   const auto data = write_synthetic_luna(folder, 4, 2);
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   const auto nodules = ct::read_annotations(data.annotations);
   tr::SliceDataset training(nodules, scans, tr::SliceDatasetOptions().seed(2));
   ASSERT_EQ(*training.size(), 4u);  // one positive per series
@@ -344,7 +344,7 @@ TEST(SliceDataset, CropsAroundNodulesAndValidatesOnMaskedSlices) {
 TEST(SegmentationTraining, LearnsSphereMasksFromAFixedSeed) {
   TemporaryFolder folder;
   const auto data = write_synthetic_luna(folder, 12, 16);
-  auto scans = std::make_shared<tr::ScanLibrary>(data.scans);
+  auto scans = std::make_shared<ct::ScanLibrary>(data.scans);
   const auto split = tr::split_by_series(ct::read_annotations(data.annotations), 4);
   const tr::SliceDataset training(split.training, scans, tr::SliceDatasetOptions().seed(4));
   const tr::SliceDataset validation(split.validation, scans,

@@ -36,37 +36,6 @@ std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
   return candidates;
 }
 
-ScanLibrary::ScanLibrary(const std::string& root, size_t cached) : cached_(std::max<size_t>(1, cached)) {
-  if (!fs::is_directory(root)) throw ct::ScanError("scan folder '" + root + "' does not exist");
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".mhd") {
-      paths_.emplace(entry.path().stem().string(), entry.path().string());
-    }
-  }
-  if (paths_.empty()) throw ct::ScanError("scan folder '" + root + "' holds no .mhd scans");
-}
-
-bool ScanLibrary::has(const std::string& series_uid) const { return paths_.count(series_uid) > 0; }
-
-std::shared_ptr<const ct::CtVolume> ScanLibrary::get(const std::string& series_uid) {
-  const auto path = paths_.find(series_uid);
-  if (path == paths_.end()) throw ct::ScanError("no scan of series " + series_uid);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto entry = recent_.begin(); entry != recent_.end(); ++entry) {
-      if (entry->first != series_uid) continue;
-      recent_.splice(recent_.begin(), recent_, entry);
-      return recent_.front().second;
-    }
-  }
-  // Read outside the lock: other workers go on with cached scans meanwhile.
-  auto volume = std::make_shared<const ct::CtVolume>(ct::read_scan(path->second));
-  std::lock_guard<std::mutex> lock(mutex_);
-  recent_.emplace_front(series_uid, volume);
-  while (recent_.size() > cached_) recent_.pop_back();
-  return volume;
-}
-
 std::set<std::string> validation_series(const std::set<std::string>& series, int64_t stride) {
   TORCH_CHECK(stride >= 2, "the validation stride must be >= 2, got ", stride);
   std::set<std::string> validating;
@@ -93,7 +62,7 @@ SeriesSplit split_by_series(const std::vector<LabelledCandidate>& candidates, in
 }
 
 ChunkDataset::ChunkDataset(std::vector<LabelledCandidate> candidates,
-                           std::shared_ptr<ScanLibrary> scans, const ChunkDatasetOptions& options)
+                           std::shared_ptr<ct::ScanLibrary> scans, const ChunkDatasetOptions& options)
     : candidates_(std::move(candidates)), scans_(std::move(scans)), options_(options) {
   TORCH_CHECK(!candidates_.empty(), "the chunk dataset is empty");
   TORCH_CHECK(options_.chunk_size().size() == 3, "chunk_size needs 3 sides");

@@ -6,10 +6,8 @@
 
 #include <array>
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +17,7 @@
 #include <torch/data/example.h>
 
 #include "dlwpt/ct/candidates.h"
+#include "dlwpt/ct/scan_library.h"
 #include "dlwpt/ct/volume.h"
 #include "dlwpt/training/augmentation.h"
 
@@ -36,24 +35,6 @@ struct LabelledCandidate {
 /// annotations_with_malignancy.csv ("mal_bool"). Errors name the file, line and column.
 std::vector<LabelledCandidate> read_labelled_candidates(const std::string& path,
                                                         const std::string& label_column);
-
-/// CT scans by series UID: every `<uid>.mhd` below a folder (LUNA's subset0 .. subset9
-/// layout), read on first use and kept, the `cached` most recent ones. Thread-safe.
-class ScanLibrary {
- public:
-  explicit ScanLibrary(const std::string& root, size_t cached = 8);
-
-  bool has(const std::string& series_uid) const;
-  size_t size() const { return paths_.size(); }
-  /// Throws ct::ScanError naming the UID when the folder has no such scan.
-  std::shared_ptr<const ct::CtVolume> get(const std::string& series_uid);
-
- private:
-  std::map<std::string, std::string> paths_;
-  size_t cached_;
-  std::mutex mutex_;
-  std::list<std::pair<std::string, std::shared_ptr<const ct::CtVolume>>> recent_;
-};
 
 /// Candidates of the training and of the validation series.
 struct SeriesSplit {
@@ -83,7 +64,7 @@ struct ChunkDatasetOptions {
 /// uninterrupted run would have seen), whatever the number of loader workers.
 class ChunkDataset : public torch::data::datasets::Dataset<ChunkDataset> {
  public:
-  ChunkDataset(std::vector<LabelledCandidate> candidates, std::shared_ptr<ScanLibrary> scans,
+  ChunkDataset(std::vector<LabelledCandidate> candidates, std::shared_ptr<ct::ScanLibrary> scans,
                const ChunkDatasetOptions& options = {});
 
   /// The dataset as epoch `epoch` sees it (order, balance, augmentation draws).
@@ -99,7 +80,7 @@ class ChunkDataset : public torch::data::datasets::Dataset<ChunkDataset> {
   void build_order(int64_t epoch);
 
   std::vector<LabelledCandidate> candidates_;
-  std::shared_ptr<ScanLibrary> scans_;
+  std::shared_ptr<ct::ScanLibrary> scans_;
   ChunkDatasetOptions options_;
   int64_t epoch_ = 0;
   std::vector<size_t> order_;  // candidate index of each sample of the epoch

@@ -29,7 +29,7 @@ AnnotationSplit split_by_series(const std::map<std::string, std::vector<ct::Anno
 }
 
 SliceDataset::SliceDataset(const std::map<std::string, std::vector<ct::Annotation>>& nodules,
-                           std::shared_ptr<ScanLibrary> scans, const SliceDatasetOptions& options)
+                           std::shared_ptr<ct::ScanLibrary> scans, const SliceDatasetOptions& options)
     : nodules_(nodules), scans_(std::move(scans)), options_(options) {
   TORCH_CHECK(options_.context_slices() >= 0, "context_slices must be >= 0");
   TORCH_CHECK(options_.window() == 0 || (options_.crop() > 0 && options_.crop() <= options_.window()),

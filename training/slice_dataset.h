@@ -51,7 +51,7 @@ struct SliceDatasetOptions {
 class SliceDataset : public torch::data::datasets::Dataset<SliceDataset> {
  public:
   SliceDataset(const std::map<std::string, std::vector<ct::Annotation>>& nodules,
-               std::shared_ptr<ScanLibrary> scans, const SliceDatasetOptions& options = {});
+               std::shared_ptr<ct::ScanLibrary> scans, const SliceDatasetOptions& options = {});
 
   SliceDataset for_epoch(int64_t epoch) const;
 
@@ -75,7 +75,7 @@ class SliceDataset : public torch::data::datasets::Dataset<SliceDataset> {
   void build_order(int64_t epoch);
 
   std::map<std::string, std::vector<ct::Annotation>> nodules_;
-  std::shared_ptr<ScanLibrary> scans_;
+  std::shared_ptr<ct::ScanLibrary> scans_;
   SliceDatasetOptions options_;
   std::shared_ptr<Masks> masks_ = std::make_shared<Masks>();
   std::vector<Sample> samples_;

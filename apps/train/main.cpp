@@ -172,7 +172,7 @@ int report(const tr::TrainingResult& result, const std::string& run_folder) {
   return 0;
 }
 
-int train_classifier(const cxxopts::ParseResult& args, std::shared_ptr<tr::ScanLibrary> scans) {
+int train_classifier(const cxxopts::ParseResult& args, std::shared_ptr<ct::ScanLibrary> scans) {
   const auto candidates = tr::read_labelled_candidates(
       required(args, "candidates"), label_column(args["task"].as<std::string>()));
   const auto split = tr::split_by_series(candidates, args["val-stride"].as<int64_t>());
@@ -195,7 +195,7 @@ int train_classifier(const cxxopts::ParseResult& args, std::shared_ptr<tr::ScanL
                 options.run_folder());
 }
 
-int train_segmentation(const cxxopts::ParseResult& args, std::shared_ptr<tr::ScanLibrary> scans) {
+int train_segmentation(const cxxopts::ParseResult& args, std::shared_ptr<ct::ScanLibrary> scans) {
   if (args.count("finetune")) throw UsageError("--finetune is for the classifier tasks");
   const auto nodules = ct::read_annotations(required(args, "candidates"));
   const auto split = tr::split_by_series(nodules, args["val-stride"].as<int64_t>());
@@ -242,7 +242,7 @@ int run(const cxxopts::ParseResult& args) {
                      std::to_string(kLargestEpoch));
   }
   const auto run_lock = lock_run_folder(required(args, "output"));
-  auto scans = std::make_shared<tr::ScanLibrary>(required(args, "scans"));
+  auto scans = std::make_shared<ct::ScanLibrary>(required(args, "scans"));
   apps::set_threads(args["threads"].as<int>());
   return task == "segmentation" ? train_segmentation(args, scans) : train_classifier(args, scans);
 }
