@@ -167,7 +167,7 @@ def alternate(case, commands, rounds, before_round=None):
 def pipeline_rows(build, folder, dlwpt, threads, rounds):
     """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints."""
     series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
-    weights = ROOT / 'weights'
+    weights = ROOT / 'pretrained'
     if not series.is_dir() or not (weights / 'segmentation.pt').exists():
         print('pipeline: skipped (needs the book data and tools/fetch.py --from it)')
         return []

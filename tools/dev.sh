@@ -140,7 +140,7 @@ analyse_book_ct() {
   local series results="$BUILD_DIR/demo/ct"
   series=$(ls -d "$DATA_DIR/data/p1ch4/volumetric-dicom/"*/ "$ROOT/data/data/p1ch4/volumetric-dicom/"*/ \
              2>/dev/null | head -1 || true)
-  if [ -z "$series" ] || [ ! -f "$ROOT/weights/segmentation.pt" ] || [ ! -f "$ROOT/weights/classifier.pt" ]; then
+  if [ -z "$series" ] || [ ! -f "$ROOT/pretrained/segmentation.pt" ] || [ ! -f "$ROOT/pretrained/classifier.pt" ]; then
     log "no book CT series or trained CT checkpoints: skipping the nodule analysis demo"
     return 0
   fi

@@ -144,7 +144,7 @@ def main():
                              '(e.g. ../shared/dlwpt) instead of downloading')
     parser.add_argument('--data', type=pathlib.Path, default=ROOT / 'data',
                         help='where downloads go (default: %(default)s)')
-    parser.add_argument('--weights', type=pathlib.Path, default=ROOT / 'weights',
+    parser.add_argument('--weights', type=pathlib.Path, default=ROOT / 'pretrained',
                         help='where converted archives go (default: %(default)s)')
     parser.add_argument('--base-url', default=DEFAULT_BASE_URL,
                         help='download from this address (default: the pinned commit on GitHub)')

@@ -178,8 +178,8 @@ cxxopts::Options make_options() {
       "  ct-segment @scans.txt -o results/            the scans listed in a file\n");
   options.add_options()
       ("o,output", "output folder, one subfolder per scan", cxxopts::value<std::string>())
-      ("segmentation", "U-Net archive (default weights/segmentation.pt)", cxxopts::value<std::string>())
-      ("classifier", "nodule LunaModel archive (default weights/classifier.pt)", cxxopts::value<std::string>())
+      ("segmentation", "U-Net archive (default pretrained/segmentation.pt)", cxxopts::value<std::string>())
+      ("classifier", "nodule LunaModel archive (default pretrained/classifier.pt)", cxxopts::value<std::string>())
       ("malignancy-weights", "malignancy LunaModel archive (adds a malignancy probability)",
        cxxopts::value<std::string>())
       ("series", "only this DICOM series UID in DICOM folders", cxxopts::value<std::string>())

@@ -36,7 +36,7 @@ cxxopts::Options make_options() {
       "and checkpoint/ into the run folder.\n\n"
       "  train --candidates candidates.csv --scans luna/ -o runs/nodule --epochs 10 --balanced 1 --augment\n"
       "  train --task malignancy --candidates annotations_with_malignancy.csv --scans luna/ \\\n"
-      "        --finetune weights/classifier.pt --finetune-depth 2 -o runs/malignancy\n"
+      "        --finetune pretrained/classifier.pt --finetune-depth 2 -o runs/malignancy\n"
       "  train --task segmentation --candidates annotations.csv --scans luna/ -o runs/seg --augment\n"
       "  train ... -o runs/nodule --epochs 20 --resume     continue a run to epoch 20\n");
   options.add_options()

@@ -63,7 +63,7 @@ class Zebraifier {
   RgbImage convert(const RgbImage& image, int64_t max_side) const;
 
   bool trained() const { return trained_; }
-  /// "native engine, weights/horse2zebra.pt" or "native engine, UNTRAINED seeded weights".
+  /// "native engine, pretrained/horse2zebra.pt" or "native engine, UNTRAINED seeded weights".
   const std::string& description() const { return description_; }
 
  private:
