@@ -1,5 +1,5 @@
 // dlwpt-bench: times one model with one engine (or the machine's matrix-product peak) and
-// prints the result as one JSON line; tools/benchmark.py runs it case by case, each in its
+// prints the result as one JSON line; tools/testing/benchmark.py runs it case by case, each in its
 // own process so that its peak memory is its own.
 
 #include <algorithm>

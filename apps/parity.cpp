@@ -1,5 +1,5 @@
 // dlwpt-parity: runs each native model and its traced PyTorch archive on the reference inputs
-// that tools/export_reference.py wrote, and prints how far each output is from PyTorch's.
+// that tools/testing/export_reference.py wrote, and prints how far each output is from PyTorch's.
 
 #include <cstdio>
 #include <filesystem>
@@ -45,7 +45,7 @@ cxxopts::Options make_options() {
   cxxopts::Options options("dlwpt-parity",
                            "Compares the native C++ models and the traced PyTorch archives with "
                            "PyTorch's own outputs on the reference cases written by "
-                           "tools/export_reference.py.");
+                           "tools/testing/export_reference.py.");
   options.add_options()
       ("references", "folder of reference cases (<case>.pt and <case>.io.pt)",
        cxxopts::value<std::string>())
@@ -69,7 +69,7 @@ int run(const cxxopts::ParseResult& args) {
   const auto names = dlwpt::weights::list_reference_cases(folder);
   if (names.empty()) {
     throw UsageError("no reference cases in '" + folder +
-                     "' (write them with tools/export_reference.py)");
+                     "' (write them with tools/testing/export_reference.py)");
   }
   std::printf("%-18s %-18s %-14s %12s %12s\n", "case", "input", "output", "native", "traced");
   int failures = 0;

@@ -1,4 +1,4 @@
-// The C++ nodule analysis (ct/pipeline.h) against the Python reference (tools/ct_reference.py)
+// The C++ nodule analysis (ct/pipeline.h) against the Python reference (tools/testing/ct_reference.py)
 // on a synthetic phantom and, when the book's data is present, on the real CT series.
 
 #include <chrono>
@@ -17,11 +17,11 @@ struct ModelFiles {
   std::string nodule;
 };
 
-// The Python reference's results for a scan, from tools/ct_reference.py.
+// The Python reference's results for a scan, from tools/testing/ct_reference.py.
 weights::TensorMap python_analysis(const std::string& scan, const ModelFiles& models,
                                    const TemporaryFolder& folder) {
   const std::string out = folder.path("python.pt");
-  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/ct_reference.py' '" +
+  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/testing/ct_reference.py' '" +
                               scan + "' '" + models.segmentation + "' '" + models.nodule + "' '" +
                               out + "'";
   if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
@@ -94,7 +94,7 @@ void expect_pipeline_equals_python(const std::string& scan, const ModelFiles& fi
 std::string write_phantom(const TemporaryFolder& folder) {
   const std::string path = folder.path("phantom.mhd");
   const std::string command =
-      "'" + python() + "' '" + source_dir() + "/tools/ct_phantom.py' '" + path + "'";
+      "'" + python() + "' '" + source_dir() + "/tools/testing/ct_phantom.py' '" + path + "'";
   if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
   return path;
 }
@@ -108,7 +108,7 @@ TEST(CtPipeline, PhantomWithSeededWeightsEqualsPython) {
 TEST(CtPipeline, PhantomGeometryIsReadAsWritten) {
   TemporaryFolder folder;
   const auto volume = ct::read_metaimage(write_phantom(folder));
-  // tools/ct_phantom.py: a quarter turn about z with the slice axis reversed.
+  // tools/testing/ct_phantom.py: a quarter turn about z with the slice axis reversed.
   const std::array<double, 9> direction = {0, -1, 0, 1, 0, 0, 0, 0, -1};
   EXPECT_EQ(volume.geometry.direction, direction);
   EXPECT_EQ(volume.geometry.origin, (std::array<double, 3>{-182.5, -160.25, -310.0}));

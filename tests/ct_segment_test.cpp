@@ -39,7 +39,7 @@ int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, 
 }
 
 void write_phantom(const std::string& path, int slices) {
-  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/ct_phantom.py' '" +
+  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/testing/ct_phantom.py' '" +
                               path + "' --slices " + std::to_string(slices) + " --size 64";
   ASSERT_EQ(run_command(command), 0) << command;
 }
@@ -288,10 +288,10 @@ TEST(CtSegmentApp, AFullDiskFailsTheScanAndLeavesNothing) {
   EXPECT_TRUE(fs::exists(folder.path("out/scan/probability.raw")));
 }
 
-// The voxels and the voxel-to-RAS affine of a NIfTI file as nibabel reads it (tools/read_nifti.py).
+// The voxels and the voxel-to-RAS affine of a NIfTI file as nibabel reads it (tools/testing/read_nifti.py).
 weights::TensorMap read_with_nibabel(const std::string& path, const TemporaryFolder& folder) {
   const std::string out = folder.path("nibabel.pt");
-  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/read_nifti.py' '" + path +
+  const std::string command = "'" + python() + "' '" + source_dir() + "/tools/testing/read_nifti.py' '" + path +
                               "' '" + out + "'";
   if (run_command(command) != 0) throw std::runtime_error("failed: " + command);
   return weights::read_archive(out).tensors;

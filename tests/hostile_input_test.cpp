@@ -1,7 +1,7 @@
 // Hostile and mismatched inputs to the weights loaders and the CT pipeline: each is refused
 // with a dlwpt::Error naming the file or model and what was expected, before anything large is
 // allocated or read out of bounds. The archives are the fuzz corpus's
-// (tests/fuzz/regressions/archive_fuzzer/, written by tools/make_archive_fixtures.py).
+// (tests/fuzz/regressions/archive_fuzzer/, written by tools/testing/make_archive_fixtures.py).
 
 #include <limits>
 

@@ -147,7 +147,7 @@ TEST(StateNumel, UNetWrapperClosedFormEqualsTheModule) {
 template <typename Model>
 void expect_seeded_init_equals_python(const std::string& reference_file, Model model_factory()) {
   const auto python = weights::read_archive(reference_path(reference_file)).tensors;
-  torch::manual_seed(20200126);  // tools/export_reference.py INIT_SEED
+  torch::manual_seed(20200126);  // tools/testing/export_reference.py INIT_SEED
   const auto native = weights::state_dict(*model_factory());
   ASSERT_EQ(describe(native), describe(python));
   double largest = 0;

@@ -1,5 +1,5 @@
 // Native models and traced archives against PyTorch's eager outputs, for every reference case
-// tools/export_reference.py writes.
+// tools/testing/export_reference.py writes.
 
 #include <algorithm>
 #include <limits>

@@ -106,7 +106,7 @@ int run_command(const std::string& command) {
 weights::TensorMap run_python_reference(const std::string& archive,
                                         const std::vector<torch::Tensor>& inputs) {
   TemporaryFolder folder;
-  std::string command = "'" + python() + "' '" + source_dir() + "/tools/check_archive.py' '" +
+  std::string command = "'" + python() + "' '" + source_dir() + "/tools/testing/check_archive.py' '" +
                         archive + "' '" + folder.path("out.pt") + "'";
   if (!inputs.empty()) {
     weights::TensorMap named;

@@ -63,7 +63,7 @@ Closeness closeness(const torch::Tensor& actual, const torch::Tensor& expected,
 
 /// Folders and programs the tests use: the environment variable named when set, otherwise
 /// what the build configured (tests/test_paths.h.in).
-std::string reference_dir();  ///< DLWPT_REFERENCE_DIR: cases from tools/export_reference.py
+std::string reference_dir();  ///< DLWPT_REFERENCE_DIR: cases from tools/testing/export_reference.py
 std::string reference_path(const std::string& file);
 std::string data_dir();       ///< DLWPT_DATA_DIR: the book's public files (may be absent)
 bool has_data_dir();
@@ -105,7 +105,7 @@ std::string error_message_of(Fn&& fn) {
 /// Runs a command through the shell and returns its exit status.
 int run_command(const std::string& command);
 
-/// Runs tools/check_archive.py: loads the archive strictly into the Python reference model and
+/// Runs tools/testing/check_archive.py: loads the archive strictly into the Python reference model and
 /// returns its state_dict (keys prefixed "loaded_state.") and its eager outputs for `inputs`
 /// (`output_<i>`, or `logits_<i>` and `probabilities_<i>`). Throws when Python fails.
 weights::TensorMap run_python_reference(const std::string& archive,

@@ -1,5 +1,5 @@
 // Training parity with PyTorch: from the same weights and the same batches, five steps of the
-// book's recipes (tools/training_reference.py) give the same losses, weights and BatchNorm
+// book's recipes (tools/testing/training_reference.py) give the same losses, weights and BatchNorm
 // statistics in C++; plus the losses and model surgery on their own.
 
 #include <torch/torch.h>

@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tools'))
+TOOLS = pathlib.Path(__file__).resolve().parents[1] / 'tools'
+sys.path[:0] = [str(TOOLS), str(TOOLS / 'testing')]
 from blas import use_app_kernels  # noqa: E402
 
 # Before torch loads OpenBLAS: this process computes the reference zebra as the app does.

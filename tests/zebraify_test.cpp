@@ -363,13 +363,13 @@ std::vector<std::string> files_in(const std::string& folder) {
   return names;
 }
 
-// The Python pipeline (tools/zebraify_reference.py) on the pixels the app decoded.
+// The Python pipeline (tools/testing/zebraify_reference.py) on the pixels the app decoded.
 RgbImage python_zebra(const RgbImage& decoded, const std::string& archive, int64_t size) {
   TemporaryFolder folder;
   const auto pixels = (zebraify::to_tensor(decoded) * 255).round().to(torch::kUInt8);
   weights::write_archive({{"image_0", pixels}}, folder.path("images.pt"));
   const std::string command = "'" + python() + "' '" + source_dir() +
-                              "/tools/zebraify_reference.py' '" + archive + "' '" +
+                              "/tools/testing/zebraify_reference.py' '" + archive + "' '" +
                               folder.path("images.pt") + "' '" + folder.path("zebras.pt") +
                               "' --size " + std::to_string(size);
   if (run_command(command) != 0) throw std::runtime_error("failed: " + command);

@@ -91,7 +91,7 @@ python_with_torch() {
 run_parity() {
   build
   log "writing the PyTorch reference outputs"
-  "$(python_with_torch)" "$ROOT/tools/export_reference.py" --out "$BUILD_DIR/references" --dlwpt "$DATA_DIR"
+  "$(python_with_torch)" "$ROOT/tools/testing/export_reference.py" --out "$BUILD_DIR/references" --dlwpt "$DATA_DIR"
   log "native C++ and traced models against PyTorch"
   "$BUILD_DIR/apps/dlwpt-parity" "$BUILD_DIR/references"
 }
@@ -114,7 +114,7 @@ run_bench() {
   build
   fetch_weights
   log "benchmark: native C++, TorchScript in C++, Python eager, OpenCV DNN"
-  "$(python_with_torch)" "$ROOT/tools/benchmark.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR"
+  "$(python_with_torch)" "$ROOT/tools/testing/benchmark.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR"
 }
 
 run_main() {
@@ -125,7 +125,7 @@ run_main() {
   if [ -z "$input" ]; then
     input="$BUILD_DIR/demo/sample.png"
     mkdir -p "$BUILD_DIR/demo"
-    "$(python_with_torch)" "$ROOT/tools/sample_image.py" "$input"
+    "$(python_with_torch)" "$ROOT/tools/testing/sample_image.py" "$input"
     log "no horse.jpg: zebra-ifying a generated picture"
   fi
   log "zebra-ifying $input"
@@ -178,7 +178,7 @@ run_fuzz() {
         -DDLWPT_BUILD_BENCHMARK=OFF -DDLWPT_INSTALL=OFF \
         -DDLWPT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$dir" -j "$JOBS"
-  python3 "$ROOT/tools/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds" --runs "$runs" --jobs "$JOBS"
+  python3 "$ROOT/tools/testing/fuzz.py" --build "$dir" --source "$ROOT" --seconds "$seconds" --runs "$runs" --jobs "$JOBS"
 }
 
 case "${1:-}" in

@@ -27,7 +27,7 @@ class ArchiveError : public FileError {
 
 /// The model class and constructor options an archive was saved with, stored in the archive
 /// as the extra file `dlwpt_model.cfg` ("key=value" lines, the first `model=<class>`); written
-/// by tools/convert.py, tools/export_reference.py and `save_model`.
+/// by tools/convert.py, tools/testing/export_reference.py and `save_model`.
 struct ModelConfig {
   static constexpr const char* kArchiveEntry = "dlwpt_model.cfg";
 

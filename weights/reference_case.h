@@ -8,7 +8,7 @@
 
 namespace dlwpt::weights {
 
-/// One reference case written by tools/export_reference.py: `<name>.pt`, the traced Python
+/// One reference case written by tools/testing/export_reference.py: `<name>.pt`, the traced Python
 /// model with its configuration, and `<name>.io.pt`, inputs `input_<i>` with the eager Python
 /// outputs for them (`output_<i>`, or `logits_<i>` and `probabilities_<i>`).
 struct ReferenceCase {

@@ -14,7 +14,7 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 from blas import use_app_kernels  # noqa: E402
 
 # Before torch loads OpenBLAS: the same kernels as the C++ apps it is compared with.

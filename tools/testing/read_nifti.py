@@ -15,7 +15,7 @@ import nibabel
 import numpy
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 import archive  # noqa: E402
 
 

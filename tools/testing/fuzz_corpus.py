@@ -15,11 +15,11 @@ import zlib
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 from ct_phantom import phantom  # noqa: E402
 from dicom_phantom import dicom_slice, element  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def metaimage_header(dims, element_type='MET_SHORT', data_file='LOCAL', extra=()):

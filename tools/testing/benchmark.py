@@ -10,8 +10,8 @@ float32 2048^3 matrix product measured in the same run (the practical peak), and
 relative to Python eager. Then training steps of the book's recipes (LunaModel: SGD, batches
 of 32 chunks; U-Net: Adam, 16 crops of 64x64) against the same steps in Python, and whole apps
 against their Python pipelines (time and peak memory of the process): zebraify on a 512x512
-picture (tools/zebraify_reference.py) and, with the book's data (--dlwpt), the CT pipeline on
-the real 99-slice series (tools/ct_reference.py).
+picture (tools/testing/zebraify_reference.py) and, with the book's data (--dlwpt), the CT pipeline on
+the real 99-slice series (tools/testing/ct_reference.py).
 
 This machine's speed drifts by 10-40 % over minutes (a shared VM), so the engines of a case
 take turns: --rounds rounds, each running every engine's process for --runs timed runs; the
@@ -33,10 +33,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 from blas import use_app_kernels  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENGINES = ('native', 'jit', 'python', 'opencv')
 # Training steps of the book's recipes: name -> (inference case whose archive it trains, input
 # shape). The book trains LunaModel on batches of 32 chunks and the U-Net on 64x64 crops.
@@ -70,7 +70,7 @@ def engine_command(engine, build, folder, case, shape, args):
     common = ['--shape', shape, '--runs', str(args.runs), '--warmup', str(args.warmup),
               '--threads', str(args.threads)]
     if engine == 'python':
-        return [PYTHON, str(ROOT / 'tools' / 'bench_python.py'), str(folder / f'{case}.pt')] + common
+        return [PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_python.py'), str(folder / f'{case}.pt')] + common
     target = folder / (f'{case}.onnx' if engine == 'opencv' else f'{case}.pt')
     return [str(build / 'apps' / 'dlwpt-bench'), '--engine', engine, '--archive', str(target)] + common
 
@@ -87,7 +87,7 @@ def timed_process(command):
 
 def export_case(case, folder):
     """Writes a case's archives (bench_cases.py export); returns its FLOP count and shape."""
-    export = subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'export', case,
+    export = subprocess.run([PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_cases.py'), 'export', case,
                              str(folder)], capture_output=True, text=True)
     if export.returncode != 0:
         sys.exit(f'benchmark: cannot export {case}: {export.stderr[-500:]}')
@@ -131,7 +131,7 @@ def training_rows(args, folder):
         commands = {
             'native': [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'native',
                        '--archive', str(folder / f'{source}.pt')] + args_common,
-            'python': [PYTHON, str(ROOT / 'tools' / 'bench_python.py'),
+            'python': [PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_python.py'),
                        str(folder / f'{source}.pt')] + args_common}
         for row in measure_in_turns(name, commands, args.rounds):
             if 'note' in row:
@@ -165,7 +165,7 @@ def alternate(case, commands, rounds, before_round=None):
 
 
 def pipeline_rows(build, folder, dlwpt, threads, rounds):
-    """ct-segment and tools/ct_reference.py on the real CT with the book's checkpoints."""
+    """ct-segment and tools/testing/ct_reference.py on the real CT with the book's checkpoints."""
     series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
     weights = ROOT / 'pretrained'
     if not series.is_dir() or not (weights / 'segmentation.pt').exists():
@@ -194,7 +194,7 @@ def pipeline_rows(build, folder, dlwpt, threads, rounds):
     cpp = [str(build / 'apps' / 'ct-segment'), str(series), '-o', str(out), '--volume',
            '--threads', str(threads), '--segmentation', str(weights / 'segmentation.pt'),
            '--classifier', str(weights / 'classifier.pt')]
-    python = [PYTHON, str(ROOT / 'tools' / 'ct_reference.py'), str(volume),
+    python = [PYTHON, str(ROOT / 'tools' / 'testing' / 'ct_reference.py'), str(volume),
               str(weights / 'segmentation.pt'), str(weights / 'classifier.pt'),
               str(folder / 'pipeline_python.pt'), '--threads', str(threads)]
     rows = alternate('ct_pipeline_real_99', {'native': (cpp, cpp_note),
@@ -206,11 +206,11 @@ def pipeline_rows(build, folder, dlwpt, threads, rounds):
 
 
 def zebraify_rows(build, folder, threads, rounds):
-    """The zebraify app on a 512x512 picture against tools/zebraify_reference.py on the same
+    """The zebraify app on a 512x512 picture against tools/testing/zebraify_reference.py on the same
     pixels, the default (untrained) generator: time and peak memory of the whole process."""
     picture = folder / 'zebraify_512.png'
     images = folder / 'zebraify_512_images.pt'
-    made = subprocess.run([PYTHON, str(ROOT / 'tools' / 'sample_image.py'), str(picture), '512',
+    made = subprocess.run([PYTHON, str(ROOT / 'tools' / 'testing' / 'sample_image.py'), str(picture), '512',
                            '512', '--tensors', str(images)], capture_output=True, text=True)
     if made.returncode != 0:
         print(f'zebraify: cannot write the picture: {made.stderr[-500:]}')
@@ -218,7 +218,7 @@ def zebraify_rows(build, folder, threads, rounds):
     generator = folder / 'cyclegan_512.pt'
     cpp = [str(build / 'apps' / 'zebraify'), str(picture), '-o', str(folder / 'zebraify_512_out.png'),
            '--weights', str(generator), '--size', '512', '--threads', str(threads)]
-    python = [PYTHON, str(ROOT / 'tools' / 'zebraify_reference.py'), str(generator), str(images),
+    python = [PYTHON, str(ROOT / 'tools' / 'testing' / 'zebraify_reference.py'), str(generator), str(images),
               str(folder / 'zebraify_512_python.pt'), '--size', '512', '--threads', str(threads)]
     return alternate('zebraify_512', {'native': (cpp, None), 'python': (python, None)}, rounds)
 
@@ -278,7 +278,7 @@ def main():
     print(f'float32 matrix product 2048^3: {peak["median_ms"]:.0f} ms, {peak_gflops:.1f} GFLOP/s '
           f'({args.threads} threads)', flush=True)
 
-    cases = args.cases or subprocess.run([PYTHON, str(ROOT / 'tools' / 'bench_cases.py'), 'list'],
+    cases = args.cases or subprocess.run([PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_cases.py'), 'list'],
                                          capture_output=True, text=True, check=True).stdout.split()
     rows = []
     for case in cases:

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 import archive  # noqa: E402
 from reference_models import BOOK_SEGMENTATION_CONFIG, build_model  # noqa: E402
 

@@ -18,7 +18,7 @@ import zipfile
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
 from archive import CONFIG_FILE, config_text, save_model_archive  # noqa: E402
 from reference_models import build_model  # noqa: E402
 

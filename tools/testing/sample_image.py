@@ -4,7 +4,7 @@ for demos and tests when the book's horse.jpg is not at hand.
 
 usage: sample_image.py OUT.png [WIDTH HEIGHT] [--tensors IMAGES.pt]
 
---tensors also writes the picture as tools/zebraify_reference.py takes it (`image_0`,
+--tensors also writes the picture as tools/testing/zebraify_reference.py takes it (`image_0`,
 1 x 3 x H x W uint8), the pixels a PNG decoder reads back from OUT.png.
 """
 
@@ -47,7 +47,7 @@ def write_png(path, rgb):
 
 def write_tensors(path, rgb):
     """The picture as a tensor archive of `image_0`; torch only loads when asked for this."""
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[1])]
     import torch
     import archive
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).contiguous()
