@@ -296,6 +296,7 @@ class Walker {
       if (pos_ != value_end) throw Malformed{"sequence " + tag_name(header.tag) + " does not end where its length says"};
       return;
     }
+    check_vr(header);
     if (depth == 0) keep(header);
     pos_ = value_end;
   }
@@ -339,6 +340,26 @@ class Walker {
     }
   }
 
+  // GDCM asserts (aborting the process) when an element it interprets has another value
+  // representation than the standard's; an explicit VR file may say anything. Checked at any
+  // depth: enhanced multi-frame files hold spacing and position in functional group sequences.
+  static void check_vr(const ElementHeader& header) {
+    static const std::map<uint32_t, const char*> kStandardVr = {
+        {kSamplesPerPixel, "US"}, {kPlanarConfiguration, "US"}, {kRows, "US"}, {kColumns, "US"},
+        {kBitsAllocated, "US"}, {kBitsStored, "US"}, {kHighBit, "US"}, {kPixelRepresentation, "US"},
+        {kFrames, "IS"}, {kInstanceNumber, "IS"},
+        {kPosition, "DS"}, {kOrientation, "DS"}, {kPixelSpacing, "DS"}, {kRescaleIntercept, "DS"},
+        {kRescaleSlope, "DS"}, {tag(0x0018, 0x0050), "DS"} /* Slice Thickness */,
+        {tag(0x0018, 0x0088), "DS"} /* Spacing Between Slices */,
+        {tag(0x0018, 0x1164), "DS"} /* Imager Pixel Spacing */,
+        {tag(0x0018, 0x2010), "DS"} /* Nominal Scanned Pixel Spacing */,
+        {tag(0x3002, 0x0011), "DS"} /* Image Plane Pixel Spacing */};
+    const auto standard = kStandardVr.find(header.tag);
+    if (standard == kStandardVr.end() || header.vr.empty() || header.vr == standard->second) return;
+    throw Malformed{"element " + tag_name(header.tag) + " has VR " + printable(header.vr) + ", not " +
+                    standard->second};
+  }
+
   // Records the top-level values the series grouping and the pixel data check need.
   void keep(const ElementHeader& header) {
     if (header.tag == kPixelData) {
@@ -353,10 +374,6 @@ class Walker {
     if (header.length > kMaxKeptValue) throw Malformed{"element " + tag_name(header.tag) + " is " + std::to_string(header.length) + " bytes long"};
     const std::string bytes = read_string(pos_, header.length);
     const auto small_unsigned = [&] {
-      // GDCM asserts that these elements have the VR US (or none, in implicit VR files).
-      if (!header.vr.empty() && header.vr != "US") {
-        throw Malformed{"element " + tag_name(header.tag) + " has VR " + header.vr + ", not US"};
-      }
       if (bytes.size() != 2) throw Malformed{"element " + tag_name(header.tag) + " is not one 16-bit value"};
       return unsigned_value(bytes);
     };

@@ -289,6 +289,24 @@ TEST(Dicom, SliceTagsThatAreNoNumbersOrDisagreeAreScanErrors) {
   }
 }
 
+// GDCM asserts (aborting the process) on a geometry element with another VR than the
+// standard's: such a slice fails its series with a message instead.
+TEST(Dicom, GeometryElementsWithAnotherVrAreScanErrors) {
+  if (!has_data_dir()) GTEST_SKIP() << "the book's data folder is missing: " << data_dir();
+  TemporaryFolder folder;
+  copy_real_slices(folder, 4);
+  const auto uid = ct::list_dicom_series(folder.path("")).front();
+  const std::string victim = ct::dicom_series_files(folder.path(""), uid)[2];
+  std::ifstream in(victim, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const auto at = bytes.find(std::string("\x28\x00\x30\x00" "DS", 6));
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 4] = 'A';  // Pixel Spacing as an age string
+  write_file(victim, bytes);
+  EXPECT_THAT(scan_error_of([&] { ct::read_dicom_series(folder.path("")); }),
+              HasSubstr("element (0028,0030) has VR AS, not DS"));
+}
+
 // A SeriesInstanceUID names output folders and fills one-line summaries: one with control
 // characters fails the folder, and the message shows them escaped, on one line.
 TEST(Dicom, SeriesUidWithControlCharactersIsAScanErrorOnOneLine) {
