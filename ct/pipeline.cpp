@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "dlwpt/ct/slices.h"
+#include "dlwpt/layers/inference.h"
 #include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct {
@@ -95,11 +96,12 @@ torch::Tensor segment_volume(UNetWrapper& model, const torch::Tensor& hu, int64_
   const int64_t rows = hu.size(1);
   const int64_t columns = hu.size(2);
   const auto padded = padded_slice_size(model, rows, columns);
+  const torch::Device device = device_of(*model);
   auto probability = torch::empty(hu.sizes(), torch::kFloat);
   for (int64_t first = 0; first < slices; first += batch_size) {
     const int64_t count = std::min(batch_size, slices - first);
     const auto output =
-        model(pad_to(segmentation_input(hu, first, count, kContextSlices), padded));
+        model(pad_to(segmentation_input(hu, first, count, kContextSlices), padded).to(device)).cpu();
     TORCH_CHECK(output.size(2) == padded[0] && output.size(3) == padded[1],
                 "the U-Net returned ", output.sizes(), " for slices padded to ", padded[0], "x",
                 padded[1], "; segmentation needs padding=true");
@@ -127,7 +129,8 @@ void classify_candidates(LunaModel& model, const torch::Tensor& hu,
     for (int64_t i = first; i < first + count; ++i) {
       chunks.push_back(candidate_chunk(hu, candidates[i].center_irc, size).unsqueeze(0));
     }
-    const auto probabilities = model(torch::stack(chunks)).probabilities.select(1, 1).to(torch::kDouble);
+    const auto output = model(torch::stack(chunks).to(device_of(*model)));
+    const auto probabilities = output.probabilities.select(1, 1).to(torch::kCPU, torch::kDouble);
     const double* values = probabilities.contiguous().data_ptr<double>();
     for (int64_t i = 0; i < count; ++i) candidates[first + i].*field = values[i];
     if (progress) progress(first + count, total);

@@ -102,6 +102,12 @@ int64_t transposed_output_size(int64_t input_size, int64_t stride, int64_t paddi
 
 }  // namespace
 
+torch::Device device_of(const nn::Module& module) {
+  for (const auto& parameter : module.parameters()) return parameter.device();
+  for (const auto& buffer : module.buffers()) return buffer.device();
+  return torch::kCPU;
+}
+
 bool use_inference_path(const torch::Tensor& input) {
   return !torch::GradMode::is_enabled() && input.device().is_cpu() &&
          input.scalar_type() == torch::kFloat;

@@ -16,6 +16,10 @@
 
 namespace dlwpt {
 
+/// The device of a module's parameters (and buffers): where its inputs must go. CPU for a
+/// module without any.
+torch::Device device_of(const torch::nn::Module& module);
+
 /// Whether `input` may take the fast inference paths: autograd is off and it is a float CPU
 /// tensor.
 bool use_inference_path(const torch::Tensor& input);

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "dlwpt/layers/inference.h"
 #include "dlwpt/weights/model_archive.h"
 #include "dlwpt/weights/model_schema.h"
 #include "tests/test_support.h"
@@ -105,6 +106,21 @@ TEST(ModelSchema, UnknownAndMalformedOptionsAreArchiveErrors) {
   config.options["padding"] = "yes";
   EXPECT_THAT(error_message_of<weights::ArchiveError>([&] { weights::unet_wrapper_options(config); }),
               ::testing::HasSubstr("'yes', not true or false"));
+}
+
+// load_model(path, device) places every parameter and buffer on the device, and device_of
+// tells the pipelines where to send their inputs. This machine has only the CPU (libtorch
+// 1.13 cannot move modules to the meta device): a device it lacks is a ConfigError.
+TEST(ModelDevice, LoadModelPlacesTheModelOrNamesTheMissingDevice) {
+  TemporaryFolder folder;
+  const std::string path = folder.path("luna.pt");
+  weights::save_model(seeded_model<LunaModel>(weights::small_options<LunaModelOptions>()), path);
+  const auto on_cpu = weights::load_model<LunaModel>(path, torch::kCPU);
+  EXPECT_EQ(device_of(*on_cpu), torch::Device(torch::kCPU));
+  EXPECT_EQ(device_of(torch::nn::Module()), torch::Device(torch::kCPU));
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a CUDA device";
+  EXPECT_THAT(error_message_of<ConfigError>([&] { weights::load_model<LunaModel>(path, torch::kCUDA); }),
+              ::testing::HasSubstr("cannot place the model of '" + path + "' on device cuda"));
 }
 
 // Python builds the reference model from the same configuration, loads the C++ weights

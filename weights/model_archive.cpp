@@ -159,6 +159,18 @@ Model load_model(const std::string& path) {
 }
 
 template <typename Model>
+Model load_model(const std::string& path, torch::Device device) {
+  Model model = load_model<Model>(path);
+  try {
+    model->to(device);
+  } catch (const c10::Error& error) {  // a device this libtorch or machine lacks
+    throw ConfigError("cannot place the model of '" + path + "' on device " + device.str() + ": " +
+                      first_line(error.what_without_backtrace()));
+  }
+  return model;
+}
+
+template <typename Model>
 Model load_model(const std::string& path, const typename Model::Impl::Options& options) {
   return build_and_load<Model>(read_archive(path), path, options);
 }
@@ -166,6 +178,9 @@ Model load_model(const std::string& path, const typename Model::Impl::Options& o
 template ResNetGenerator load_model<ResNetGenerator>(const std::string&);
 template LunaModel load_model<LunaModel>(const std::string&);
 template UNetWrapper load_model<UNetWrapper>(const std::string&);
+template ResNetGenerator load_model<ResNetGenerator>(const std::string&, torch::Device);
+template LunaModel load_model<LunaModel>(const std::string&, torch::Device);
+template UNetWrapper load_model<UNetWrapper>(const std::string&, torch::Device);
 template ResNetGenerator load_model<ResNetGenerator>(const std::string&,
                                                      const ResNetGeneratorOptions&);
 template LunaModel load_model<LunaModel>(const std::string&, const LunaModelOptions&);

@@ -31,6 +31,12 @@ UNetWrapperOptions unet_wrapper_options(const ModelConfig& config);
 template <typename Model>
 Model load_model(const std::string& path);
 
+/// The same, the model then moved to `device` (its parameters and buffers: the archive is
+/// always read on the CPU); ConfigError when this libtorch or machine has no such device. The
+/// pipelines (ct/pipeline.h) run their inputs on the device of the models they are given.
+template <typename Model>
+Model load_model(const std::string& path, torch::Device device);
+
 /// The same with options given by the caller, for archives without a configuration (the
 /// strict load still checks every tensor against them).
 template <typename Model>
