@@ -14,6 +14,9 @@
 #include <optional>
 #include <sstream>
 
+#include <gdcmDicts.h>
+#include <gdcmGlobal.h>
+
 namespace dlwpt::ct {
 
 namespace {
@@ -108,6 +111,18 @@ std::optional<std::array<double, N>> numbers(const std::string& text) {
   }
   if (count != N) return std::nullopt;
   return values;
+}
+
+// Whether an implicit VR element of undefined length may be a sequence: a private one, or one
+// the standard's dictionary (GDCM's, consulted only) makes a sequence. GDCM parses any such
+// element as a sequence, and ITK then asserts (aborting the process) converting a public
+// non-sequence element, such as Referenced Frame Number, to text.
+bool may_be_sequence(uint32_t at) {
+  const uint16_t group = static_cast<uint16_t>(at >> 16);
+  if (group % 2 == 1) return true;
+  const auto& entry = gdcm::Global::GetInstance().GetDicts().GetDictEntry(
+      gdcm::Tag(group, static_cast<uint16_t>(at & 0xFFFF)));
+  return entry.GetVR() == gdcm::VR::SQ;
 }
 
 // Text from a file as a one-line message may show it: control and non-ASCII bytes as \xNN.
@@ -282,10 +297,11 @@ class Walker {
       if (header.tag == kPixelData && depth == 0) {
         pixels_.encapsulated = true;
         walk_fragments(end, header.tag);
-      } else if (header.vr.empty() || header.vr == "SQ" || header.vr == "UN") {
+      } else if (header.vr == "SQ" || header.vr == "UN" || (header.vr.empty() && may_be_sequence(header.tag))) {
         walk_items(end, /*undefined_length=*/true, depth + 1, header.tag);
       } else {
-        throw Malformed{"element " + tag_name(header.tag) + " (" + header.vr + ") has an undefined length"};
+        throw Malformed{"element " + tag_name(header.tag) + (header.vr.empty() ? "" : " (" + header.vr + ")") +
+                        " has an undefined length but is no sequence"};
       }
       return;
     }

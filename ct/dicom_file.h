@@ -36,6 +36,7 @@ struct DicomFileInfo {
 /// transfer syntax: explicit or implicit VR, little or big endian, nested sequences, and
 /// encapsulated pixel data), checking that every element lies within the file and that
 /// uncompressed pixel data holds exactly rows x columns x samples x bits/8 x frames bytes.
+/// Only GDCM's data dictionary is consulted (whether a tag is a sequence), never its parser.
 /// Never throws for the file's content; an unreadable file is Broken, and so is an image whose
 /// geometry or value tags fail the checks above.
 DicomFileInfo inspect_dicom_file(const std::string& path);

@@ -74,7 +74,11 @@ DataLocation read_data_location(const std::string& header_path, size_t list_line
       return std::isalnum(k) || k == '_';
     });
     if (!word) throw not_a_header("line " + std::to_string(number) + " is not 'Key = Value'");
-    location.fields[key] = trimmed(text.substr(equals + 1));
+    // MetaIO and this check must read one value per key: with two, MetaIO may take the other
+    // (an NDims of 10^60 had it reading numbers without end).
+    if (!location.fields.emplace(key, trimmed(text.substr(equals + 1))).second) {
+      throw not_a_header("line " + std::to_string(number) + " repeats the key '" + key + "'");
+    }
     if (key != "ElementDataFile") continue;
     while (location.following_lines.size() < list_lines && std::getline(in, line) &&
            line.size() <= kMaxHeaderLine) {

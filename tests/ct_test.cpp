@@ -118,6 +118,7 @@ TEST(MetaImage, MalformedGeometryFieldsAreNamedInOneLine) {
       {"NDims = 4\nDimSize = 4 4 4 1\n", "is 4D; a CT volume must be 3D"},
       {"NDims = three\nDimSize = 4 4 4\n", "NDims 'three' is not an integer"},
       {"DimSize = 4 4 4\n", "has no NDims line"},
+      {"NDims = 36666666666666666666\nNDims = 3\nDimSize = 4 4 4\n", "line 3 repeats the key 'NDims'"},
       {"NDims = 3\nDimSize = 0x20 4 4\n", "DimSize '0x20 4 4' is not 3 whole numbers from 1 to 2147483647"},
       {"NDims = 3\nDimSize = 4 -4 4\n", "DimSize '4 -4 4' is not 3 whole numbers"},
       {"NDims = 3\nDimSize = 4294967296 4294967296 1\n", "DimSize '4294967296 4294967296 1' is not 3"},
