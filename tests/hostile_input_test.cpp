@@ -55,13 +55,18 @@ TEST(HostileArchive, NonFiniteWeightsAreRefused) {
   EXPECT_THAT(message, HasSubstr("non-finite values"));
 }
 
-TEST(HostileArchive, UncompilableCodeAndTruncationNameTheFileOnTheFirstLine) {
-  for (const char* file : {"luna_c2_bad_code.pt", "luna_c2_truncated.pt"}) {
-    const std::string path = fixture(file);
-    const std::string message =
-        error_message_of<weights::ArchiveError>([&] { weights::load_model<LunaModel>(path); });
-    EXPECT_THAT(first_line(message), HasSubstr("weights archive '" + path + "'")) << file;
-  }
+// The native loader reads the module tree's data only: it never compiles the archive's
+// TorchScript code (the compiler crashed on a fuzzed source), so broken code does not matter
+// to it, and a truncated archive names the file.
+TEST(HostileArchive, TheArchivesCodeIsNeverCompiledAndTruncationNamesTheFile) {
+  const auto valid = weights::read_archive(fixture("luna_c2.pt")).tensors;
+  const auto with_bad_code = weights::read_archive(fixture("luna_c2_bad_code.pt")).tensors;
+  ASSERT_EQ(with_bad_code.size(), valid.size());
+  for (const auto& [name, tensor] : valid) EXPECT_TRUE(torch::equal(with_bad_code.at(name), tensor)) << name;
+  const std::string path = fixture("luna_c2_truncated.pt");
+  const std::string message =
+      error_message_of<weights::ArchiveError>([&] { weights::load_model<LunaModel>(path); });
+  EXPECT_THAT(first_line(message), HasSubstr("weights archive '" + path + "'"));
 }
 
 TEST(HostileArchive, AConfigurationOfAnotherSizeIsRefusedBeforeBuilding) {

@@ -179,15 +179,23 @@ void check_pickle_framing(const char* bytes, size_t size, const std::string& wha
   fail("no STOP opcode");
 }
 
-// torch::jit::load sizes each storage as the archive's pickle declares and fills it from the
-// record of that name without comparing the two: a record shorter than declared is read past
-// its end. This reads the pickle on its own first, its records at their real size, and checks
-// every tensor it reaches against the record that holds its values.
-class RecordChecker {
- public:
-  explicit RecordChecker(const std::string& path) : path_(path), reader_(path) {}
+// What a weights archive holds for the native models.
+struct ArchiveContents {
+  TensorMap tensors;        // every tensor attribute of the module tree, by dotted name
+  std::string config_text;  // extra/dlwpt_model.cfg, empty when absent
+};
 
-  void check() {
+// Reads a TorchScript archive's module tree from its data.pkl without torch::jit::load, whose
+// TorchScript compiler runs the archive's code/ (a fuzzed source crashed it) and which sizes
+// each storage as the pickle declares and fills it from the record of that name without
+// comparing the two (a short record was read past its end). Here every class is an empty
+// stand-in, no code is compiled, and every tensor is checked against the record that holds
+// its values.
+class ArchiveTreeReader {
+ public:
+  explicit ArchiveTreeReader(const std::string& path) : path_(path), reader_(path) {}
+
+  ArchiveContents read() {
     // Not a structured binding: lambdas may capture those only from C++20 on.
     auto record = reader_.getRecord("data.pkl");
     const char* bytes = static_cast<const char*>(std::get<0>(record).get());
@@ -207,13 +215,22 @@ class RecordChecker {
           return load_object(type, state);
         },
         [this](const std::string& key) { return read_record(key); }, torch::kCPU);
-    walk(unpickler.parse_ivalue(), "", 0);
+    walk(unpickler.parse_ivalue(), "", 0, /*named=*/true);
+    ArchiveContents contents;
+    contents.tensors = std::move(tensors_);
+    const std::string config = std::string("extra/") + ModelConfig::kArchiveEntry;
+    if (reader_.hasRecord(config)) {
+      auto [data, length] = reader_.getRecord(config);
+      contents.config_text.assign(static_cast<const char*>(data.get()), length);
+    }
+    return contents;
   }
 
  private:
   static constexpr int kMaxDepth = 256;  // far deeper than any model's module tree
 
-  // torch::jit::load unpickles these too (TorchScript constants, and the debug information).
+  // Not read here, but by torch::jit::load when the archive also runs as TorchScript (the
+  // zebraify jit engine): TorchScript constants and the debug information.
   void check_other_pickles() {
     for (const auto& name : reader_.getAllRecords()) {
       const bool pickle = name.size() > 3 && name.compare(name.size() - 3, 3, "pkl") == 0;  // .pkl, .debug_pkl
@@ -244,24 +261,28 @@ class RecordChecker {
     return std::move(data);
   }
 
-  void walk(const c10::IValue& value, const std::string& name, int depth) {
+  // A module's state is the dict of its attributes: submodules (objects), parameters and
+  // buffers (tensors), flags. Tensors reached through attribute names are the archive's
+  // tensors; those inside lists and tuples are only checked.
+  void walk(const c10::IValue& value, const std::string& name, int depth, bool named) {
     if (depth > kMaxDepth) {
       throw ArchiveError("weights archive '" + path_ + "' nests its objects too deeply");
     }
     if (value.isTensor()) {
       check_tensor(value.toTensor(), name);
+      if (named && !name.empty() && value.toTensor().defined()) tensors_.emplace(name, value.toTensor());
     } else if (value.isObject()) {
       const auto state = states_.find(value.toObject().get());
-      if (state != states_.end()) walk(state->second, name, depth + 1);
+      if (state != states_.end()) walk(state->second, name, depth + 1, named);
     } else if (value.isGenericDict()) {
       for (const auto& entry : value.toGenericDict()) {
         const std::string key = entry.key().isString() ? entry.key().toStringRef() : "?";
-        walk(entry.value(), name.empty() ? key : name + "." + key, depth + 1);
+        walk(entry.value(), name.empty() ? key : name + "." + key, depth + 1, named);
       }
     } else if (value.isTuple()) {
-      for (const auto& element : value.toTupleRef().elements()) walk(element, name, depth + 1);
+      for (const auto& element : value.toTupleRef().elements()) walk(element, name, depth + 1, false);
     } else if (value.isList()) {
-      for (const auto& element : value.toListRef()) walk(element, name, depth + 1);
+      for (const auto& element : value.toListRef()) walk(element, name, depth + 1, false);
     }
   }
 
@@ -282,24 +303,8 @@ class RecordChecker {
   std::map<std::string, c10::ClassTypePtr> classes_;
   std::map<const c10::ivalue::Object*, c10::IValue> states_;
   std::map<const void*, int64_t> record_sizes_;  // by the address of the record's bytes
+  TensorMap tensors_;
 };
-
-// The tensors of a loaded module, each checked against its storage.
-TensorMap checked_tensors(const torch::jit::Module& module, const std::string& path) {
-  TensorMap tensors;
-  const auto add = [&](const std::string& name, const torch::Tensor& tensor) {
-    if (!tensor.defined()) return;  // an attribute set to None, absent from a state_dict too
-    const std::string defect =
-        tensor_defect(tensor, static_cast<int64_t>(tensor.storage().nbytes()));
-    if (!defect.empty()) {
-      throw ArchiveError("weights archive '" + path + "': tensor '" + name + "' " + defect);
-    }
-    tensors.emplace(name, tensor);
-  };
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) add(item.name, item.value);
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) add(item.name, item.value);
-  return tensors;
-}
 
 // Builds the nested TorchScript modules that dotted names stand for, as torch::save does: a
 // module per name component, the tensors as its parameters or buffers.
@@ -435,29 +440,25 @@ namespace {
 
 Archive read_checked_archive(const std::string& path) {
   check_readable_file(path);
-  torch::jit::ExtraFilesMap extra_files{{ModelConfig::kArchiveEntry, ""}};
-  torch::jit::Module module;
+  ArchiveContents contents;
   try {
-    RecordChecker(path).check();
-    module = torch::jit::load(path, torch::kCPU, extra_files);
+    contents = ArchiveTreeReader(path).read();
   } catch (const ArchiveError&) {
     throw;
   } catch (const std::exception& error) {
-    // c10::Error for a malformed zip or pickle; TorchScript's compiler throws its own errors for
-    // broken code in the archive: all of them mean the file is not an archive we can use.
+    // c10::Error for a malformed zip or pickle: the file is not an archive we can use.
     throw ArchiveError("cannot read weights archive '" + path + "': " +
                        describe_unreadable_file(path) + " (" + first_line(message_of(error)) +
                        ")");
   }
   Archive archive;
-  archive.tensors = checked_tensors(module, path);
+  archive.tensors = std::move(contents.tensors);
   if (archive.tensors.empty()) {
     throw ArchiveError("weights archive '" + path + "' holds no parameters or buffers");
   }
-  const std::string& config_text = extra_files[ModelConfig::kArchiveEntry];
-  if (!config_text.empty()) {
+  if (!contents.config_text.empty()) {
     try {
-      archive.model_config = ModelConfig::parse(config_text);
+      archive.model_config = ModelConfig::parse(contents.config_text);
     } catch (const ArchiveError& error) {
       throw ArchiveError("weights archive '" + path + "': " + error.what());
     }
