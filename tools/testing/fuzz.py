@@ -49,13 +49,13 @@ def main():
     parser.add_argument("--seconds", type=int, default=60, help="time per target")
     parser.add_argument("--runs", type=int, default=-1,
                         help="executions after which a target stops before its time (-1: none)")
-    parser.add_argument("--only", help="run only targets whose name contains this")
+    parser.add_argument("--only", help="run only this target (csv, image, archive, metaimage, dicom)")
     parser.add_argument("--jobs", type=int, default=1, help="targets run at once (one core each)")
     args = parser.parse_args()
 
     targets = sorted(p for p in (args.build / "tests" / "fuzz").glob("*_fuzzer") if p.is_file())
-    if args.only:
-        targets = [t for t in targets if args.only in t.name]
+    if args.only:  # "image" is image_fuzzer, not also metaimage_fuzzer
+        targets = [t for t in targets if t.name in (args.only, args.only + "_fuzzer")]
     if not targets:
         sys.exit(f"no fuzz targets in {args.build}/tests/fuzz")
 
