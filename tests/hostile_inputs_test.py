@@ -19,6 +19,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tools' / 'testing'))
+from bounded import wait_bounded  # noqa: E402
+
 TIME_LIMIT_S = 10.0
 MEMORY_LIMIT_MB = 1024.0
 
@@ -30,16 +33,7 @@ def run(argv, cwd):
         process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=err)
         # A hung program is stopped well after the limit, so that the case fails, not the run.
-        deadline = start + 6 * TIME_LIMIT_S
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.01)
+        status, usage = wait_bounded(process, start + 6 * TIME_LIMIT_S)
         seconds = time.monotonic() - start
         err.seek(0)
         text = err.read().decode(errors="replace")

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bounded import wait_bounded  # noqa: E402
+
 
 def run_target(binary, corpus, artifacts, seconds, runs, log_path):
     """Runs one target; returns (exit status, executions, wall seconds, CPU seconds)."""
@@ -27,14 +30,7 @@ def run_target(binary, corpus, artifacts, seconds, runs, log_path):
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         # The fuzzer stops itself after `seconds` of wall time; the margin covers its start and
         # a last input. Its CPU time is what counts when other work shares the cores.
-        deadline = start + seconds + 300
-        while True:
-            pid, wait_status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-            time.sleep(0.5)
+        wait_status, usage = wait_bounded(process, start + seconds + 300)
         status = os.waitstatus_to_exitcode(wait_status)
     elapsed = time.monotonic() - start
     text = pathlib.Path(log_path).read_text(errors="replace")
