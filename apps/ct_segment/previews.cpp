@@ -8,7 +8,6 @@
 #include "apps/common/image_io.h"
 // Last: CImg pulls in X11, whose macros the cimg_config header cleans up after.
 #include "apps/common/cimg_config.h"
-#include "apps/common/draw_text.h"
 
 namespace dlwpt::ct_segment {
 
@@ -70,7 +69,7 @@ void write_previews(const std::string& folder, const ct::CtVolume& volume, const
     char text[96];
     std::snprintf(text, sizeof text, "id %lld  p=%.3f", static_cast<long long>(candidate.id),
                   candidate.nodule_probability);
-    apps::draw_text(image, 4, 4, text, yellow, 16);
+    image.draw_text(4, 4, "%s", yellow, 0, 1.0f, 16, text);
     char name[96];
     std::snprintf(name, sizeof name, "candidate_%02lld_id%lld_slice%lld.png",
                   static_cast<long long>(rank + 1), static_cast<long long>(candidate.id),

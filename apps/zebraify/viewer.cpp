@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "apps/common/cimg_config.h"
-#include "apps/common/draw_text.h"
 
 namespace dlwpt::zebraify {
 
@@ -130,7 +129,7 @@ void draw_centered(CImg<unsigned char>& canvas, const CImg<unsigned char>& image
 
 void draw_message(CImg<unsigned char>& canvas, const std::string& text) {
   const unsigned char grey[] = {200, 200, 200};
-  dlwpt::apps::draw_text(canvas, 12, canvas.height() / 2 - 10, text, grey, 20);
+  canvas.draw_text(12, canvas.height() / 2 - 10, "%s", grey, 0, 1.0f, 20, text.c_str());
 }
 
 // The window's picture: input on the left, zebra (or the original, when toggled) on the right.
