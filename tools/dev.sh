@@ -97,7 +97,7 @@ run_parity() {
 }
 
 # Gets the book's files (from the local mirror when there is one) and converts its
-# checkpoints into weights/; what cannot be had is reported, and the demo goes on without it.
+# checkpoints into pretrained/; what cannot be had is reported, and the demo goes on without it.
 fetch_weights() {
   local python
   python=$(python_with_torch)
