@@ -111,19 +111,18 @@ int64_t integer_field(const DataLocation& location, const std::string& key, cons
 // Voxels stored as binary numbers of one channel: MetaIO reads text voxels (BinaryData =
 // False) and types such as MET_STRING without complaint, as zeros or as bytes.
 void check_voxel_encoding(const DataLocation& location, const std::string& header) {
-  const auto field = [&](const char* key) { return field_of(location, key); };
-  const std::string binary = field("BinaryData");
+  const std::string binary = field_of(location, "BinaryData");
   if (!binary.empty() && !is_true(binary)) {
     throw ScanError("scan '" + header + "': BinaryData = " + binary + " (voxels as text) is not supported");
   }
   static const std::set<std::string> kNumericTypes = {
       "MET_CHAR", "MET_UCHAR", "MET_SHORT", "MET_USHORT", "MET_INT", "MET_UINT", "MET_LONG",
       "MET_ULONG", "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
-  const std::string type = field("ElementType");
+  const std::string type = field_of(location, "ElementType");
   if (!kNumericTypes.count(type)) {
     throw ScanError("scan '" + header + "': ElementType '" + type + "' is not a numeric voxel type");
   }
-  const std::string channels = field("ElementNumberOfChannels");
+  const std::string channels = field_of(location, "ElementNumberOfChannels");
   if (!channels.empty() && channels != "1") {
     throw ScanError("scan '" + header + "': " + channels + " channels per voxel; a CT has one");
   }
@@ -356,7 +355,7 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
   const DataLocation location = list ? read_data_location(header_path, files) : first_pass;
 
   Encoding encoding;
-  encoding.compressed = is_true(location.fields.count("CompressedData") ? location.fields.at("CompressedData") : "");
+  encoding.compressed = is_true(field_of(location, "CompressedData"));
   const int64_t compressed_bytes = integer_field(location, "CompressedDataSize", header_path);
   if (compressed_bytes < 0) {
     throw ScanError("scan '" + header_path + "': CompressedDataSize " + std::to_string(compressed_bytes) +
