@@ -29,12 +29,17 @@ function(dlwpt_add_pch_provider name)
 endfunction()
 
 # The project's own settings for a target it builds: warnings, the source tree on the include
-# path (apps and tests include "apps/...", "tests/..."), and the shared precompiled header.
+# path (apps and tests include "apps/...", "tests/..."), the shared precompiled header, and in
+# a sanitizer build the runtime options of every executable.
 function(dlwpt_target_defaults target)
   target_compile_options(${target} PRIVATE ${DLWPT_WARNINGS})
   target_include_directories(${target} PRIVATE "${PROJECT_SOURCE_DIR}")
   if(DLWPT_USE_PCH)
     target_precompile_headers(${target} REUSE_FROM ${DLWPT_PCH_TARGET})
+  endif()
+  get_target_property(type ${target} TYPE)
+  if(TARGET dlwpt_sanitizer_defaults AND type STREQUAL "EXECUTABLE")
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:dlwpt_sanitizer_defaults>)
   endif()
 endfunction()
 

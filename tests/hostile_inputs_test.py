@@ -3,9 +3,13 @@
 
 Every case must end with exit status 1 (some inputs failed, the others done) or 2 (nothing
 could be done), a message on stderr whose line names the problem, no signal, within 10 s of
-wall time and, when the input is refused, 1 GB of peak memory. Besides the named cases, every committed fuzz regression
-input (tests/fuzz/regressions/) is given to the app that reads such files; those inputs may
-also be valid (exit 0), but never crash, hang or exhaust memory.
+wall time and, when the input is refused, 1 GB of peak memory. Besides the named cases, every
+committed fuzz regression input (tests/fuzz/regressions/) is given to the app that reads such
+files; those inputs may also be valid (exit 0), but never crash, hang or exhaust memory.
+
+In a sanitizer build the apps run several times slower and their shadow memory counts in their
+peak: ctest then sets DLWPT_TEST_TIME_SCALE and DLWPT_TEST_MEMORY_SCALE, which multiply both
+bounds.
 
 usage: hostile_inputs_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR
 """
@@ -22,8 +26,8 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tools' / 'testing'))
 from bounded import wait_bounded  # noqa: E402
 
-TIME_LIMIT_S = 10.0
-MEMORY_LIMIT_MB = 1024.0
+TIME_LIMIT_S = 10.0 * float(os.environ.get("DLWPT_TEST_TIME_SCALE", "1"))
+MEMORY_LIMIT_MB = 1024.0 * float(os.environ.get("DLWPT_TEST_MEMORY_SCALE", "1"))
 
 
 def run(argv, cwd):

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, then configures, builds and runs
 # tests/consumer against it: what `find_package(dlwpt)` gives a project outside this one.
-# usage: install_and_consume.sh BUILD_DIR SOURCE_DIR LUNA_ARCHIVE [FLAGS]
-# FLAGS: what a consumer must compile and link with too (a sanitizer build's -fsanitize=...).
+# usage: install_and_consume.sh BUILD_DIR SOURCE_DIR LUNA_ARCHIVE [FLAGS [LINK_FLAGS]]
+# FLAGS: what a consumer must compile with too (a sanitizer build's -fsanitize=...);
+# LINK_FLAGS (default FLAGS): what it must link with.
 set -euo pipefail
-build=$1 source=$2 archive=$3 flags=${4:-}
+build=$1 source=$2 archive=$3 flags=${4:-} link_flags=${5:-${4:-}}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
@@ -12,7 +13,7 @@ test -f "$work/prefix/include/dlwpt/models/unet.h"
 test -f "$work/prefix/lib/cmake/dlwpt/dlwptConfig.cmake"
 test ! -e "$work/prefix/include/dlwpt/weights/reference_case.h"  # the test harness stays here
 cmake -S "$source/tests/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$work/prefix" \
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$link_flags" \
       > "$work/configure.log"
 # Asking for a component the package does not have must fail at configure time.
 mkdir "$work/bad" && printf 'cmake_minimum_required(VERSION 3.18)\nproject(bad CXX)\nfind_package(dlwpt CONFIG REQUIRED COMPONENTS nonsense)\n' > "$work/bad/CMakeLists.txt"

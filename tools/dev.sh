@@ -149,13 +149,6 @@ analyse_book_ct() {
   log "done: $results (mask.mhd opens in ITK-SNAP or 3D Slicer; previews/ shows the 5 most probable candidates)"
 }
 
-# Sanitizer runtime options shared by `sanitize` and `fuzz`: every report is fatal.
-# Allocation stacks are unwound fully (libtorch has no frame pointers): leak reports and their
-# suppressions (tests/fuzz/lsan.supp) then see the functions inside libtorch.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:fast_unwind_on_malloc=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}
-
 # The whole build under ASan + UBSan, without the precompiled header (so it also proves that
 # every file includes what it uses), then the tests: all, or those matching SANITIZE_TESTS.
 run_sanitize() {
