@@ -18,11 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Runs ct-segment on one thread with the seeded reference models; returns the exit status, output in `log`.
 // `shell_prefix` runs before it in the same shell (e.g. "ulimit -f 96; ").
 int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr,

@@ -3,12 +3,14 @@
 // allocated or read out of bounds. The archives are the fuzz corpus's
 // (tests/fuzz/regressions/archive_fuzzer/, written by tools/testing/make_archive_fixtures.py).
 
+#include <algorithm>
 #include <limits>
 
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/slices.h"
 #include "tests/test_support.h"
 #include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/zip_directory.h"
 
 namespace dlwpt::testing {
 namespace {
@@ -36,6 +38,42 @@ TEST(HostileArchive, ATensorRecordShorterThanItsShapeIsRefused) {
   EXPECT_THAT(error_message_of<weights::ArchiveError>(
                   [&] { weights::load_model<LunaModel>(path); }),
               HasSubstr("truncated or corrupt"));
+}
+
+// libtorch's reader allocates what a ZIP record claims before reading it: a record claiming
+// more than its stored bytes (the fuzzer's: 4 GB from a 70 KB file) is refused first.
+TEST(HostileArchive, RecordsClaimingMoreThanTheirBytesAreRefusedBeforeReading) {
+  const std::string fuzzed = fixture("defect_record_claims_4gb.pt");
+  EXPECT_THAT(error_message_of<weights::ArchiveError>([&] { weights::read_archive(fuzzed); }),
+              HasSubstr("claims 4294967294 bytes"));
+
+  // A stored tensor record of the valid fixture, its size in the central directory raised.
+  std::string bytes = read_text(fixture("luna_c2.pt"));
+  const std::string name = "luna_c2.pt/data/0";
+  const size_t central_name = bytes.rfind(name);
+  ASSERT_NE(central_name, std::string::npos);
+  const size_t size_field = central_name - 46 + 24;
+  ASSERT_EQ(bytes.compare(central_name - 46, 4, "PK\x01\x02"), 0);
+  bytes.replace(size_field, 4, "\xff\xff\xff\x7f");
+  TemporaryFolder folder;
+  const std::string path = folder.path("claims.pt");
+  write_file(path, bytes);
+  const std::string message =
+      error_message_of<weights::ArchiveError>([&] { weights::read_archive(path); });
+  EXPECT_THAT(message, HasSubstr("its record '" + name + "' claims 2147483647 bytes"));
+
+  // The directory as libtorch's writer makes it: tensors stored, their sizes those of the
+  // values.
+  const std::string saved = folder.path("saved.pt");
+  weights::save_model(LunaModel(LunaModelOptions().conv_channels(2)), saved);
+  int64_t tensor_records = 0;
+  for (const auto& record : weights::read_zip_directory(saved)) {
+    if (record.name.find("/data/") == std::string::npos) continue;
+    ++tensor_records;
+    EXPECT_EQ(record.method, 0) << record.name;
+    EXPECT_EQ(record.size, record.compressed_size) << record.name;
+  }
+  EXPECT_EQ(tensor_records, static_cast<int64_t>(weights::read_archive(saved).tensors.size()));
 }
 
 TEST(HostileArchive, NonFiniteWeightsAreRefused) {

@@ -85,6 +85,9 @@ class TemporaryFolder {
   std::string root_;
 };
 
+/// The bytes of the file at `path`.
+std::string read_text(const std::string& path);
+
 /// Writes `bytes` to `path`.
 void write_file(const std::string& path, const std::string& bytes);
 

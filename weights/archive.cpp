@@ -12,6 +12,7 @@
 #include <torch/script.h>
 
 #include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/zip_directory.h"
 
 namespace dlwpt::weights {
 
@@ -193,7 +194,8 @@ struct ArchiveContents {
 // its values.
 class ArchiveTreeReader {
  public:
-  explicit ArchiveTreeReader(const std::string& path) : path_(path), reader_(path) {}
+  explicit ArchiveTreeReader(const std::string& path)
+      : path_(path), reader_(with_checked_records(path)) {}
 
   ArchiveContents read() {
     // Not a structured binding: lambdas may capture those only from C++20 on.
@@ -228,6 +230,13 @@ class ArchiveTreeReader {
 
  private:
   static constexpr int kMaxDepth = 256;  // far deeper than any model's module tree
+
+  // libtorch's reader allocates what a record claims before reading it (its version record
+  // already in the constructor): the claims are checked first.
+  static const std::string& with_checked_records(const std::string& path) {
+    check_zip_records(path);
+    return path;
+  }
 
   // Not read here, but by torch::jit::load when the archive also runs as TorchScript (the
   // zebraify jit engine): TorchScript constants and the debug information.
@@ -440,16 +449,20 @@ namespace {
 
 Archive read_checked_archive(const std::string& path) {
   check_readable_file(path);
+  // A malformed zip or pickle (ZipFormatError, c10::Error): what the file seems to be instead.
+  const auto unusable = [&path](const std::string& problem) {
+    return ArchiveError("cannot read weights archive '" + path + "': " +
+                        describe_unreadable_file(path) + " (" + problem + ")");
+  };
   ArchiveContents contents;
   try {
     contents = ArchiveTreeReader(path).read();
+  } catch (const ZipFormatError& error) {
+    throw unusable(error.problem());
   } catch (const ArchiveError&) {
     throw;
   } catch (const std::exception& error) {
-    // c10::Error for a malformed zip or pickle: the file is not an archive we can use.
-    throw ArchiveError("cannot read weights archive '" + path + "': " +
-                       describe_unreadable_file(path) + " (" + first_line(message_of(error)) +
-                       ")");
+    throw unusable(first_line(message_of(error)));
   }
   Archive archive;
   archive.tensors = std::move(contents.tensors);
