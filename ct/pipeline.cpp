@@ -4,6 +4,7 @@
 
 #include "dlwpt/ct/slices.h"
 #include "dlwpt/layers/inference.h"
+#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
 
 namespace dlwpt::ct {
@@ -100,8 +101,8 @@ torch::Tensor segment_volume(UNetWrapper& model, const torch::Tensor& hu, int64_
   auto probability = torch::empty(hu.sizes(), torch::kFloat);
   for (int64_t first = 0; first < slices; first += batch_size) {
     const int64_t count = std::min(batch_size, slices - first);
-    const auto output =
-        model(pad_to(segmentation_input(hu, first, count, kContextSlices), padded).to(device)).cpu();
+    const auto output = forward_each_sample(
+        model, pad_to(segmentation_input(hu, first, count, kContextSlices), padded).to(device)).cpu();
     TORCH_CHECK(output.size(2) == padded[0] && output.size(3) == padded[1],
                 "the U-Net returned ", output.sizes(), " for slices padded to ", padded[0], "x",
                 padded[1], "; segmentation needs padding=true");
@@ -129,7 +130,7 @@ void classify_candidates(LunaModel& model, const torch::Tensor& hu,
     for (int64_t i = first; i < first + count; ++i) {
       chunks.push_back(candidate_chunk(hu, candidates[i].center_irc, size).unsqueeze(0));
     }
-    const auto output = model(torch::stack(chunks).to(device_of(*model)));
+    const auto output = forward_each_sample(model, torch::stack(chunks).to(device_of(*model)));
     const auto probabilities = output.probabilities.select(1, 1).to(torch::kCPU, torch::kDouble);
     const double* values = probabilities.contiguous().data_ptr<double>();
     for (int64_t i = 0; i < count; ++i) candidates[first + i].*field = values[i];

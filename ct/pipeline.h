@@ -32,7 +32,9 @@ struct AnalysisOptions {
 /// stacks the pipeline builds (in_channels 7: 3 context slices either side), give one
 /// probability per voxel (n_classes 1) the size of its input (padding true); the LunaModels
 /// take one HU channel in the book's 32 x 48 x 48 chunks. `check_models` says which does not.
-/// The inputs go to the device of each model (`load_model(path, device)`), the results come back to the CPU.
+/// The inputs go to the device of each model (`load_model(path, device)`), the results come
+/// back to the CPU. The models must be in eval mode; prepared by `optimize_for_inference`
+/// (models/inference.h) they run several times faster on CPU, with the same results.
 struct AnalysisModels {
   UNetWrapper segmentation{nullptr};
   LunaModel nodule{nullptr};

@@ -63,13 +63,17 @@ PhaseTaps phase_taps(int64_t kernel_size, int64_t stride, int64_t padding) {
   return result;
 }
 
-bool is_subpixel_compatible(const nn::ConvTranspose2dImpl& layer) {
-  const auto& options = layer.options;
+}  // namespace
+
+bool SubpixelConvTranspose2dImpl::is_compatible(
+    const decltype(nn::ConvTranspose2dImpl::options)& options) {
   const auto* padding = alternative_of<torch::ExpandingArray<2>>(options.padding());
   return padding != nullptr && alternative_of<torch::enumtype::kZeros>(options.padding_mode()) &&
          options.groups() == 1 && (*options.dilation())[0] == 1 &&
          (*options.dilation())[1] == 1 && (*options.stride())[0] == (*options.stride())[1];
 }
+
+namespace {
 
 // (in, out, kh, kw) transposed-convolution weight -> (out * s * s, in, window_h, window_w)
 // convolution weight whose output channels are ordered (out, phase_y, phase_x), the order
@@ -108,19 +112,6 @@ torch::Device device_of(const nn::Module& module) {
   return torch::kCPU;
 }
 
-bool use_inference_path(const torch::Tensor& input) {
-  return !torch::GradMode::is_enabled() && input.device().is_cpu() &&
-         input.scalar_type() == torch::kFloat;
-}
-
-bool use_onednn_inference(const torch::Tensor& input) {
-  return at::hasMKLDNN() && use_inference_path(input);
-}
-
-bool run_samples_one_by_one(const nn::Module& module, const torch::Tensor& input) {
-  return use_inference_path(input) && input.dim() > 0 && input.size(0) > 1 && !module.is_training();
-}
-
 torch::Tensor for_each_sample(const torch::Tensor& input,
                               const std::function<torch::Tensor(const torch::Tensor&)>& forward) {
   std::vector<torch::Tensor> outputs;
@@ -154,12 +145,24 @@ torch::Tensor DerivedTensor::get(const torch::Tensor& source, const Derive& deri
   return derived_;
 }
 
-torch::Tensor SubpixelConvTranspose2d::forward(nn::ConvTranspose2dImpl& layer,
-                                               const torch::Tensor& input) {
-  if (!use_inference_path(input) || input.dim() != 4 || !is_subpixel_compatible(layer)) {
-    return layer.forward(input);
-  }
-  const auto& options = layer.options;
+// Module is a virtual base (of Cloneable): this class, the most derived, copies it itself, or
+// it would start without the layer's parameters.
+SubpixelConvTranspose2dImpl::SubpixelConvTranspose2dImpl(const nn::ConvTranspose2d& layer)
+    : nn::Module(*layer), nn::ConvTranspose2dImpl(*layer) {
+  TORCH_CHECK(is_compatible(options), "SubpixelConvTranspose2d: this ConvTranspose2d has groups, "
+              "dilation, unequal strides or non-zero padding, which it does not support");
+}
+
+std::shared_ptr<nn::Module> SubpixelConvTranspose2dImpl::clone(
+    const torch::optional<torch::Device>& device) const {
+  const auto plain = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(
+      nn::ConvTranspose2dImpl::clone(device));
+  return std::make_shared<SubpixelConvTranspose2dImpl>(nn::ConvTranspose2d(plain));
+}
+
+torch::Tensor SubpixelConvTranspose2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 4, "SubpixelConvTranspose2d expects an NCHW input, got ",
+              input.sizes());
   const int64_t stride = (*options.stride())[0];
   const auto& padding = *alternative_of<torch::ExpandingArray<2>>(options.padding());
   const auto& kernel = *options.kernel_size();
@@ -180,16 +183,16 @@ torch::Tensor SubpixelConvTranspose2d::forward(nn::ConvTranspose2dImpl& layer,
   const bool unpadded = std::all_of(pads.begin(), pads.end(), [](int64_t pad) { return pad == 0; });
   const auto padded = unpadded ? input : torch::constant_pad_nd(input, pads);
 
-  const auto weight = weight_.get(layer.weight, [&](const torch::Tensor& w) {
+  const auto phase_weight = subpixel_weight_.get(weight, [&](const torch::Tensor& w) {
     return subpixel_weight(w, stride, rows, cols);
   });
-  torch::Tensor bias;
-  if (layer.bias.defined()) {
-    bias = bias_.get(layer.bias, [&](const torch::Tensor& b) {
+  torch::Tensor phase_bias;
+  if (bias.defined()) {
+    phase_bias = subpixel_bias_.get(bias, [&](const torch::Tensor& b) {
       return b.repeat_interleave(stride * stride);
     });
   }
-  const auto phases = torch::conv2d(padded, weight, bias);
+  const auto phases = torch::conv2d(padded, phase_weight, phase_bias);
   return torch::pixel_shuffle(phases, stride).narrow(2, 0, out_height).narrow(3, 0, out_width);
 }
 

@@ -1,17 +1,17 @@
 #pragma once
 
-// Faster CPU inference for the book's layers, exact up to float rounding.
-//
-// The models' `forward()` takes these paths only when autograd is off (`torch::InferenceMode`
-// or `torch::NoGradGuard`) and the input is a float CPU tensor; with autograd on they run the
-// plain modules, so training sees exactly PyTorch's ops. What each path buys is measured by
-// `tools/dev.sh bench` (see README).
+// Building blocks of fast CPU inference, exact up to float rounding: the layers that
+// `optimize_for_inference` (models/inference.h) puts in place of the book's layers, and the
+// helpers it uses. The models' own `forward()` never takes these paths by itself. What each
+// one buys is measured by `tools/dev.sh bench` (see README).
 
 #include <functional>
 #include <mutex>
 
+#include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 namespace dlwpt {
@@ -19,19 +19,6 @@ namespace dlwpt {
 /// The device of a module's parameters (and buffers): where its inputs must go. CPU for a
 /// module without any.
 torch::Device device_of(const torch::nn::Module& module);
-
-/// Whether `input` may take the fast inference paths: autograd is off and it is a float CPU
-/// tensor.
-bool use_inference_path(const torch::Tensor& input);
-
-/// Whether oneDNN (mkldnn) kernels are there for `input`: the fast path and ATen built with
-/// oneDNN.
-bool use_onednn_inference(const torch::Tensor& input);
-
-/// Whether `module` may run the samples of `input` one at a time: the inference path, more
-/// than one sample, and the module in eval mode (its batch norms then use running statistics,
-/// so samples do not affect each other).
-bool run_samples_one_by_one(const torch::nn::Module& module, const torch::Tensor& input);
 
 /// `forward` applied to each sample of `input` (as a batch of one), the results concatenated
 /// along the batch. On CPU one sample at a time is the fastest per sample: its activations
@@ -76,16 +63,32 @@ class DerivedTensor {
 /// ConvTranspose2d as a stride-1 convolution that computes the stride x stride output phases
 /// as channels, interleaved by pixel_shuffle (sub-pixel convolution). The same products and
 /// sums as the transposed convolution, but through ATen's fast (oneDNN) convolution instead of
-/// its slow col2im path. Equal strides, no groups or dilation, zero padding; other layers run
-/// as they are.
-class SubpixelConvTranspose2d {
+/// its slow col2im path. It is a ConvTranspose2dImpl, made from one with equal strides, no
+/// groups or dilation and zero padding (`is_compatible`), and holds that layer's parameters:
+/// a state_dict reads the same, and the sub-pixel weight is derived from them again whenever
+/// they change. Called through its own type (its holder, an AnyModule or a Sequential), it
+/// computes by sub-pixel convolution; through ConvTranspose2dImpl, as a plain layer.
+class SubpixelConvTranspose2dImpl : public torch::nn::ConvTranspose2dImpl {
  public:
-  torch::Tensor forward(torch::nn::ConvTranspose2dImpl& layer, const torch::Tensor& input);
+  /// Shares `layer`'s parameters.
+  explicit SubpixelConvTranspose2dImpl(const torch::nn::ConvTranspose2d& layer);
+
+  /// Whether a layer with these options can run as a sub-pixel convolution.
+  static bool is_compatible(const decltype(torch::nn::ConvTranspose2dImpl::options)& options);
+
+  /// A SubpixelConvTranspose2d with copies of the parameters.
+  std::shared_ptr<torch::nn::Module> clone(
+      const torch::optional<torch::Device>& device = torch::nullopt) const override;
+
+  /// N x in x H x W to N x out x H' x W', H' and W' as ConvTranspose2d computes them.
+  torch::Tensor forward(const torch::Tensor& input);
 
  private:
-  DerivedTensor weight_;
-  DerivedTensor bias_;
+  DerivedTensor subpixel_weight_;
+  DerivedTensor subpixel_bias_;
 };
+
+TORCH_MODULE(SubpixelConvTranspose2d);
 
 /// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
 /// reordered into that layout once instead of on every call.

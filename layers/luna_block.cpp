@@ -32,10 +32,21 @@ int64_t LunaBlockImpl::state_numel(const LunaBlockOptions& options) {
 }
 
 torch::Tensor LunaBlockImpl::forward(const torch::Tensor& input) {
-  const bool packed = input.is_mkldnn();
-  auto x = relu1(packed ? packed_conv1_.forward(*conv1, input) : conv1(input));
-  x = relu2(packed ? packed_conv2_.forward(*conv2, x) : conv2(x));
-  return maxpool(x);
+  return maxpool(relu2(conv2(relu1(conv1(input)))));
+}
+
+// Module is a virtual base (of Cloneable): this class, the most derived, copies it itself, or
+// it would start without the block's layers.
+BlockedLunaBlockImpl::BlockedLunaBlockImpl(const LunaBlockImpl& block)
+    : torch::nn::Module(block), LunaBlockImpl(block) {}
+
+torch::Tensor BlockedLunaBlockImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == torch::kFloat,
+              "BlockedLunaBlock runs on float CPU tensors, got ", input.scalar_type(), " on ",
+              input.device());
+  auto x = relu1(packed_conv1_.forward(*conv1, input.to_mkldnn()));
+  x = relu2(packed_conv2_.forward(*conv2, x));
+  return maxpool(x).to_dense();
 }
 
 }  // namespace dlwpt

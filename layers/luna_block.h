@@ -23,8 +23,6 @@ struct LunaBlockOptions {
 
 /// Conv3d 3x3x3 + ReLU, Conv3d 3x3x3 + ReLU, MaxPool3d(2, 2): each spatial side is halved.
 /// Submodule names equal Python's (`conv1`, `relu1`, `conv2`, `relu2`, `maxpool`).
-/// An input in oneDNN layout (`to_mkldnn()`, autograd off) stays in it, with the convolution
-/// weights reordered once (LunaModel's inference path).
 class LunaBlockImpl : public torch::nn::Cloneable<LunaBlockImpl> {
  public:
   explicit LunaBlockImpl(const LunaBlockOptions& options_);
@@ -32,7 +30,9 @@ class LunaBlockImpl : public torch::nn::Cloneable<LunaBlockImpl> {
   /// (Re)builds the submodules from `options`: what clone() calls (torch::nn::Cloneable).
   void reset() override;
 
-  torch::Tensor forward(const torch::Tensor& input);
+  /// Virtual so that BlockedLunaBlockImpl, the same block in another memory layout, can take
+  /// its place behind a LunaBlock holder.
+  virtual torch::Tensor forward(const torch::Tensor& input);
 
   /// Values in the state_dict of a block with these options (layers/state_numel.h).
   static int64_t state_numel(const LunaBlockOptions& options);
@@ -43,12 +43,24 @@ class LunaBlockImpl : public torch::nn::Cloneable<LunaBlockImpl> {
   torch::nn::Conv3d conv2{nullptr};
   torch::nn::ReLU relu2{nullptr};
   torch::nn::MaxPool3d maxpool{nullptr};
+};
+
+TORCH_MODULE(LunaBlock);
+
+/// A LunaBlock's layers (shared, under the same names) run in oneDNN's blocked layout, with
+/// the convolution weights reordered into it once: ATen's own dense 3-D convolution and
+/// pooling are several times slower on CPU. Takes and returns dense float CPU tensors, like
+/// the block it replaces; for inference (optimize_for_inference in models/inference.h). A
+/// clone is a plain LunaBlockImpl.
+class BlockedLunaBlockImpl : public LunaBlockImpl {
+ public:
+  explicit BlockedLunaBlockImpl(const LunaBlockImpl& block);
+
+  torch::Tensor forward(const torch::Tensor& input) override;
 
  private:
   PackedConv3d packed_conv1_;
   PackedConv3d packed_conv2_;
 };
-
-TORCH_MODULE(LunaBlock);
 
 }  // namespace dlwpt

@@ -54,31 +54,35 @@ torch::Tensor UNetConvBlockImpl::forward(const torch::Tensor& input) {
   return block->forward(input);
 }
 
+UpsampleConvImpl::UpsampleConvImpl(int64_t in_channels, int64_t out_channels) {
+  // Python's nn.Upsample(mode='bilinear', scale_factor=2) leaves align_corners at False.
+  push_back(nn::Upsample(nn::UpsampleOptions()
+                             .scale_factor(std::vector<double>{2.0, 2.0})
+                             .mode(torch::kBilinear)
+                             .align_corners(false)));
+  push_back(nn::Conv2d(nn::Conv2dOptions(in_channels, out_channels, 1)));
+}
+
+torch::Tensor UpsampleConvImpl::forward(const torch::Tensor& input) {
+  return SequentialImpl::forward(input);
+}
+
 UNetUpBlockImpl::UNetUpBlockImpl(const UNetUpBlockOptions& options_)
     : options(options_) {
   reset();
 }
 
 void UNetUpBlockImpl::reset() {
-  // A clone starts as a copy of this block: only the layer of its up_mode is registered again.
-  up_transposed = nullptr;
-  up_resampled = nullptr;
   TORCH_CHECK(options.in_size() > 0 && options.out_size() > 0,
               "UNetUpBlock: channel counts must be positive, got in_size=", options.in_size(),
               " out_size=", options.out_size());
   if (options.up_mode() == UpMode::upconv) {
-    up_transposed = register_module(
-        "up", nn::ConvTranspose2d(
-                  nn::ConvTranspose2dOptions(options.in_size(), options.out_size(), 2).stride(2)));
+    up = nn::AnyModule(nn::ConvTranspose2d(
+        nn::ConvTranspose2dOptions(options.in_size(), options.out_size(), 2).stride(2)));
   } else {
-    // Python's nn.Upsample(mode='bilinear', scale_factor=2) leaves align_corners at False.
-    up_resampled = register_module(
-        "up", nn::Sequential(nn::Upsample(nn::UpsampleOptions()
-                                              .scale_factor(std::vector<double>{2.0, 2.0})
-                                              .mode(torch::kBilinear)
-                                              .align_corners(false)),
-                             nn::Conv2d(nn::Conv2dOptions(options.in_size(), options.out_size(), 1))));
+    up = nn::AnyModule(UpsampleConv(options.in_size(), options.out_size()));
   }
+  register_module("up", up.ptr());
   // The up layer halves the channels; the bridge brings the other half back to in_size.
   conv_block = register_module(
       "conv_block", UNetConvBlock(UNetConvBlockOptions(options.in_size(), options.out_size())
@@ -96,8 +100,7 @@ int64_t UNetUpBlockImpl::state_numel(const UNetUpBlockOptions& options) {
 }
 
 torch::Tensor UNetUpBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& bridge) {
-  auto upsampled = up_transposed ? fast_up_transposed_.forward(*up_transposed, x)
-                                 : up_resampled->forward(x);
+  auto upsampled = up.forward(x);
   auto cropped = center_crop(bridge, upsampled.size(2), upsampled.size(3));
   return conv_block->forward(torch::cat({upsampled, cropped}, 1));
 }

@@ -6,10 +6,10 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
-#include "dlwpt/layers/inference.h"
 
 namespace dlwpt {
 
@@ -67,7 +67,18 @@ struct UNetUpBlockOptions {
   TORCH_ARG(bool, batch_norm) = false;
 };
 
-/// `up` (ConvTranspose2d, or Sequential of Upsample and Conv2d 1x1 with keys `up.1.*`), then
+/// Python's `nn.Sequential(nn.Upsample(mode='bilinear', scale_factor=2), nn.Conv2d(in, out, 1))`
+/// of the upsample mode (keys `1.weight`, `1.bias`): a Sequential with a typed forward, which
+/// AnyModule can hold.
+class UpsampleConvImpl : public torch::nn::SequentialImpl {
+ public:
+  UpsampleConvImpl(int64_t in_channels, int64_t out_channels);
+  torch::Tensor forward(const torch::Tensor& input);
+};
+
+TORCH_MODULE(UpsampleConv);
+
+/// `up` (ConvTranspose2d, or UpsampleConv with keys `up.1.*`), then
 /// `conv_block` over cat([up(x), center_crop(bridge)], dim=1).
 class UNetUpBlockImpl : public torch::nn::Cloneable<UNetUpBlockImpl> {
  public:
@@ -82,14 +93,10 @@ class UNetUpBlockImpl : public torch::nn::Cloneable<UNetUpBlockImpl> {
   static int64_t state_numel(const UNetUpBlockOptions& options);
 
   UNetUpBlockOptions options;
-  /// The layer registered as `up`: `up_transposed` for upconv, `up_resampled` (Upsample then
-  /// Conv2d 1x1) for upsample; the other one stays empty.
-  torch::nn::ConvTranspose2d up_transposed{nullptr};
-  torch::nn::Sequential up_resampled{nullptr};
+  /// As Python's `self.up`: a ConvTranspose2d for upconv, an UpsampleConv for upsample
+  /// (optimize_for_inference may put an equal layer in its place).
+  torch::nn::AnyModule up;
   UNetConvBlock conv_block{nullptr};
-
- private:
-  SubpixelConvTranspose2d fast_up_transposed_;
 };
 
 TORCH_MODULE(UNetUpBlock);

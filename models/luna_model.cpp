@@ -1,6 +1,5 @@
 #include "dlwpt/models/luna_model.h"
 
-#include "dlwpt/layers/inference.h"
 #include "dlwpt/layers/init.h"
 #include "dlwpt/layers/state_numel.h"
 
@@ -70,26 +69,10 @@ LunaModelOutput LunaModelImpl::forward(const torch::Tensor& input_batch) {
   TORCH_CHECK(input_batch.sizes().slice(2) == torch::IntArrayRef(options.chunk_size()),
               "LunaModel was built for ", torch::IntArrayRef(options.chunk_size()), " chunks, got ",
               input_batch.sizes());
-  // In eval mode without autograd, chunk by chunk (see layers/inference.h).
-  const auto flat = run_samples_one_by_one(*this, input_batch)
-                        ? for_each_sample(input_batch, [this](const torch::Tensor& chunk) {
-                            return features(chunk);
-                          })
-                        : features(input_batch);
-  auto logits = head_linear(flat);
+  const auto block_out = block4(block3(block2(block1(tail_batchnorm(input_batch)))));
+  auto logits = head_linear(block_out.flatten(1));
   auto probabilities = torch::softmax(logits, 1);
   return {logits, probabilities};
-}
-
-torch::Tensor LunaModelImpl::features(const torch::Tensor& input_batch) {
-  auto x = tail_batchnorm(input_batch);
-  // Without autograd the blocks run in oneDNN's blocked layout with packed weights: several
-  // times faster than ATen's dense 3-D convolution and pooling (see README's benchmark).
-  const bool blocked = use_onednn_inference(x);
-  if (blocked) x = x.to_mkldnn();
-  x = block4(block3(block2(block1(x))));
-  if (blocked) x = x.to_dense();
-  return x.flatten(1);
 }
 
 }  // namespace dlwpt

@@ -60,10 +60,6 @@ class LunaModelImpl : public torch::nn::Cloneable<LunaModelImpl> {
   LunaBlock block3{nullptr};
   LunaBlock block4{nullptr};
   torch::nn::Linear head_linear{nullptr};
-
- private:
-  /// tail_batchnorm and the four blocks, flattened: what head_linear takes.
-  torch::Tensor features(const torch::Tensor& input_batch);
 };
 
 TORCH_MODULE(LunaModel);

@@ -75,7 +75,6 @@ void ResNetGeneratorImpl::reset() {
   model->push_back(nn::Conv2d(nn::Conv2dOptions(ngf, options.output_nc(), 7)));
   model->push_back(nn::Tanh());
   register_module("model", model);
-  fast_upsampling_.assign(kDownsamplings, SubpixelConvTranspose2d());
 }
 
 int64_t ResNetGeneratorImpl::state_numel(const ResNetGeneratorOptions& options) {
@@ -102,19 +101,7 @@ torch::Tensor ResNetGeneratorImpl::forward(const torch::Tensor& input) {
   TORCH_CHECK(input.dim() == 4 && input.size(1) == options.input_nc(),
               "ResNetGenerator expects an N x ", options.input_nc(), " x H x W input, got ",
               input.sizes());
-  if (!use_inference_path(input)) return model->forward(input);
-  // Without autograd the transposed convolutions run as sub-pixel convolutions (see
-  // layers/inference.h); every other layer as it is.
-  auto x = input;
-  size_t upsampling = 0;
-  for (auto& layer : *model) {
-    if (auto* transposed = layer.ptr()->as<nn::ConvTranspose2d>()) {
-      x = fast_upsampling_[upsampling++].forward(*transposed, x);
-    } else {
-      x = layer.forward(x);
-    }
-  }
-  return x;
+  return model->forward(input);
 }
 
 }  // namespace dlwpt

@@ -1,14 +1,10 @@
 #pragma once
 
-#include <vector>
-
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
-
-#include "dlwpt/layers/inference.h"
 
 namespace dlwpt {
 
@@ -44,9 +40,6 @@ class ResNetGeneratorImpl : public torch::nn::Cloneable<ResNetGeneratorImpl> {
 
   ResNetGeneratorOptions options;
   torch::nn::Sequential model{nullptr};
-
- private:
-  std::vector<SubpixelConvTranspose2d> fast_upsampling_;  // one per ConvTranspose2d of `model`
 };
 
 TORCH_MODULE(ResNetGenerator);

@@ -2,7 +2,6 @@
 
 #include <torch/nn/functional/pooling.h>
 
-#include "dlwpt/layers/inference.h"
 #include "dlwpt/layers/init.h"
 #include "dlwpt/layers/state_numel.h"
 
@@ -91,18 +90,6 @@ int64_t UNetImpl::padded_size(int64_t side) const {
 torch::Tensor UNetImpl::forward(torch::Tensor x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in_channels(), "UNet expects an N x ",
               options.in_channels(), " x H x W input, got ", x.sizes());
-  // In eval mode without autograd, slice by slice (see layers/inference.h).
-  if (run_samples_one_by_one(*this, x)) {
-    return for_each_sample(x, [this](const torch::Tensor& slice) { return forward_batch(slice); });
-  }
-  return forward_batch(std::move(x));
-}
-
-torch::Tensor UNetImpl::forward_batch(torch::Tensor x) {
-  // Without autograd, channels-last activations let every convolution run in oneDNN without
-  // reordering its input and output (see README's benchmark); the result is returned NCHW.
-  const bool channels_last = use_onednn_inference(x);
-  if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   // forward() of ModuleList entries needs their concrete type, hence as<>().
   std::vector<torch::Tensor> bridges;
   for (size_t level = 0; level < down_path->size(); ++level) {
@@ -116,8 +103,7 @@ torch::Tensor UNetImpl::forward_batch(torch::Tensor x) {
   for (size_t i = 0; i < up_path->size(); ++i) {
     x = up_path[i]->as<UNetUpBlock>()->forward(x, bridges[bridges.size() - 1 - i]);
   }
-  x = last(x);
-  return channels_last ? x.contiguous() : x;
+  return last(x);
 }
 
 UNetWrapperImpl::UNetWrapperImpl(const UNetWrapperOptions& options_)

@@ -65,9 +65,6 @@ class UNetImpl : public torch::nn::Cloneable<UNetImpl> {
   torch::nn::ModuleList down_path{nullptr};
   torch::nn::ModuleList up_path{nullptr};
   torch::nn::Conv2d last{nullptr};
-
- private:
-  torch::Tensor forward_batch(torch::Tensor x);
 };
 
 TORCH_MODULE(UNet);

@@ -9,6 +9,7 @@
 #include "dlwpt/ct/scoring.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
+#include "dlwpt/models/inference.h"
 #include "tests/test_support.h"
 #include "dlwpt/weights/model_archive.h"
 
@@ -69,11 +70,13 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   EXPECT_THAT(log, HasSubstr("absent.mhd' does not exist"));
   EXPECT_THAT(log, HasSubstr("7 scans, 6 failed"));
 
-  // The good scan's outputs equal the library's analysis of it.
+  // The good scan's outputs equal the library's analysis of it, with the models prepared as
+  // the app prepares them.
   const std::string result = folder.path("out/good");
   ct::AnalysisModels models;
-  models.segmentation = weights::load_model<UNetWrapper>(reference_path("unet_book.pt"));
-  models.nodule = weights::load_model<LunaModel>(reference_path("luna.pt"));
+  models.segmentation =
+      optimize_for_inference(weights::load_model<UNetWrapper>(reference_path("unet_book.pt")));
+  models.nodule = optimize_for_inference(weights::load_model<LunaModel>(reference_path("luna.pt")));
   const auto volume = ct::read_metaimage(scans + "/good.mhd");
   const auto analysis = ct::analyse_scan(models, volume);
   const auto mask = ct::read_metaimage(result + "/mask.mhd");

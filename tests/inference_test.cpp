@@ -1,10 +1,13 @@
-// The fast inference paths of layers/inference.h against the plain ATen ops they replace, and
-// their weight caches against weights that change.
+// The fast inference layers of layers/inference.h against the plain ATen ops they replace,
+// their weight caches against weights that change, and optimize_for_inference
+// (models/inference.h) against the plain models.
 
 #include <torch/torch.h>
 
 #include "dlwpt/layers/inference.h"
+#include "dlwpt/models/inference.h"
 #include "dlwpt/models/luna_model.h"
+#include "dlwpt/weights/model_archive.h"
 #include "tests/test_support.h"
 #include "dlwpt/weights/archive.h"
 #include "dlwpt/weights/reference_case.h"
@@ -37,11 +40,11 @@ TEST_P(SubpixelConvTransposeTest, EqualsConvTranspose2d) {
                                 .padding(c.padding)
                                 .output_padding(c.output_padding));
   const auto input = torch::randn(c.input_shape);
-  SubpixelConvTranspose2d subpixel;
+  SubpixelConvTranspose2d subpixel(layer);
   torch::NoGradGuard no_grad;
   const auto expected = layer(input);
   for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
-    const auto actual = subpixel.forward(*layer, input.contiguous(format));
+    const auto actual = subpixel(input.contiguous(format));
     ASSERT_EQ(actual.sizes(), expected.sizes());
     const double difference = relative_difference(actual, expected);
     std::cout << "k" << c.kernel << " s" << c.stride << " p" << c.padding << " op"
@@ -61,28 +64,39 @@ INSTANTIATE_TEST_SUITE_P(
         TransposedCase{4, 4, 1, 2, 0, 1, {1, 4, 5, 5}},     // kernel smaller than stride
         TransposedCase{6, 3, 3, 1, 1, 0, {1, 6, 8, 8}}));   // stride 1
 
-TEST(SubpixelConvTranspose, RunsThePlainLayerWithAutogradOn) {
+TEST(SubpixelConvTranspose, HoldsTheLayersParametersUnderTheirNames) {
   nn::ConvTranspose2d layer(nn::ConvTranspose2dOptions(4, 2, 3).stride(2).padding(1));
-  SubpixelConvTranspose2d subpixel;
-  const auto input = torch::randn({1, 4, 5, 5});
-  const auto output = subpixel.forward(*layer, input);
-  EXPECT_TRUE(output.requires_grad());
-  EXPECT_TRUE(torch::equal(output, layer(input)));
+  SubpixelConvTranspose2d subpixel(layer);
+  const auto parameters = subpixel->named_parameters();
+  ASSERT_EQ(parameters.keys(), layer->named_parameters().keys());
+  EXPECT_TRUE(parameters["weight"].is_same(layer->weight));
+  EXPECT_TRUE(parameters["bias"].is_same(layer->bias));
+  // A clone holds copies of them.
+  const auto clone = std::dynamic_pointer_cast<SubpixelConvTranspose2dImpl>(subpixel->clone());
+  ASSERT_TRUE(clone);
+  EXPECT_FALSE(clone->weight.is_same(layer->weight));
+  EXPECT_TRUE(torch::equal(clone->weight, layer->weight));
+  EXPECT_TRUE(torch::equal(clone->bias, layer->bias));
+}
+
+TEST(SubpixelConvTranspose, RefusesLayersItCannotRun) {
+  nn::ConvTranspose2d grouped(nn::ConvTranspose2dOptions(4, 4, 3).stride(2).groups(2));
+  EXPECT_FALSE(SubpixelConvTranspose2dImpl::is_compatible(grouped->options));
+  EXPECT_THAT(error_message_of<c10::Error>([&] { SubpixelConvTranspose2d subpixel(grouped); }),
+              ::testing::HasSubstr("groups"));
 }
 
 TEST(SubpixelConvTranspose, FollowsAChangedWeight) {
   nn::ConvTranspose2d layer(nn::ConvTranspose2dOptions(4, 2, 2).stride(2));
-  SubpixelConvTranspose2d subpixel;
+  SubpixelConvTranspose2d subpixel(layer);
   const auto input = torch::randn({1, 4, 5, 5});
   torch::NoGradGuard no_grad;
-  subpixel.forward(*layer, input);  // fills the cache
-  layer->weight.mul_(2);            // in place: the version counter moves
-  EXPECT_LE(relative_difference(subpixel.forward(*layer, input), layer(input)),
-            kRoundingTolerance);
-  layer->weight = torch::randn_like(layer->weight);  // a new tensor altogether
+  subpixel(input);           // fills the cache
+  layer->weight.mul_(2);     // in place, as an optimizer step: the version counter moves
+  EXPECT_LE(relative_difference(subpixel(input), layer(input)), kRoundingTolerance);
+  layer->weight.copy_(torch::randn_like(layer->weight));  // as load_state_dict
   layer->bias.add_(1);
-  EXPECT_LE(relative_difference(subpixel.forward(*layer, input), layer(input)),
-            kRoundingTolerance);
+  EXPECT_LE(relative_difference(subpixel(input), layer(input)), kRoundingTolerance);
 }
 
 TEST(PackedConv3d, EqualsConv3dAndFollowsAChangedWeight) {
@@ -126,21 +140,139 @@ TEST(InferencePath, ModelsBuiltInInferenceModeRunAlike) {
   std::cout << "LunaModel built in InferenceMode: max difference " << difference << "\n";
   EXPECT_EQ(difference, 0.0);
   nn::ConvTranspose2d up(nn::ConvTranspose2dOptions(4, 2, 3).stride(2).padding(1));
-  SubpixelConvTranspose2d subpixel;
+  SubpixelConvTranspose2d subpixel(up);
   const auto input = torch::randn({1, 4, 5, 5});
-  EXPECT_LE(relative_difference(subpixel.forward(*up, input), up(input)), kRoundingTolerance);
+  EXPECT_LE(relative_difference(subpixel(input), up(input)), kRoundingTolerance);
 }
 
-TEST(InferencePath, OnlyWithoutAutograd) {
-  const auto input = torch::randn({1, 2});
-  EXPECT_FALSE(use_inference_path(input));
-  {
-    torch::NoGradGuard no_grad;
-    EXPECT_TRUE(use_inference_path(input));
-    EXPECT_FALSE(use_inference_path(input.to(torch::kDouble)));
+// Plain and optimized copies of one model (the same weights), and the inputs to compare them on.
+template <typename Model>
+struct ModelPair {
+  Model plain;
+  Model optimized;
+};
+
+template <typename Model>
+ModelPair<Model> model_pair(const typename Model::Impl::Options& options, uint64_t seed) {
+  torch::manual_seed(seed);
+  Model plain(options);
+  plain->eval();
+  Model optimized(options);
+  weights::load_state_dict(*optimized, weights::state_dict(*plain));
+  optimize_for_inference(optimized);
+  return {plain, optimized};
+}
+
+// Same keys, same values.
+void expect_same_state(const nn::Module& expected_module, const nn::Module& actual_module) {
+  const auto expected = weights::state_dict(expected_module);
+  const auto actual = weights::state_dict(actual_module);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (const auto& [key, value] : expected) {
+    ASSERT_TRUE(actual.count(key)) << key;
+    EXPECT_TRUE(torch::equal(actual.at(key), value)) << key;
   }
+}
+
+// The plain model's state, in eval mode, with parameters that no longer train.
+void expect_prepared(const nn::Module& plain, const nn::Module& optimized) {
+  expect_same_state(plain, optimized);
+  for (const auto& parameter : optimized.parameters()) EXPECT_FALSE(parameter.requires_grad());
+  EXPECT_FALSE(optimized.is_training());
+}
+
+template <typename Model>
+void expect_equal_outputs(ModelPair<Model>& models, const torch::Tensor& batch,
+                          const std::string& what) {
   torch::InferenceMode inference;
-  EXPECT_TRUE(use_inference_path(input));
+  const auto expected = models.plain(batch);
+  for (const auto& [how, actual] :
+       {std::pair{"whole batch", models.optimized(batch)},
+        std::pair{"each sample", forward_each_sample(models.optimized, batch)}}) {
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    const double difference = relative_difference(actual, expected);
+    std::cout << what << " optimized, " << how << ": relative difference " << difference << "\n";
+    EXPECT_LE(difference, kRoundingTolerance) << what << ", " << how;
+  }
+}
+
+TEST(OptimizeForInference, ResNetGeneratorKeepsItsStateAndOutputs) {
+  auto models = model_pair<ResNetGenerator>(ResNetGeneratorOptions().ngf(8).n_blocks(2), 11);
+  expect_prepared(*models.plain, *models.optimized);
+  int64_t subpixel_layers = 0;
+  for (const auto& layer : *models.optimized->model) {
+    subpixel_layers += layer.ptr()->as<SubpixelConvTranspose2d>() != nullptr;
+  }
+  EXPECT_EQ(subpixel_layers, 2);
+  expect_equal_outputs(models, torch::rand({3, 3, 36, 44}), "ResNetGenerator");
+}
+
+TEST(OptimizeForInference, UNetWrapperKeepsItsStateAndOutputs) {
+  for (const UpMode mode : {UpMode::upconv, UpMode::upsample}) {
+    auto models = model_pair<UNetWrapper>(book_segmentation_options().up_mode(mode), 12);
+    expect_prepared(*models.plain, *models.optimized);
+    expect_equal_outputs(models, torch::randn({3, 7, 40, 56}),
+                         mode == UpMode::upconv ? "UNetWrapper (upconv)" : "UNetWrapper (upsample)");
+  }
+}
+
+TEST(OptimizeForInference, LunaModelKeepsItsStateAndOutputs) {
+  auto models = model_pair<LunaModel>(LunaModelOptions(), 13);
+  expect_prepared(*models.plain, *models.optimized);
+  const auto chunks = torch::randn({3, 1, 32, 48, 48});
+  torch::InferenceMode inference;
+  const auto expected = models.plain(chunks);
+  for (const auto& [how, actual] :
+       {std::pair{"whole batch", models.optimized(chunks)},
+        std::pair{"each sample", forward_each_sample(models.optimized, chunks)}}) {
+    const double logits = relative_difference(actual.logits, expected.logits);
+    const double probabilities = relative_difference(actual.probabilities, expected.probabilities);
+    std::cout << "LunaModel optimized, " << how << ": logits " << logits << ", probabilities "
+              << probabilities << " (relative difference)\n";
+    EXPECT_LE(logits, kRoundingTolerance) << how;
+    EXPECT_LE(probabilities, kRoundingTolerance) << how;
+  }
+}
+
+// Layers are found by type: a layer added by surgery moves the others, and a second call
+// changes nothing more.
+TEST(OptimizeForInference, FollowsModelSurgeryAndIsIdempotent) {
+  auto models = model_pair<ResNetGenerator>(ResNetGeneratorOptions().ngf(8).n_blocks(1), 14);
+  nn::Sequential changed;
+  changed->push_back(nn::Identity());
+  for (const auto& layer : *models.plain->model) changed->push_back(layer);
+  models.plain->model = models.plain->replace_module("model", changed);
+  models.optimized =
+      ResNetGenerator(std::dynamic_pointer_cast<ResNetGeneratorImpl>(models.plain->clone()));
+  optimize_for_inference(models.optimized);
+  optimize_for_inference(models.optimized);
+  expect_prepared(*models.plain, *models.optimized);
+  expect_equal_outputs(models, torch::rand({1, 3, 32, 32}), "ResNetGenerator after surgery");
+}
+
+// The prepared model's weights save and load as the plain model's (the U-Net's are stored
+// channels-last), and a clone has the same weights (here in plain layers).
+TEST(OptimizeForInference, SavesAndClonesAsThePlainModel) {
+  auto models = model_pair<UNetWrapper>(book_segmentation_options(), 15);
+  TemporaryFolder folder;
+  const std::string path = folder.path("optimized.pt");
+  weights::save_model(models.optimized, path);
+  UNetWrapper loaded = weights::load_model<UNetWrapper>(path);
+  expect_same_state(*models.optimized, *loaded.ptr());
+  const auto clone = std::dynamic_pointer_cast<UNetWrapperImpl>(models.optimized->clone());
+  ASSERT_TRUE(clone);
+  expect_same_state(*models.plain, *clone);
+  const auto& up = clone->unet->up_path[0]->as<UNetUpBlock>()->up;
+  EXPECT_TRUE(up.ptr()->as<nn::ConvTranspose2d>());
+  EXPECT_FALSE(up.ptr()->as<SubpixelConvTranspose2d>()) << "the clone's layers are plain";
+}
+
+TEST(OptimizeForInference, EachSampleNeedsEvalMode) {
+  LunaModel model;
+  model->train();
+  EXPECT_THAT(error_message_of<c10::Error>(
+                  [&] { forward_each_sample(model, torch::randn({2, 1, 32, 48, 48})); }),
+              ::testing::HasSubstr("eval mode"));
 }
 
 }  // namespace

@@ -38,30 +38,39 @@ std::string case_name(const ::testing::TestParamInfo<ParityCase>& info) {
 
 class ReferenceParity : public ::testing::TestWithParam<ParityCase> {};
 
+// One run of the case's native model, prepared as `optimization` says, and of the traced
+// archive, against PyTorch's outputs.
+void expect_equal_to_pytorch(const weights::ReferenceCase& reference, const std::string& model,
+                             weights::Optimization optimization) {
+  const auto differences = weights::measure_reference_case(reference, optimization);
+  const size_t outputs_per_input = weights::output_names(model).size();
+  ASSERT_EQ(differences.size(), reference.inputs.size() * outputs_per_input)
+      << "every reference output must be measured";
+  const char* how = optimization == weights::Optimization::none ? "plain" : "optimized";
+  for (const OutputDifference& difference : differences) {
+    const Tolerance tolerance = parity_tolerance(model, difference.output_name);
+    const auto native = closeness(difference.native_output, difference.expected, tolerance);
+    const auto traced = closeness(difference.traced_output, difference.expected, tolerance);
+    std::cout << "  input " << torch::IntArrayRef(difference.input_shape) << " "
+              << difference.output_name << ": native (" << how << ") vs PyTorch " << native
+              << "; traced vs PyTorch " << traced << "\n";
+    EXPECT_TRUE(native.within) << difference.output_name << " of input "
+                               << difference.input_index << " (" << how << "): " << native;
+    EXPECT_TRUE(traced.within) << difference.output_name << " of input "
+                               << difference.input_index << ": " << traced;
+  }
+}
+
 TEST_P(ReferenceParity, NativeAndTracedEqualPyTorch) {
   const ParityCase& parity_case = GetParam();
   const auto reference = weights::read_reference_case(reference_dir(), parity_case.name);
   const auto config = weights::read_archive(reference.archive_path).model_config;
   ASSERT_TRUE(config.has_value());
   ASSERT_EQ(config->model, parity_case.python_class);
-
-  const auto differences = weights::measure_reference_case(reference);
-  const size_t outputs_per_input = weights::output_names(config->model).size();
-  ASSERT_EQ(differences.size(), reference.inputs.size() * outputs_per_input)
-      << "every reference output must be measured";
   std::cout << parity_case.name << " (" << parity_case.what << ")\n";
-  for (const OutputDifference& difference : differences) {
-    const Tolerance tolerance = parity_tolerance(config->model, difference.output_name);
-    const auto native = closeness(difference.native_output, difference.expected, tolerance);
-    const auto traced = closeness(difference.traced_output, difference.expected, tolerance);
-    std::cout << "  input " << torch::IntArrayRef(difference.input_shape) << " "
-              << difference.output_name << ": native vs PyTorch " << native
-              << "; traced vs PyTorch " << traced << "\n";
-    EXPECT_TRUE(native.within) << difference.output_name << " of input "
-                               << difference.input_index << ": " << native;
-    EXPECT_TRUE(traced.within) << difference.output_name << " of input "
-                               << difference.input_index << ": " << traced;
-  }
+  // The model as written, and as the apps run it.
+  expect_equal_to_pytorch(reference, config->model, weights::Optimization::none);
+  expect_equal_to_pytorch(reference, config->model, weights::Optimization::for_inference);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, ReferenceParity, ::testing::ValuesIn(kParityCases), case_name);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/model_schema.h"
 
 namespace dlwpt::weights {
@@ -195,36 +196,54 @@ template void save_model<ResNetGenerator>(const ResNetGenerator&, const std::str
 template void save_model<LunaModel>(const LunaModel&, const std::string&);
 template void save_model<UNetWrapper>(const UNetWrapper&, const std::string&);
 
+namespace {
+
+NamedOutputs named_outputs(const torch::Tensor& output) { return {{"output", output}}; }
+
+NamedOutputs named_outputs(const LunaModelOutput& output) {
+  return {{"logits", output.logits}, {"probabilities", output.probabilities}};
+}
+
+}  // namespace
+
 std::vector<std::string> output_names(const std::string& python_class) {
   if (python_class == class_of<LunaModel>()) return {"logits", "probabilities"};
   return {"output"};
 }
 
-AnyModel load_any_model(const std::string& path) {
+namespace {
+
+template <typename Model>
+AnyModel any_model(const ModelConfig& config, Model model, Optimization optimization) {
+  if (optimization == Optimization::for_inference) optimize_for_inference(model);
+  auto forward = [model, optimization](const torch::Tensor& x) mutable {
+    return optimization == Optimization::for_inference ? forward_each_sample(model, x) : model(x);
+  };
+  return {config, model.ptr(), [forward](const torch::Tensor& x) mutable {
+            return named_outputs(forward(x));
+          }};
+}
+
+}  // namespace
+
+AnyModel load_any_model(const std::string& path, Optimization optimization) {
   const Archive archive = read_archive(path);
   if (!archive.model_config) {
     throw ArchiveError("weights archive '" + path + "' does not say which model it holds (no " +
                        std::string(ModelConfig::kArchiveEntry) + ")");
   }
-  const std::string& name = archive.model_config->model;
-  if (name == class_of<ResNetGenerator>()) {
-    auto model = model_from_archive<ResNetGenerator>(archive, path);
-    return {*archive.model_config, model.ptr(),
-            [model](const torch::Tensor& x) mutable { return NamedOutputs{{"output", model(x)}}; }};
+  const ModelConfig& config = *archive.model_config;
+  if (config.model == class_of<ResNetGenerator>()) {
+    return any_model(config, model_from_archive<ResNetGenerator>(archive, path), optimization);
   }
-  if (name == class_of<UNetWrapper>()) {
-    auto model = model_from_archive<UNetWrapper>(archive, path);
-    return {*archive.model_config, model.ptr(),
-            [model](const torch::Tensor& x) mutable { return NamedOutputs{{"output", model(x)}}; }};
+  if (config.model == class_of<UNetWrapper>()) {
+    return any_model(config, model_from_archive<UNetWrapper>(archive, path), optimization);
   }
-  if (name == class_of<LunaModel>()) {
-    auto model = model_from_archive<LunaModel>(archive, path);
-    return {*archive.model_config, model.ptr(), [model](const torch::Tensor& x) mutable {
-              const auto out = model(x);
-              return NamedOutputs{{"logits", out.logits}, {"probabilities", out.probabilities}};
-            }};
+  if (config.model == class_of<LunaModel>()) {
+    return any_model(config, model_from_archive<LunaModel>(archive, path), optimization);
   }
-  throw ArchiveError("weights archive '" + path + "' holds an unknown model '" + name + "'");
+  throw ArchiveError("weights archive '" + path + "' holds an unknown model '" + config.model +
+                     "'");
 }
 
 }  // namespace dlwpt::weights

@@ -69,8 +69,15 @@ struct AnyModel {
   std::function<NamedOutputs(const torch::Tensor&)> forward;
 };
 
+/// How `load_any_model` prepares the model it loads.
+enum class Optimization {
+  none,           ///< the model as written, its forward() the book's math
+  for_inference,  ///< optimize_for_inference, batches run by forward_each_sample (the apps')
+};
+
 /// The native model an archive's configuration names, strictly loaded, in eval mode.
-AnyModel load_any_model(const std::string& path);
+AnyModel load_any_model(const std::string& path,
+                        Optimization optimization = Optimization::for_inference);
 
 /// Names the outputs of a model class, in the order its forward returns them.
 std::vector<std::string> output_names(const std::string& python_class);

@@ -91,8 +91,9 @@ double max_abs_difference(const torch::Tensor& actual, const torch::Tensor& expe
   return (actual.to(torch::kDouble) - expected.to(torch::kDouble)).abs().max().item<double>();
 }
 
-std::vector<OutputDifference> measure_reference_case(const ReferenceCase& reference) {
-  const AnyModel native = load_any_model(reference.archive_path);
+std::vector<OutputDifference> measure_reference_case(const ReferenceCase& reference,
+                                                     Optimization optimization) {
+  const AnyModel native = load_any_model(reference.archive_path, optimization);
   torch::jit::Module traced = torch::jit::load(reference.archive_path, torch::kCPU);
   traced.eval();
   torch::InferenceMode inference;

@@ -41,9 +41,10 @@ struct OutputDifference {
 /// Largest absolute elementwise difference; infinity when the shapes differ.
 double max_abs_difference(const torch::Tensor& actual, const torch::Tensor& expected);
 
-/// Runs the native model (built from the archive's configuration, loaded strictly) and the
-/// traced archive (through torch::jit::load) on every input of the case, in eval mode and
-/// inference mode, and measures each output against Python's.
-std::vector<OutputDifference> measure_reference_case(const ReferenceCase& reference);
+/// Runs the native model (built from the archive's configuration, loaded strictly, prepared
+/// as `optimization` says) and the traced archive (through torch::jit::load) on every input
+/// of the case, in eval mode and inference mode, and measures each output against Python's.
+std::vector<OutputDifference> measure_reference_case(
+    const ReferenceCase& reference, Optimization optimization = Optimization::for_inference);
 
 }  // namespace dlwpt::weights

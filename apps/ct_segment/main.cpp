@@ -18,6 +18,7 @@
 #include "apps/paths.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
+#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/model_archive.h"
 
 namespace fs = std::filesystem;
@@ -47,8 +48,8 @@ std::string weights_path(const cxxopts::ParseResult& args, const char* option, c
   return (fs::path(DLWPT_WEIGHTS_DIR) / file).string();
 }
 
-// Loads an archive and checks that its model fits the pipeline, before any scan is read; the
-// pipeline's ConfigError gains the archive's path.
+// Loads an archive, checks that its model fits the pipeline before any scan is read (the
+// pipeline's ConfigError gains the archive's path), and prepares it for fast inference.
 template <typename Model, typename Check>
 Model load_for_pipeline(const std::string& path, const Check& check) {
   auto model = weights::load_model<Model>(path);
@@ -57,7 +58,7 @@ Model load_for_pipeline(const std::string& path, const Check& check) {
   } catch (const ConfigError& error) {
     throw ConfigError("weights archive '" + path + "': " + error.what());
   }
-  return model;
+  return optimize_for_inference(model);
 }
 
 ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {

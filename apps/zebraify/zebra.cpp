@@ -5,6 +5,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/model_archive.h"
 
 namespace dlwpt::zebraify {
@@ -102,6 +103,7 @@ ResNetGeneratorOptions infer_options(const weights::TensorMap& tensors, const st
 
 std::function<torch::Tensor(const torch::Tensor&)> native_forward(ResNetGenerator generator,
                                                                   Convention convention) {
+  optimize_for_inference(generator);
   if (convention == Convention::book_wrapper) {
     return [generator](const torch::Tensor& x) mutable { return generator(x * 255.0) / 2 + 0.5; };
   }
@@ -160,7 +162,6 @@ Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine) {
 Zebraifier Zebraifier::untrained(uint64_t seed) {
   torch::manual_seed(seed);
   ResNetGenerator generator;
-  generator->eval();
   Zebraifier zebraifier;
   zebraifier.forward_ = native_forward(generator, Convention::plain);
   zebraifier.description_ =
