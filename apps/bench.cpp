@@ -18,17 +18,21 @@
 #include "dlwpt/training/losses.h"
 #include "dlwpt/training/optimizer.h"
 #include "dlwpt/weights/model_archive.h"
+#include "dlwpt/weights/numbers.h"
 
 namespace {
 
 std::vector<int64_t> parse_shape(const std::string& text) {
   std::vector<int64_t> shape;
   std::stringstream in(text);
-  for (std::string part; std::getline(in, part, ',');) shape.push_back(std::stoll(part));
-  if (shape.empty()) throw std::invalid_argument("empty --shape");
-  for (int64_t side : shape) {
-    if (side <= 0 || side > 100000) throw std::invalid_argument("bad --shape " + text);
+  for (std::string part; std::getline(in, part, ',');) {
+    const auto side = dlwpt::parse_integer(part);
+    if (!side || *side <= 0 || *side > 100000) {
+      throw std::invalid_argument("bad --shape '" + text + "': sides from 1 to 100000, by commas");
+    }
+    shape.push_back(*side);
   }
+  if (shape.empty()) throw std::invalid_argument("empty --shape");
   return shape;
 }
 

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "dlwpt/weights/numbers.h"
+
 namespace dlwpt::ct {
 
 namespace {
@@ -76,12 +78,7 @@ const std::string& CsvTable::text(size_t row, int column) const {
 
 double CsvTable::number(size_t row, int column) const {
   const std::string& field = text(row, column);
-  try {
-    size_t used = 0;
-    const double value = std::stod(field, &used);
-    if (used == field.size() && std::isfinite(value)) return value;
-  } catch (const std::logic_error&) {
-  }
+  if (const auto value = parse_double(field); value && std::isfinite(*value)) return *value;
   fail(row, "'" + field + "' in column '" + header_[static_cast<size_t>(column)] +
                 "' is not a number");
 }

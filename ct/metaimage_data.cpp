@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <regex>
@@ -16,6 +17,7 @@
 #include <sstream>
 
 #include "dlwpt/ct/volume.h"
+#include "dlwpt/weights/numbers.h"
 
 namespace dlwpt::ct {
 
@@ -99,12 +101,7 @@ bool is_true(const std::string& value) { return value == "True" || value == "tru
 int64_t integer_field(const DataLocation& location, const std::string& key, const std::string& header) {
   const auto found = location.fields.find(key);
   if (found == location.fields.end() || found->second.empty()) return 0;
-  try {
-    size_t used = 0;
-    const long long value = std::stoll(found->second, &used);
-    if (used == found->second.size()) return value;
-  } catch (const std::exception&) {
-  }
+  if (const auto value = parse_integer(found->second)) return *value;
   throw ScanError("scan '" + header + "': " + key + " '" + found->second + "' is not an integer");
 }
 
@@ -161,8 +158,9 @@ void check_geometry_fields(const DataLocation& location, const std::string& head
   bool valid = true;
   while (in >> side) {
     ++count;
-    valid = valid && side.size() <= 10 && std::all_of(side.begin(), side.end(), ::isdigit) &&
-            std::stoull(side) >= 1 && std::stoull(side) <= kLargestSide;
+    const bool digits = std::all_of(side.begin(), side.end(), ::isdigit);  // no sign
+    const uint64_t value = parse_unsigned(side).value_or(0);
+    valid = valid && digits && value >= 1 && value <= kLargestSide;
   }
   if (!valid || count != kDims) {
     throw ScanError("scan '" + header + "': DimSize '" + sizes + "' is not 3 whole numbers from 1 to " +
@@ -311,7 +309,15 @@ std::vector<std::string> pattern_files(const std::string& value, size_t dims, si
   if (!std::regex_match(value, match, kPattern)) throw fail("is not 'format first last step'");
   const std::string format = match[1];
   if (!std::regex_match(format, kFormat)) throw fail("needs exactly one integer conversion (%d)");
-  const long long first = std::stoll(match[2]), last = std::stoll(match[3]), step = std::stoll(match[4]);
+  // The indices are printed through %d: they must be ints.
+  const auto index = [&](int group) -> int64_t {
+    const auto value = parse_integer(match.str(group));
+    if (!value || *value < std::numeric_limits<int>::min() || *value > std::numeric_limits<int>::max()) {
+      throw fail("has an index beyond the range of an int");
+    }
+    return *value;
+  };
+  const int64_t first = index(2), last = index(3), step = index(4);
   if (step <= 0 || last < first) throw fail("needs a positive step and last >= first");
   if (match[5].matched && file_dimension(match[5], dims, header) != dims - 1) {
     throw fail("gives a file dimension other than slices");
@@ -321,9 +327,9 @@ std::vector<std::string> pattern_files(const std::string& value, size_t dims, si
                std::to_string(files));
   }
   std::vector<std::string> names;
-  for (long long index = first; index <= last; index += step) {
+  for (int64_t number = first; number <= last; number += step) {
     char name[4096];
-    std::snprintf(name, sizeof name, format.c_str(), static_cast<int>(index));
+    std::snprintf(name, sizeof name, format.c_str(), static_cast<int>(number));
     names.push_back(beside(header, name));
   }
   return names;

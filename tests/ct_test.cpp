@@ -373,6 +373,10 @@ TEST(MetaImage, MissingPatternSlicesAndHeaderSizePastTheEndAreScanErrors) {
               HasSubstr("s2.raw' does not exist"));
   write_file(folder.path("s2.raw"), std::string(16, '\2'));
   EXPECT_EQ(ct::read_metaimage(folder.path("pattern.mhd")).hu.sum().item<float>(), 48.0f);
+  // Indices beyond an int (the fuzzer's: a 120-digit last index threw out of std::stoll).
+  write_file(folder.path("huge.mhd"), head + "ElementDataFile = s%d.raw 1 4" + std::string(120, '8') + " 1\n");
+  EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("huge.mhd")); }),
+              HasSubstr("has an index beyond the range of an int"));
   write_file(folder.path("skip.mhd"), head + "HeaderSize = 100\nElementDataFile = s1.raw\n");
   EXPECT_THAT(scan_error_of([&] { ct::read_metaimage(folder.path("skip.mhd")); }),
               HasSubstr("its data should start at byte 100"));

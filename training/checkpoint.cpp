@@ -9,6 +9,7 @@
 
 #include "dlwpt/weights/atomic_file.h"
 #include "dlwpt/weights/errors.h"
+#include "dlwpt/weights/numbers.h"
 
 namespace dlwpt::training {
 
@@ -47,14 +48,18 @@ TrainingState parse_state(const fs::path& path) {
     if (equals == std::string::npos) continue;
     const std::string key = line.substr(0, equals);
     const std::string value = line.substr(equals + 1);
-    try {
-      if (key == "epoch") state.epoch = std::stoll(value), ++found;
-      if (key == "best_f1") state.best_f1 = std::stod(value), ++found;
-      if (key == "best_epoch") state.best_epoch = std::stoll(value), ++found;
-      if (key == "seed") state.seed = std::stoull(value), ++found;
-    } catch (const std::logic_error&) {
-      throw FileError("'" + path.string() + "': bad value for " + key + ": '" + value + "'");
-    }
+    const auto bad_value = [&] {
+      return FileError("'" + path.string() + "': bad value for " + key + ": '" + value + "'");
+    };
+    const auto read = [&](auto& field, auto parsed) {
+      if (!parsed) throw bad_value();
+      field = *parsed;
+      ++found;
+    };
+    if (key == "epoch") read(state.epoch, parse_integer(value));
+    if (key == "best_f1") read(state.best_f1, parse_double(value));
+    if (key == "best_epoch") read(state.best_epoch, parse_integer(value));
+    if (key == "seed") read(state.seed, parse_unsigned(value));
   }
   if (found != 4) throw FileError("'" + path.string() + "' is incomplete");
   return state;

@@ -12,6 +12,7 @@
 #include <torch/script.h>
 
 #include "dlwpt/weights/atomic_file.h"
+#include "dlwpt/weights/numbers.h"
 #include "dlwpt/weights/zip_directory.h"
 
 namespace dlwpt::weights {
@@ -412,18 +413,12 @@ const std::string& ModelConfig::text(const std::string& key) const {
 
 int64_t ModelConfig::integer(const std::string& key) const {
   const std::string& value = text(key);
-  size_t used = 0;
-  int64_t number = 0;
-  try {
-    number = std::stoll(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size()) {
+  const auto number = parse_integer(value);
+  if (!number) {
     throw ArchiveError("option '" + key + "' of the " + model + " configuration is '" + value +
                        "', not an integer");
   }
-  return number;
+  return *number;
 }
 
 bool ModelConfig::boolean(const std::string& key) const {
