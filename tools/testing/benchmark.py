@@ -72,6 +72,8 @@ def engine_command(engine, build, folder, case, shape, args):
     if engine == 'python':
         return [PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_python.py'), str(folder / f'{case}.pt')] + common
     target = folder / (f'{case}.onnx' if engine == 'opencv' else f'{case}.pt')
+    if engine == 'baseline':  # the native engine of another build: a change's before and after
+        build, engine = args.baseline, 'native'
     return [str(build / 'apps' / 'dlwpt-bench'), '--engine', engine, '--archive', str(target)] + common
 
 
@@ -164,7 +166,15 @@ def alternate(case, commands, rounds, before_round=None):
                  **summarise(engine_times)) for engine, engine_times in times.items()]
 
 
-def pipeline_rows(build, folder, dlwpt, threads, rounds):
+def with_baseline(commands, baseline, app):
+    """`commands` and, with a baseline build, its `app` run as the native one: engine 'baseline'."""
+    if baseline:
+        command, note = commands['native']
+        commands['baseline'] = ([str(baseline / 'apps' / app)] + command[1:], note)
+    return commands
+
+
+def pipeline_rows(build, folder, dlwpt, threads, rounds, baseline=None):
     """ct-segment and tools/testing/ct_reference.py on the real CT with the book's checkpoints."""
     series = dlwpt / 'data' / 'p1ch4' / 'volumetric-dicom' / '2-LUNG 3.0  B70f-04083'
     weights = ROOT / 'pretrained'
@@ -197,15 +207,16 @@ def pipeline_rows(build, folder, dlwpt, threads, rounds):
     python = [PYTHON, str(ROOT / 'tools' / 'testing' / 'ct_reference.py'), str(volume),
               str(weights / 'segmentation.pt'), str(weights / 'classifier.pt'),
               str(folder / 'pipeline_python.pt'), '--threads', str(threads)]
-    rows = alternate('ct_pipeline_real_99', {'native': (cpp, cpp_note),
-                                             'python': (python, python_note)},
+    rows = alternate('ct_pipeline_real_99',
+                     with_baseline({'native': (cpp, cpp_note), 'python': (python, python_note)},
+                                   baseline, 'ct-segment'),
                      rounds, before_round=clear_scan_folders)
     if rows and rows[0]['note'] != rows[1]['note']:
         rows[0]['note'] += f" (Python: {rows[1]['note']}!)"
     return rows
 
 
-def zebraify_rows(build, folder, threads, rounds):
+def zebraify_rows(build, folder, threads, rounds, baseline=None):
     """The zebraify app on a 512x512 picture against tools/testing/zebraify_reference.py on the same
     pixels, the default (untrained) generator: time and peak memory of the whole process."""
     picture = folder / 'zebraify_512.png'
@@ -220,7 +231,8 @@ def zebraify_rows(build, folder, threads, rounds):
            '--weights', str(generator), '--size', '512', '--threads', str(threads)]
     python = [PYTHON, str(ROOT / 'tools' / 'testing' / 'zebraify_reference.py'), str(generator), str(images),
               str(folder / 'zebraify_512_python.pt'), '--size', '512', '--threads', str(threads)]
-    return alternate('zebraify_512', {'native': (cpp, None), 'python': (python, None)}, rounds)
+    return alternate('zebraify_512', with_baseline({'native': (cpp, None), 'python': (python, None)},
+                                                   baseline, 'zebraify'), rounds)
 
 
 def format_rows(rows, peak_gflops):
@@ -264,7 +276,12 @@ def main():
     parser.add_argument('--dlwpt', type=pathlib.Path, default=ROOT.parent / 'shared' / 'dlwpt')
     parser.add_argument('--no-pipeline', action='store_true')
     parser.add_argument('--no-training', action='store_true')
+    parser.add_argument('--baseline', type=pathlib.Path,
+                        help="another build (its apps/dlwpt-bench): adds the engine 'baseline', "
+                             "its native engine, taking turns with the others")
     args = parser.parse_args()
+    if args.baseline and 'baseline' not in args.engines:
+        args.engines.append('baseline')
     folder = args.out or args.build / 'bench'
     folder.mkdir(parents=True, exist_ok=True)
     blas = use_app_kernels()  # every engine's process runs the same BLAS kernels
@@ -293,8 +310,9 @@ def main():
     if not args.no_training:
         rows += training_rows(args, folder)
     if not args.no_pipeline:
-        rows += zebraify_rows(args.build, folder, args.threads, args.pipeline_rounds)
-        rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds)
+        rows += zebraify_rows(args.build, folder, args.threads, args.pipeline_rounds, args.baseline)
+        rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds,
+                              args.baseline)
 
     lines, table = format_rows(rows, peak_gflops)
     header = (f'Matrix-product peak: {peak_gflops:.1f} GFLOP/s; {args.threads} threads; '
