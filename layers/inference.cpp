@@ -145,19 +145,10 @@ torch::Tensor DerivedTensor::get(const torch::Tensor& source, const Derive& deri
   return derived_;
 }
 
-// Module is a virtual base (of Cloneable): this class, the most derived, copies it itself, or
-// it would start without the layer's parameters.
 SubpixelConvTranspose2dImpl::SubpixelConvTranspose2dImpl(const nn::ConvTranspose2d& layer)
-    : nn::Module(*layer), nn::ConvTranspose2dImpl(*layer) {
+    : nn::Module(*layer), LayerVariant(layer) {
   TORCH_CHECK(is_compatible(options), "SubpixelConvTranspose2d: this ConvTranspose2d has groups, "
               "dilation, unequal strides or non-zero padding, which it does not support");
-}
-
-std::shared_ptr<nn::Module> SubpixelConvTranspose2dImpl::clone(
-    const torch::optional<torch::Device>& device) const {
-  const auto plain = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(
-      nn::ConvTranspose2dImpl::clone(device));
-  return std::make_shared<SubpixelConvTranspose2dImpl>(nn::ConvTranspose2d(plain));
 }
 
 torch::Tensor SubpixelConvTranspose2dImpl::forward(const torch::Tensor& input) {
@@ -194,6 +185,13 @@ torch::Tensor SubpixelConvTranspose2dImpl::forward(const torch::Tensor& input) {
   }
   const auto phases = torch::conv2d(padded, phase_weight, phase_bias);
   return torch::pixel_shuffle(phases, stride).narrow(2, 0, out_height).narrow(3, 0, out_width);
+}
+
+ChannelsLastConv2dImpl::ChannelsLastConv2dImpl(const nn::Conv2d& layer)
+    : nn::Module(*layer), LayerVariant(layer) {}
+
+torch::Tensor ChannelsLastConv2dImpl::forward(const torch::Tensor& input) {
+  return Conv2dImpl::forward(input.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 torch::Tensor PackedConv3d::forward(const nn::Conv3dImpl& layer,

@@ -6,6 +6,7 @@
 // one buys is measured by `tools/dev.sh bench` (see README).
 
 #include <functional>
+#include <memory>
 #include <mutex>
 
 #include <torch/nn/cloneable.h>
@@ -60,25 +61,37 @@ class DerivedTensor {
   torch::Tensor derived_;
 };
 
+/// The base of a layer that computes what a `Layer` (a module holder such as
+/// torch::nn::Conv2d) computes, in another way, with its parameters: made from such a layer
+/// (sharing them, so that a state_dict reads the same), and cloned as itself (with copies),
+/// so that a Sequential holding it clones. Module is a virtual base: `Derived`, the most
+/// derived class, must construct it from the layer too.
+template <typename Derived, typename Layer>
+class LayerVariant : public Layer::Impl {
+ public:
+  explicit LayerVariant(const Layer& layer) : Layer::Impl(*layer) {}
+
+  std::shared_ptr<torch::nn::Module> clone(
+      const torch::optional<torch::Device>& device = torch::nullopt) const override {
+    return std::make_shared<Derived>(
+        Layer(std::dynamic_pointer_cast<typename Layer::Impl>(Layer::Impl::clone(device))));
+  }
+};
+
 /// ConvTranspose2d as a stride-1 convolution that computes the stride x stride output phases
 /// as channels, interleaved by pixel_shuffle (sub-pixel convolution). The same products and
 /// sums as the transposed convolution, but through ATen's fast (oneDNN) convolution instead of
-/// its slow col2im path. It is a ConvTranspose2dImpl, made from one with equal strides, no
-/// groups or dilation and zero padding (`is_compatible`), and holds that layer's parameters:
-/// a state_dict reads the same, and the sub-pixel weight is derived from them again whenever
-/// they change. Called through its own type (its holder, an AnyModule or a Sequential), it
-/// computes by sub-pixel convolution; through ConvTranspose2dImpl, as a plain layer.
-class SubpixelConvTranspose2dImpl : public torch::nn::ConvTranspose2dImpl {
+/// its slow col2im path. Made from a ConvTranspose2d with equal strides, no groups or dilation
+/// and zero padding (`is_compatible`); the sub-pixel weight is derived from the layer's again
+/// whenever it changes. Called through its own type (its holder, an AnyModule or a
+/// Sequential) it computes by sub-pixel convolution; through ConvTranspose2dImpl, plainly.
+class SubpixelConvTranspose2dImpl
+    : public LayerVariant<SubpixelConvTranspose2dImpl, torch::nn::ConvTranspose2d> {
  public:
-  /// Shares `layer`'s parameters.
   explicit SubpixelConvTranspose2dImpl(const torch::nn::ConvTranspose2d& layer);
 
   /// Whether a layer with these options can run as a sub-pixel convolution.
   static bool is_compatible(const decltype(torch::nn::ConvTranspose2dImpl::options)& options);
-
-  /// A SubpixelConvTranspose2d with copies of the parameters.
-  std::shared_ptr<torch::nn::Module> clone(
-      const torch::optional<torch::Device>& device = torch::nullopt) const override;
 
   /// N x in x H x W to N x out x H' x W', H' and W' as ConvTranspose2d computes them.
   torch::Tensor forward(const torch::Tensor& input);
@@ -89,6 +102,19 @@ class SubpixelConvTranspose2dImpl : public torch::nn::ConvTranspose2dImpl {
 };
 
 TORCH_MODULE(SubpixelConvTranspose2d);
+
+/// Conv2d over channels-last activations: an input in another memory format is copied into
+/// channels-last first. Put in place of a network's convolutions, that copy happens once, at
+/// its entrance; every activation after it is channels-last, so that oneDNN runs each
+/// convolution without reordering its input and output.
+class ChannelsLastConv2dImpl : public LayerVariant<ChannelsLastConv2dImpl, torch::nn::Conv2d> {
+ public:
+  explicit ChannelsLastConv2dImpl(const torch::nn::Conv2d& layer);
+
+  torch::Tensor forward(const torch::Tensor& input);
+};
+
+TORCH_MODULE(ChannelsLastConv2d);
 
 /// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
 /// reordered into that layout once instead of on every call.

@@ -37,16 +37,17 @@ torch::Tensor LunaBlockImpl::forward(const torch::Tensor& input) {
 
 // Module is a virtual base (of Cloneable): this class, the most derived, copies it itself, or
 // it would start without the block's layers.
-BlockedLunaBlockImpl::BlockedLunaBlockImpl(const LunaBlockImpl& block)
-    : torch::nn::Module(block), LunaBlockImpl(block) {}
+BlockedLunaBlockImpl::BlockedLunaBlockImpl(const LunaBlockImpl& block, bool dense_output)
+    : torch::nn::Module(block), LunaBlockImpl(block), dense_output_(dense_output) {}
 
 torch::Tensor BlockedLunaBlockImpl::forward(const torch::Tensor& input) {
   TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == torch::kFloat,
               "BlockedLunaBlock runs on float CPU tensors, got ", input.scalar_type(), " on ",
               input.device());
-  auto x = relu1(packed_conv1_.forward(*conv1, input.to_mkldnn()));
+  auto x = relu1(packed_conv1_.forward(*conv1, input.is_mkldnn() ? input : input.to_mkldnn()));
   x = relu2(packed_conv2_.forward(*conv2, x));
-  return maxpool(x).to_dense();
+  x = maxpool(x);
+  return dense_output_ ? x.to_dense() : x;
 }
 
 }  // namespace dlwpt

@@ -49,16 +49,18 @@ TORCH_MODULE(LunaBlock);
 
 /// A LunaBlock's layers (shared, under the same names) run in oneDNN's blocked layout, with
 /// the convolution weights reordered into it once: ATen's own dense 3-D convolution and
-/// pooling are several times slower on CPU. Takes and returns dense float CPU tensors, like
-/// the block it replaces; for inference (optimize_for_inference in models/inference.h). A
-/// clone is a plain LunaBlockImpl.
+/// pooling are several times slower on CPU. Takes a dense or blocked float CPU tensor; returns
+/// a blocked one, for the next blocked block, or with `dense_output` a dense one, as the
+/// block it replaces (optimize_for_inference in models/inference.h chains them so). A clone is
+/// a plain LunaBlockImpl.
 class BlockedLunaBlockImpl : public LunaBlockImpl {
  public:
-  explicit BlockedLunaBlockImpl(const LunaBlockImpl& block);
+  BlockedLunaBlockImpl(const LunaBlockImpl& block, bool dense_output);
 
   torch::Tensor forward(const torch::Tensor& input) override;
 
  private:
+  bool dense_output_;
   PackedConv3d packed_conv1_;
   PackedConv3d packed_conv2_;
 };

@@ -1,5 +1,6 @@
 #include "dlwpt/models/inference.h"
 
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -31,30 +32,49 @@ bool onednn_applies(const nn::Module& model) {
   return true;
 }
 
-// The layer a ConvTranspose2d module becomes: a SubpixelConvTranspose2d sharing its
-// parameters when its options allow, else itself.
-nn::AnyModule subpixel_or_same(const nn::AnyModule& layer) {
+using LayerSwap = std::function<nn::AnyModule(const nn::AnyModule&)>;
+
+// A ConvTranspose2d becomes a SubpixelConvTranspose2d sharing its parameters, when its options
+// allow; any other layer stays.
+nn::AnyModule subpixel_upsampling(const nn::AnyModule& layer) {
   const auto transposed = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(layer.ptr());
-  if (!transposed || !SubpixelConvTranspose2dImpl::is_compatible(transposed->options)) {
+  if (!transposed || std::dynamic_pointer_cast<SubpixelConvTranspose2dImpl>(transposed) ||
+      !SubpixelConvTranspose2dImpl::is_compatible(transposed->options)) {
     return layer;
   }
   return nn::AnyModule(SubpixelConvTranspose2d(nn::ConvTranspose2d(transposed)));
 }
 
-void store_convolution_weights_channels_last(nn::Module& model) {
-  torch::NoGradGuard no_grad;
-  for (auto& parameter : model.parameters()) {
-    if (parameter.dim() == 4) {
-      parameter.set_data(parameter.contiguous(torch::MemoryFormat::ChannelsLast));
-    }
-  }
+// A Conv2d becomes a ChannelsLastConv2d sharing its parameters; any other layer stays.
+nn::AnyModule channels_last_convolution(const nn::AnyModule& layer) {
+  const auto convolution = std::dynamic_pointer_cast<nn::Conv2dImpl>(layer.ptr());
+  if (!convolution || std::dynamic_pointer_cast<ChannelsLastConv2dImpl>(convolution)) return layer;
+  return nn::AnyModule(ChannelsLastConv2d(nn::Conv2d(convolution)));
+}
+
+// `layers` with `swap` applied to each: a Sequential cannot replace one of its layers, so the
+// same layers go into a new one, under the same index names.
+nn::Sequential swapped(const nn::Sequential& layers, const LayerSwap& swap) {
+  nn::Sequential result;
+  for (const auto& layer : *layers) result->push_back(swap(layer));
+  return result;
 }
 
 void use_subpixel_upsampling(UNet& model) {
   for (const auto& child : *model->up_path) {
     auto& block = *child->as<UNetUpBlock>();
-    block.up = subpixel_or_same(block.up);
+    block.up = subpixel_upsampling(block.up);
     block.replace_module("up", block.up.ptr());
+  }
+}
+
+void use_channels_last_convolutions(UNet& model) {
+  for (const auto& path : {model->down_path, model->up_path}) {
+    for (const auto& child : *path) {
+      auto* block = child->as<UNetConvBlock>();
+      if (!block) block = child->as<UNetUpBlock>()->conv_block.get();
+      block->block = block->replace_module("block", swapped(block->block, channels_last_convolution));
+    }
   }
 }
 
@@ -95,18 +115,14 @@ auto each_sample(Model& model, const torch::Tensor& batch) {
 
 ResNetGenerator optimize_for_inference(ResNetGenerator model) {
   freeze_for_eval(*model);
-  // A Sequential cannot swap one of its layers: the same layers go into a new one, under the
-  // same index names.
-  nn::Sequential layers;
-  for (const auto& layer : *model->model) layers->push_back(subpixel_or_same(layer));
-  model->model = model->replace_module("model", layers);
+  model->model = model->replace_module("model", swapped(model->model, subpixel_upsampling));
   return model;
 }
 
 UNet optimize_for_inference(UNet model) {
   freeze_for_eval(*model);
   use_subpixel_upsampling(model);
-  if (onednn_applies(*model)) store_convolution_weights_channels_last(*model);
+  if (onednn_applies(*model)) use_channels_last_convolutions(model);
   return model;
 }
 
@@ -123,9 +139,12 @@ LunaModel optimize_for_inference(LunaModel model) {
                                                         {"block2", &model->block2},
                                                         {"block3", &model->block3},
                                                         {"block4", &model->block4}};
+  // Activations stay blocked from the first block's input to the last block's output.
   for (const auto& [name, block] : blocks) {
     if (std::dynamic_pointer_cast<BlockedLunaBlockImpl>(block->ptr())) continue;  // done before
-    const std::shared_ptr<LunaBlockImpl> blocked = std::make_shared<BlockedLunaBlockImpl>(**block);
+    const bool last = block == &model->block4;
+    const std::shared_ptr<LunaBlockImpl> blocked =
+        std::make_shared<BlockedLunaBlockImpl>(**block, /*dense_output=*/last);
     *block = model->replace_module(name, LunaBlock(blocked));
   }
   return model;

@@ -17,10 +17,11 @@ namespace dlwpt {
 /// - eval mode, and every parameter frozen (requires_grad false);
 /// - each ConvTranspose2d (the generator's and the U-Net's upsampling) becomes a
 ///   SubpixelConvTranspose2d: ATen runs transposed convolutions through a slow col2im path;
-/// - with oneDNN and float CPU parameters: the U-Net's convolution weights are stored
-///   channels-last, so that every convolution runs in oneDNN without reordering its
-///   activations (outputs then come channels-last: the same values, other strides); each
-///   LunaBlock of LunaModel runs in oneDNN's blocked layout (BlockedLunaBlockImpl).
+/// - with oneDNN and float CPU parameters: the U-Net's 3x3 convolutions become
+///   ChannelsLastConv2d, so that its activations are channels-last from the first one on and
+///   every convolution runs in oneDNN without reordering them (outputs then come
+///   channels-last: the same values, other strides); LunaModel's blocks run in oneDNN's
+///   blocked layout (BlockedLunaBlockImpl), from the first block's input to the last's output.
 /// The replacement layers hold the same parameters under the same names: the state_dict keeps
 /// its keys and values, checkpoints load into the prepared model and save from it as before,
 /// and outputs equal the plain model's up to float rounding (tests/inference_test.cpp).

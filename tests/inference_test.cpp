@@ -99,6 +99,21 @@ TEST(SubpixelConvTranspose, FollowsAChangedWeight) {
   EXPECT_LE(relative_difference(subpixel(input), layer(input)), kRoundingTolerance);
 }
 
+TEST(ChannelsLastConv2d, EqualsConv2dAndHandsOnChannelsLast) {
+  torch::manual_seed(6);
+  nn::Conv2d layer(nn::Conv2dOptions(5, 8, 3).padding(1));
+  ChannelsLastConv2d channels_last(layer);
+  EXPECT_TRUE(channels_last->weight.is_same(layer->weight));
+  const auto input = torch::randn({2, 5, 9, 11});
+  torch::NoGradGuard no_grad;
+  const auto output = channels_last(input);
+  EXPECT_TRUE(output.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  const double difference = relative_difference(output, layer(input));
+  std::cout << "channels-last Conv2d: relative difference " << difference << "\n";
+  EXPECT_LE(difference, kRoundingTolerance);
+  EXPECT_TRUE(std::dynamic_pointer_cast<ChannelsLastConv2dImpl>(channels_last->clone()));
+}
+
 TEST(PackedConv3d, EqualsConv3dAndFollowsAChangedWeight) {
   if (!at::hasMKLDNN()) GTEST_SKIP() << "this ATen has no oneDNN";
   torch::manual_seed(5);
@@ -211,6 +226,8 @@ TEST(OptimizeForInference, UNetWrapperKeepsItsStateAndOutputs) {
   for (const UpMode mode : {UpMode::upconv, UpMode::upsample}) {
     auto models = model_pair<UNetWrapper>(book_segmentation_options().up_mode(mode), 12);
     expect_prepared(*models.plain, *models.optimized);
+    const auto& first_block = models.optimized->unet->down_path[0]->as<UNetConvBlock>()->block;
+    EXPECT_EQ(first_block->ptr(0)->as<ChannelsLastConv2d>() != nullptr, at::hasMKLDNN());
     expect_equal_outputs(models, torch::randn({3, 7, 40, 56}),
                          mode == UpMode::upconv ? "UNetWrapper (upconv)" : "UNetWrapper (upsample)");
   }
@@ -250,8 +267,8 @@ TEST(OptimizeForInference, FollowsModelSurgeryAndIsIdempotent) {
   expect_equal_outputs(models, torch::rand({1, 3, 32, 32}), "ResNetGenerator after surgery");
 }
 
-// The prepared model's weights save and load as the plain model's (the U-Net's are stored
-// channels-last), and a clone has the same weights (here in plain layers).
+// The prepared model's weights save and load as the plain model's, and a clone has the same
+// weights (here in plain layers).
 TEST(OptimizeForInference, SavesAndClonesAsThePlainModel) {
   auto models = model_pair<UNetWrapper>(book_segmentation_options(), 15);
   TemporaryFolder folder;

@@ -144,7 +144,7 @@ def training_rows(args, folder):
     return rows
 
 
-def alternate(case, commands, rounds, before_round=None):
+def alternate(case, commands, rounds, before_each=None):
     """Runs the commands ({engine: (argv, result of stdout or None)}) in turns for `rounds`
     rounds; returns their rows (wall time of the whole process, peak RSS, the last note), or
     [] after printing why one failed."""
@@ -152,9 +152,9 @@ def alternate(case, commands, rounds, before_round=None):
     peaks = {engine: 0 for engine in commands}
     notes = {}
     for _ in range(max(1, rounds)):
-        if before_round:
-            before_round()
         for engine, (command, note_of) in commands.items():
+            if before_each:
+                before_each()
             seconds, peak, status, err, stdout = timed_process(command)
             if status != 0:
                 print(f'{case}: {engine} failed: {err[-500:]}')
@@ -210,7 +210,7 @@ def pipeline_rows(build, folder, dlwpt, threads, rounds, baseline=None):
     rows = alternate('ct_pipeline_real_99',
                      with_baseline({'native': (cpp, cpp_note), 'python': (python, python_note)},
                                    baseline, 'ct-segment'),
-                     rounds, before_round=clear_scan_folders)
+                     rounds, before_each=clear_scan_folders)
     if rows and rows[0]['note'] != rows[1]['note']:
         rows[0]['note'] += f" (Python: {rows[1]['note']}!)"
     return rows
