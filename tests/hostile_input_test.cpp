@@ -76,6 +76,14 @@ TEST(HostileArchive, RecordsClaimingMoreThanTheirBytesAreRefusedBeforeReading) {
   EXPECT_EQ(tensor_records, static_cast<int64_t>(weights::read_archive(saved).tensors.size()));
 }
 
+// libtorch's Unpickler sizes its memo table by the index a BINPUT gives (the fuzzer's asked
+// for 25 GB): indices must follow each other.
+TEST(HostileArchive, PickleMemoIndicesMustFollowEachOther) {
+  const std::string path = fixture("defect_memo_index.pt");
+  EXPECT_THAT(error_message_of<weights::ArchiveError>([&] { weights::read_archive(path); }),
+              HasSubstr("its data.pkl is corrupt: a memo index of 1600088163 after 65 entries"));
+}
+
 TEST(HostileArchive, NonFiniteWeightsAreRefused) {
   TemporaryFolder folder;
   LunaModel model(LunaModelOptions().conv_channels(2));

@@ -136,11 +136,20 @@ int pickle_argument_bytes(char opcode, int* prefix_bytes) {
   }
 }
 
+// An unsigned number of `count` bytes, little endian as pickle writes it.
+uint64_t little_endian(const char* bytes, int count) {
+  uint64_t value = 0;
+  for (int i = count - 1; i >= 0; --i) value = value << 8 | static_cast<unsigned char>(bytes[i]);
+  return value;
+}
+
 // Walks a pickle's opcodes and requires every argument, and every length-prefixed string or
-// byte string, to lie within the record: libtorch's Unpickler reserves a declared length
-// before reading it, so four bytes could make it ask for gigabytes.
+// byte string, to lie within the record, and memo indices to follow each other: libtorch's
+// Unpickler reserves a declared length or memo size before reading on, so four bytes could
+// make it ask for gigabytes.
 void check_pickle_framing(const char* bytes, size_t size, const std::string& what) {
   size_t position = 0;
+  uint64_t memo_entries = 0;
   const auto fail = [&](const std::string& problem) {
     throw ArchiveError(what + " is corrupt: " + problem + " at byte " + std::to_string(position));
   };
@@ -164,14 +173,22 @@ void check_pickle_framing(const char* bytes, size_t size, const std::string& wha
     }
     if (argument >= 0) {
       if (static_cast<size_t>(argument) > remaining) fail("an argument past the end");
+      // BINPUT and LONG_BINPUT: libtorch's Unpickler sizes its memo table by the index given,
+      // and a pickler numbers its memo entries from 0 (a fuzzed index asked for 25 GB).
+      if (opcode == 'q' || opcode == 'r') {
+        const uint64_t index = little_endian(bytes + position + 1, argument);
+        if (index > memo_entries) {
+          fail("a memo index of " + std::to_string(index) + " after " +
+               std::to_string(memo_entries) + " entries");
+        }
+        memo_entries += index == memo_entries;
+      }
+      memo_entries += opcode == '\x94';  // MEMOIZE: the next index
       position += 1 + static_cast<size_t>(argument);
       continue;
     }
     if (static_cast<size_t>(prefix_bytes) > remaining) fail("a length past the end");
-    uint64_t length = 0;  // little endian, as pickle writes it
-    for (int i = prefix_bytes - 1; i >= 0; --i) {
-      length = length << 8 | static_cast<unsigned char>(bytes[position + 1 + i]);
-    }
+    const uint64_t length = little_endian(bytes + position + 1, prefix_bytes);
     if (length > remaining - static_cast<size_t>(prefix_bytes)) {
       fail("a string of " + std::to_string(length) + " bytes where " +
            std::to_string(remaining - prefix_bytes) + " remain");
