@@ -4,11 +4,21 @@
 # usage: install_and_consume.sh BUILD_DIR SOURCE_DIR LUNA_ARCHIVE [FLAGS [LINK_FLAGS]]
 # FLAGS: what a consumer must compile with too (a sanitizer build's -fsanitize=...);
 # LINK_FLAGS (default FLAGS): what it must link with.
+# With DLWPT_FROM_DEB=1 the installation is the Debian package `cpack -G DEB` makes, unpacked.
 set -euo pipefail
 build=$1 source=$2 archive=$3 flags=${4:-} link_flags=${5:-${4:-}}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
+if [ "${DLWPT_FROM_DEB:-0}" = 1 ]; then
+  (cd "$build" && cpack -G DEB -B "$work/package" > "$work/cpack.log") || { cat "$work/cpack.log"; exit 1; }
+  deb=$(ls "$work"/package/dlwpt_*_amd64.deb)
+  dpkg-deb -f "$deb" Depends | grep -q "libtorch-dev"  # what a consumer needs to build
+  dpkg-deb -x "$deb" "$work/root"
+  mv "$work/root/usr" "$work/prefix"
+  test -x "$work/prefix/bin/ct-segment" && test -x "$work/prefix/bin/dlwpt-train"
+else
+  cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
+fi
 test -f "$work/prefix/include/dlwpt/models/unet.h"
 test -f "$work/prefix/lib/cmake/dlwpt/dlwptConfig.cmake"
 test ! -e "$work/prefix/include/dlwpt/weights/reference_case.h"  # the test harness stays here
@@ -24,4 +34,5 @@ grep -q "has no component 'nonsense'" "$work/bad.log"
 cmake --build "$work/consumer" -j "${JOBS:-2}" > "$work/build.log" || { cat "$work/build.log"; exit 1; }
 "$work/consumer/classify" "$archive"
 (cd "$work" && "$work/consumer/segment_volume")
-echo "installed package found and used: 2 passed, 0 failed"
+what=$([ "${DLWPT_FROM_DEB:-0}" = 1 ] && echo "Debian package" || echo "installed package")
+echo "$what found and used: 2 passed, 0 failed"
