@@ -1,0 +1,204 @@
+#pragma once
+
+// Dynamic request batching for dlwpt-serve, with the semantics of Triton's dynamic batcher:
+// requests queue per model; the model's runner thread takes a batch as soon as it is free and
+// either `max_batch_size` requests wait or the oldest has waited `max_queue_delay` (measured
+// from its arrival, not from when the runner looked); beyond `max_queue_size` waiting requests
+// new ones are refused (the server answers 503); a request whose deadline passes in the queue
+// is dropped before it runs (504); an exception of the model fails its batch's requests (500)
+// and the runner goes on.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <torch/arg.h>
+
+namespace dlwpt::serve {
+
+using Clock = std::chrono::steady_clock;
+
+struct BatcherOptions {
+  /// Requests run together at most.
+  TORCH_ARG(int64_t, max_batch_size) = 1;
+  /// How long the oldest waiting request may wait for others to fill its batch.
+  TORCH_ARG(std::chrono::microseconds, max_queue_delay) = std::chrono::microseconds(0);
+  /// Requests that may wait; more are refused with QueueFull.
+  TORCH_ARG(int64_t, max_queue_size) = 64;
+};
+
+/// The queue holds max_queue_size requests already (HTTP 503, with Retry-After).
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The request's deadline passed before it ran (HTTP 504).
+class DeadlineExceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The batcher is stopping and takes no new requests (HTTP 503).
+class ShuttingDown : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What one batch took, for the metrics.
+struct BatchStats {
+  int64_t size = 0;                          ///< requests that ran
+  int64_t expired = 0;                       ///< requests dropped for their deadline
+  std::vector<Clock::duration> queue_waits;  ///< arrival to dispatch, per request that ran
+  Clock::duration compute{};                 ///< the model's time for the batch
+  bool failed = false;                       ///< the model threw
+};
+
+/// One model's queue and its runner thread. `Input` is one request's input, `Output` its
+/// result; `run` maps a batch of inputs to their outputs in order, on the runner thread.
+template <typename Input, typename Output>
+class DynamicBatcher {
+ public:
+  using RunBatch = std::function<std::vector<Output>(std::vector<Input>& inputs)>;
+  using OnBatch = std::function<void(const BatchStats& stats)>;
+
+  DynamicBatcher(const BatcherOptions& options, RunBatch run, OnBatch on_batch = {})
+      : options_(options), run_(std::move(run)), on_batch_(std::move(on_batch)) {
+    if (options_.max_batch_size() < 1 || options_.max_queue_size() < 1 ||
+        options_.max_queue_delay().count() < 0) {
+      throw std::invalid_argument("batcher: max_batch_size and max_queue_size must be >= 1 and "
+                                  "max_queue_delay >= 0");
+    }
+    runner_ = std::thread([this] { run_batches(); });
+  }
+
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  ~DynamicBatcher() { stop(); }
+
+  /// Queues `input`; the future holds its output, or DeadlineExceeded, or the model's
+  /// exception. Throws QueueFull or ShuttingDown instead of queueing.
+  std::future<Output> submit(Input input, Clock::time_point deadline) {
+    std::promise<Output> promise;
+    auto future = promise.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) throw ShuttingDown("the server is shutting down");
+      if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size()) {
+        throw QueueFull("the queue holds " + std::to_string(queue_.size()) + " requests");
+      }
+      queue_.push_back({std::move(input), Clock::now(), deadline, std::move(promise)});
+    }
+    changed_.notify_all();
+    return future;
+  }
+
+  /// Requests waiting now.
+  int64_t queue_size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int64_t>(queue_.size());
+  }
+
+  /// Refuses new requests, runs the queued ones, and returns when the runner has finished.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (runner_.joinable()) runner_.join();
+  }
+
+  const BatcherOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    Input input;
+    Clock::time_point arrival;
+    Clock::time_point deadline;
+    std::promise<Output> promise;
+  };
+
+  // Waits for the next batch: the model is free now. Empty when stopping with nothing queued.
+  std::vector<Pending> next_batch(BatchStats& stats) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return {};
+      const auto dispatch_at = queue_.front().arrival + options_.max_queue_delay();
+      while (!stopping_ && static_cast<int64_t>(queue_.size()) < options_.max_batch_size() &&
+             Clock::now() < dispatch_at) {
+        changed_.wait_until(lock, dispatch_at);
+      }
+      std::vector<Pending> batch;
+      const auto now = Clock::now();
+      while (!queue_.empty() && static_cast<int64_t>(batch.size()) < options_.max_batch_size()) {
+        Pending pending = std::move(queue_.front());
+        queue_.pop_front();
+        if (pending.deadline <= now) {
+          pending.promise.set_exception(std::make_exception_ptr(
+              DeadlineExceeded("the request's deadline passed while it waited in the queue")));
+          ++stats.expired;
+          continue;
+        }
+        stats.queue_waits.push_back(now - pending.arrival);
+        batch.push_back(std::move(pending));
+      }
+      if (!batch.empty()) return batch;
+    }
+  }
+
+  void run_batches() {
+    for (;;) {
+      BatchStats stats;
+      std::vector<Pending> batch = next_batch(stats);
+      if (batch.empty()) return;
+      std::vector<Input> inputs;
+      inputs.reserve(batch.size());
+      for (auto& pending : batch) inputs.push_back(std::move(pending.input));
+      stats.size = static_cast<int64_t>(batch.size());
+      const auto start = Clock::now();
+      try {
+        std::vector<Output> outputs = run_(inputs);
+        if (outputs.size() != batch.size()) {
+          throw std::logic_error("the model returned " + std::to_string(outputs.size()) +
+                                 " outputs for a batch of " + std::to_string(batch.size()));
+        }
+        for (size_t i = 0; i < batch.size(); ++i) batch[i].promise.set_value(std::move(outputs[i]));
+      } catch (...) {
+        stats.failed = true;
+        for (auto& pending : batch) pending.promise.set_exception(std::current_exception());
+      }
+      stats.compute = Clock::now() - start;
+      if (on_batch_) {
+        try {
+          on_batch_(stats);
+        } catch (...) {
+          // Metrics are not worth the runner: the requests have their answers already.
+        }
+      }
+    }
+  }
+
+  BatcherOptions options_;
+  RunBatch run_;
+  OnBatch on_batch_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::thread runner_;  // started last, once the members it uses exist
+};
+
+}  // namespace dlwpt::serve
