@@ -136,13 +136,6 @@ int pickle_argument_bytes(char opcode, int* prefix_bytes) {
   }
 }
 
-// An unsigned number of `count` bytes, little endian as pickle writes it.
-uint64_t little_endian(const char* bytes, int count) {
-  uint64_t value = 0;
-  for (int i = count - 1; i >= 0; --i) value = value << 8 | static_cast<unsigned char>(bytes[i]);
-  return value;
-}
-
 // Walks a pickle's opcodes and requires every argument, and every length-prefixed string or
 // byte string, to lie within the record, and memo indices to follow each other: libtorch's
 // Unpickler reserves a declared length or memo size before reading on, so four bytes could
@@ -176,7 +169,7 @@ void check_pickle_framing(const char* bytes, size_t size, const std::string& wha
       // BINPUT and LONG_BINPUT: libtorch's Unpickler sizes its memo table by the index given,
       // and a pickler numbers its memo entries from 0 (a fuzzed index asked for 25 GB).
       if (opcode == 'q' || opcode == 'r') {
-        const uint64_t index = little_endian(bytes + position + 1, argument);
+        const uint64_t index = little_endian(bytes + position + 1, static_cast<size_t>(argument));
         if (index > memo_entries) {
           fail("a memo index of " + std::to_string(index) + " after " +
                std::to_string(memo_entries) + " entries");
@@ -188,7 +181,7 @@ void check_pickle_framing(const char* bytes, size_t size, const std::string& wha
       continue;
     }
     if (static_cast<size_t>(prefix_bytes) > remaining) fail("a length past the end");
-    const uint64_t length = little_endian(bytes + position + 1, prefix_bytes);
+    const uint64_t length = little_endian(bytes + position + 1, static_cast<size_t>(prefix_bytes));
     if (length > remaining - static_cast<size_t>(prefix_bytes)) {
       fail("a string of " + std::to_string(length) + " bytes where " +
            std::to_string(remaining - prefix_bytes) + " remain");

@@ -39,4 +39,10 @@ std::optional<uint64_t> parse_unsigned(std::string_view text) {
 
 std::optional<double> parse_double(std::string_view text) { return parse_whole<double>(text); }
 
+uint64_t little_endian(const char* bytes, size_t count) {
+  uint64_t value = 0;
+  for (size_t i = count; i-- > 0;) value = value << 8 | static_cast<unsigned char>(bytes[i]);
+  return value;
+}
+
 }  // namespace dlwpt

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "dlwpt/weights/numbers.h"
+
 
 namespace dlwpt::weights {
 
@@ -22,13 +24,9 @@ constexpr uint16_t kZip64ExtraId = 0x0001;
 constexpr uint32_t kZip64Marker32 = 0xFFFFFFFF;
 constexpr uint16_t kZip64Marker16 = 0xFFFF;
 
-// Little-endian fields of `bytes` at `at`; the caller checks the bounds.
+// The little-endian field of `width` bytes of `bytes` at `at`; the caller checks the bounds.
 uint64_t field(const std::string& bytes, size_t at, size_t width) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < width; ++i) {
-    value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
-  }
-  return value;
+  return little_endian(bytes.data() + at, width);
 }
 
 class ZipFile {
