@@ -6,9 +6,11 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
@@ -39,18 +41,23 @@ std::string lowercase_extension(const std::string& path) {
   return extension;
 }
 
+// The format from the first bytes.
+ImageFormat sniff_format(const unsigned char* magic, size_t size) {
+  if (size >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return ImageFormat::jpeg;
+  const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 8 && std::equal(magic, magic + 8, png)) return ImageFormat::png;
+  return ImageFormat::unknown;
+}
+
 // The format from the file's first bytes; throws for a missing or empty file.
-ImageFormat sniff_format(const std::string& path) {
+ImageFormat sniff_file_format(const std::string& path) {
   if (const auto problem = regular_file_problem(path)) throw ImageError("image '" + path + "' " + *problem);
   std::ifstream file(path, std::ios::binary);
   unsigned char magic[8] = {};
   file.read(reinterpret_cast<char*>(magic), sizeof magic);
-  const auto size = file.gcount();
+  const auto size = static_cast<size_t>(file.gcount());
   if (size == 0) throw ImageError("image '" + path + "' is empty");
-  if (size >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return ImageFormat::jpeg;
-  const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (size == 8 && std::equal(magic, magic + 8, png)) return ImageFormat::png;
-  return ImageFormat::unknown;
+  return sniff_format(magic, size);
 }
 
 // --- files and messages --------------------------------------------------------------------
@@ -81,6 +88,22 @@ class CFile {
 
  private:
   std::FILE* file_;
+};
+
+// The encoded bytes a reader decodes: an open file, or a buffer in memory (an HTTP body).
+// `label` names them in messages: "image 'horse.jpg'", "the request body".
+struct EncodedSource {
+  std::string label;
+  std::FILE* file = nullptr;
+  const unsigned char* data = nullptr;
+  size_t size = 0;
+  size_t offset = 0;  // of the next byte of `data` to read
+};
+
+// Where a writer's bytes go: an open file, or a string in memory.
+struct EncodedSink {
+  std::FILE* file = nullptr;
+  std::string* bytes = nullptr;
 };
 
 // A library's error message, kept in a fixed buffer: the callbacks that fill it run inside C
@@ -137,9 +160,9 @@ void interleave_row(const RgbImage& image, int64_t y, uint8_t* row) {
 }
 
 // Refuses, from the header alone, an image larger than the limit.
-void check_pixel_limit(const std::string& path, int64_t width, int64_t height, int64_t max_pixels) {
+void check_pixel_limit(const std::string& label, int64_t width, int64_t height, int64_t max_pixels) {
   if (width * height <= max_pixels) return;  // both below 2^31: no overflow
-  throw LimitError("image '" + path + "' claims " + std::to_string(width) + "x" +
+  throw LimitError(label + " claims " + std::to_string(width) + "x" +
                    std::to_string(height) + " = " + std::to_string(width * height) +
                    " pixels, more than the limit of " + std::to_string(max_pixels) +
                    " (raise it with --max-pixels)");
@@ -208,8 +231,8 @@ void limit_jpeg_scans(j_common_ptr info) {
 
 class JpegReader {
  public:
-  JpegReader(const std::string& path, const ImageReadOptions& options)
-      : path_(path), max_pixels_(options.max_pixels), file_(path, "rb") {
+  JpegReader(EncodedSource& source, const ImageReadOptions& options)
+      : source_(source), max_pixels_(options.max_pixels) {
     info_.err = install_jpeg_errors(errors_);
     progress_.progress_monitor = limit_jpeg_scans;
   }
@@ -218,7 +241,7 @@ class JpegReader {
   JpegReader& operator=(const JpegReader&) = delete;
 
   RgbImage read() {
-    if (!decode()) throw ImageError("cannot decode image '" + path_ + "': " + errors_.message.text);
+    if (!decode()) throw ImageError("cannot decode " + source_.label + ": " + errors_.message.text);
     return std::move(image_);
   }
 
@@ -228,9 +251,13 @@ class JpegReader {
     jpeg_create_decompress(&info_);
     info_.progress = &progress_;
     info_.mem->max_memory_to_use = memory_limit();
-    jpeg_stdio_src(&info_, file_.get());
+    if (source_.file) {
+      jpeg_stdio_src(&info_, source_.file);
+    } else {
+      jpeg_mem_src(&info_, source_.data, static_cast<unsigned long>(source_.size));
+    }
     jpeg_read_header(&info_, TRUE);
-    check_pixel_limit(path_, info_.image_width, info_.image_height, max_pixels_);
+    check_pixel_limit(source_.label, info_.image_width, info_.image_height, max_pixels_);
     check_colour_space();
     jpeg_start_decompress(&info_);
     image_ = blank_image(info_.output_width, info_.output_height);
@@ -239,7 +266,7 @@ class JpegReader {
       const int64_t y = info_.output_scanline;
       JSAMPROW rows[1] = {row_.data()};
       if (jpeg_read_scanlines(&info_, rows, 1) != 1) {  // only a suspending source returns 0
-        throw ImageError("cannot decode image '" + path_ + "': libjpeg returned no row");
+        throw ImageError("cannot decode " + source_.label + ": libjpeg returned no row");
       }
       store_row(row_.data(), RowLayout{info_.output_components, 1}, y, image_);
     }
@@ -255,13 +282,12 @@ class JpegReader {
   // Grey and colour (YCbCr, RGB) decode to 1 or 3 channels; CMYK and others are refused.
   void check_colour_space() const {
     if (info_.out_color_space == JCS_GRAYSCALE || info_.out_color_space == JCS_RGB) return;
-    throw ImageError("image '" + path_ + "' is a JPEG in a colour space other than grey or RGB " +
+    throw ImageError(source_.label + " is a JPEG in a colour space other than grey or RGB " +
                      "(CMYK?), which is not read here");
   }
 
-  const std::string path_;
+  EncodedSource& source_;
   const int64_t max_pixels_;
-  CFile file_;
   JpegErrors errors_{};
   jpeg_progress_mgr progress_{};
   jpeg_decompress_struct info_{};
@@ -271,25 +297,32 @@ class JpegReader {
 
 class JpegWriter {
  public:
-  JpegWriter(const RgbImage& image, const std::string& path, int quality)
-      : image_(image), quality_(quality), file_(path, "wb") {
+  JpegWriter(const RgbImage& image, EncodedSink sink, int quality)
+      : image_(image), quality_(quality), sink_(sink) {
     info_.err = install_jpeg_errors(errors_);
     row_.resize(static_cast<size_t>(3 * image.width));
   }
-  ~JpegWriter() { jpeg_destroy_compress(&info_); }
+  ~JpegWriter() {
+    jpeg_destroy_compress(&info_);
+    std::free(memory_);  // libjpeg's memory destination allocates with malloc
+  }
   JpegWriter(const JpegWriter&) = delete;
   JpegWriter& operator=(const JpegWriter&) = delete;
 
   void write() {
     if (!encode()) throw ImageError(std::string("JPEG encoder: ") + errors_.message.text);
-    file_.close();
+    if (sink_.bytes) sink_.bytes->assign(reinterpret_cast<const char*>(memory_), memory_size_);
   }
 
  private:
   bool encode() {
     if (setjmp(errors_.jump)) return false;
     jpeg_create_compress(&info_);
-    jpeg_stdio_dest(&info_, file_.get());
+    if (sink_.file) {
+      jpeg_stdio_dest(&info_, sink_.file);
+    } else {
+      jpeg_mem_dest(&info_, &memory_, &memory_size_);
+    }
     info_.image_width = static_cast<JDIMENSION>(image_.width);
     info_.image_height = static_cast<JDIMENSION>(image_.height);
     info_.input_components = 3;
@@ -308,7 +341,9 @@ class JpegWriter {
 
   const RgbImage& image_;
   const int quality_;
-  CFile file_;
+  EncodedSink sink_;
+  unsigned char* memory_ = nullptr;  // the memory destination's buffer
+  unsigned long memory_size_ = 0;
   JpegErrors errors_{};
   jpeg_compress_struct info_{};
   std::vector<uint8_t> row_;
@@ -332,19 +367,33 @@ struct PngMessages {
 }
 
 // libpng's own file reader reports a short read as "Read Error"; this one tells a truncated
-// file from a failing disk.
-void png_read_from_file(png_structp png, png_bytep data, size_t length) {
-  auto* file = static_cast<std::FILE*>(png_get_io_ptr(png));
-  if (std::fread(data, 1, length, file) != length) {
-    png_error(png, std::feof(file) ? "the file ends early (truncated)" : std::strerror(errno));
+// file or buffer from a failing disk.
+void png_read_from_source(png_structp png, png_bytep data, size_t length) {
+  auto* source = static_cast<EncodedSource*>(png_get_io_ptr(png));
+  if (source->file) {
+    if (std::fread(data, 1, length, source->file) != length) {
+      png_error(png, std::feof(source->file) ? "the file ends early (truncated)" : std::strerror(errno));
+    }
+    return;
   }
+  if (source->size - source->offset < length) png_error(png, "the data end early (truncated)");
+  std::memcpy(data, source->data + source->offset, length);
+  source->offset += length;
 }
 
 // libpng's own file writer reports a short write as "Write Error"; this one says why (a full
 // disk: "No space left on device", "File too large"). Flushing is checked when the file closes.
-void png_write_to_file(png_structp png, png_bytep data, size_t length) {
-  if (std::fwrite(data, 1, length, static_cast<std::FILE*>(png_get_io_ptr(png))) != length) {
-    png_error(png, std::strerror(errno));
+// Appending to memory may throw, which must not unwind through libpng: it fails as libpng does.
+void png_write_to_sink(png_structp png, png_bytep data, size_t length) {
+  const auto* sink = static_cast<const EncodedSink*>(png_get_io_ptr(png));
+  if (sink->file) {
+    if (std::fwrite(data, 1, length, sink->file) != length) png_error(png, std::strerror(errno));
+    return;
+  }
+  try {
+    sink->bytes->append(reinterpret_cast<const char*>(data), length);
+  } catch (const std::bad_alloc&) {
+    png_error(png, "out of memory");
   }
 }
 
@@ -366,11 +415,11 @@ void png_ignore_warning(png_structp, png_const_charp) {}
 
 class PngReader {
  public:
-  PngReader(const std::string& path, const ImageReadOptions& options)
-      : path_(path), max_pixels_(options.max_pixels), file_(path, "rb") {
+  PngReader(EncodedSource& source, const ImageReadOptions& options)
+      : source_(source), max_pixels_(options.max_pixels) {
     png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, &messages_, png_fail, png_read_warning);
     if (png_) info_ = png_create_info_struct(png_);
-    if (!png_ || !info_) throw ImageError("cannot decode image '" + path_ + "': out of memory");
+    if (!png_ || !info_) throw ImageError("cannot decode " + source_.label + ": out of memory");
   }
   ~PngReader() { png_destroy_read_struct(&png_, &info_, nullptr); }
   PngReader(const PngReader&) = delete;
@@ -379,21 +428,21 @@ class PngReader {
   RgbImage read() {
     if (decode()) return std::move(image_);
     if (messages_.side_over_limit) {
-      throw LimitError("image '" + path_ + "' is wider or taller than the limit of " +
+      throw LimitError(source_.label + " is wider or taller than the limit of " +
                        std::to_string(max_pixels_) + " pixels (raise it with --max-pixels)");
     }
-    throw ImageError("cannot decode image '" + path_ + "': " + messages_.error.text);
+    throw ImageError("cannot decode " + source_.label + ": " + messages_.error.text);
   }
 
  private:
   bool decode() {
     if (setjmp(png_jmpbuf(png_))) return false;
-    png_set_read_fn(png_, file_.get(), png_read_from_file);
+    png_set_read_fn(png_, &source_, png_read_from_source);
     limit_memory();
     png_read_info(png_, info_);
     const int64_t width = png_get_image_width(png_, info_);
     const int64_t height = png_get_image_height(png_, info_);
-    check_pixel_limit(path_, width, height, max_pixels_);
+    check_pixel_limit(source_.label, width, height, max_pixels_);
     const int passes = expand_to_channels();
     const RowLayout layout{png_get_channels(png_, info_), png_get_bit_depth(png_, info_) / 8};
     image_ = blank_image(width, height);
@@ -435,9 +484,8 @@ class PngReader {
     return passes;
   }
 
-  const std::string path_;
+  EncodedSource& source_;
   const int64_t max_pixels_;
-  CFile file_;
   PngMessages messages_;
   png_structp png_ = nullptr;
   png_infop info_ = nullptr;
@@ -447,8 +495,7 @@ class PngReader {
 
 class PngWriter {
  public:
-  PngWriter(const RgbImage& image, const std::string& path)
-      : image_(image), file_(path, "wb") {
+  PngWriter(const RgbImage& image, EncodedSink sink) : image_(image), sink_(sink) {
     png_ = png_create_write_struct(PNG_LIBPNG_VER_STRING, &messages_, png_fail, png_ignore_warning);
     if (png_) info_ = png_create_info_struct(png_);
     if (!png_ || !info_) throw ImageError("PNG encoder: out of memory");
@@ -460,13 +507,12 @@ class PngWriter {
 
   void write() {
     if (!encode()) throw ImageError(std::string("PNG encoder: ") + messages_.error.text);
-    file_.close();
   }
 
  private:
   bool encode() {
     if (setjmp(png_jmpbuf(png_))) return false;
-    png_set_write_fn(png_, file_.get(), png_write_to_file, png_flush_later);
+    png_set_write_fn(png_, &sink_, png_write_to_sink, png_flush_later);
     png_set_IHDR(png_, info_, static_cast<png_uint_32>(image_.width),
                  static_cast<png_uint_32>(image_.height), 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -480,25 +526,45 @@ class PngWriter {
   }
 
   const RgbImage& image_;
-  CFile file_;
+  EncodedSink sink_;
   PngMessages messages_;
   png_structp png_ = nullptr;
   png_infop info_ = nullptr;
   std::vector<uint8_t> row_;
 };
 
-}  // namespace
-
-RgbImage load_image(const std::string& path, const ImageReadOptions& options) {
-  switch (sniff_format(path)) {
+RgbImage decode_source(EncodedSource& source, ImageFormat format, const ImageReadOptions& options) {
+  switch (format) {
     case ImageFormat::jpeg:
-      return JpegReader(path, options).read();
+      return JpegReader(source, options).read();
     case ImageFormat::png:
-      return PngReader(path, options).read();
+      return PngReader(source, options).read();
     case ImageFormat::unknown:
       break;
   }
-  throw ImageError("image '" + path + "' is neither JPEG nor PNG (the formats read here)");
+  throw ImageError(source.label + " is neither JPEG nor PNG (the formats read here)");
+}
+
+void check_encodable(const RgbImage& image, const std::string& destination) {
+  if (image.empty() || image.planes.size() != static_cast<size_t>(3 * image.width * image.height)) {
+    throw ImageError("cannot write " + destination + ": the image is empty or malformed");
+  }
+}
+
+}  // namespace
+
+RgbImage load_image(const std::string& path, const ImageReadOptions& options) {
+  const ImageFormat format = sniff_file_format(path);
+  CFile file(path, "rb");
+  EncodedSource source{"image '" + path + "'", file.get()};
+  return decode_source(source, format, options);
+}
+
+RgbImage decode_image(const void* data, size_t size, const std::string& label,
+                      const ImageReadOptions& options) {
+  if (size == 0) throw ImageError(label + " is empty");
+  EncodedSource source{label, nullptr, static_cast<const unsigned char*>(data), size};
+  return decode_source(source, sniff_format(source.data, size), options);
 }
 
 void save_image(const RgbImage& image, const std::string& path) {
@@ -507,16 +573,31 @@ void save_image(const RgbImage& image, const std::string& path) {
   if (!png && extension != ".jpg" && extension != ".jpeg") {
     throw ImageError("cannot write '" + path + "': use a .png, .jpg or .jpeg name");
   }
-  if (image.empty() || image.planes.size() != static_cast<size_t>(3 * image.width * image.height)) {
-    throw ImageError("cannot write '" + path + "': the image is empty or malformed");
-  }
+  check_encodable(image, "'" + path + "'");
   dlwpt::write_atomically(path, [&](const std::string& temporary) {
+    CFile file(temporary, "wb");
     if (png) {
-      PngWriter(image, temporary).write();
+      PngWriter(image, EncodedSink{file.get()}).write();
     } else {
-      JpegWriter(image, temporary, /*quality=*/95).write();
+      JpegWriter(image, EncodedSink{file.get()}, /*quality=*/95).write();
     }
+    file.close();
   });
+}
+
+std::string encode_jpeg(const RgbImage& image, int quality) {
+  if (quality < 1 || quality > 100) throw ImageError("JPEG quality must be 1-100");
+  check_encodable(image, "a JPEG");
+  std::string bytes;
+  JpegWriter(image, EncodedSink{nullptr, &bytes}, quality).write();
+  return bytes;
+}
+
+std::string encode_png(const RgbImage& image) {
+  check_encodable(image, "a PNG");
+  std::string bytes;
+  PngWriter(image, EncodedSink{nullptr, &bytes}).write();
+  return bytes;
 }
 
 bool has_image_extension(const std::string& path) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,10 +43,19 @@ struct ImageReadOptions {
 /// `options.max_pixels` pixels.
 RgbImage load_image(const std::string& path, const ImageReadOptions& options = {});
 
+/// Decodes JPEG or PNG bytes held in memory (an HTTP body) as load_image decodes a file, with
+/// the same checks; `label` names the bytes in messages ("the request body").
+RgbImage decode_image(const void* data, size_t size, const std::string& label,
+                      const ImageReadOptions& options = {});
+
 /// Writes PNG (`.png`) or JPEG (`.jpg`, `.jpeg`, quality 95) through dlwpt::write_atomically:
 /// a failure (a full disk included) throws FileError and never leaves a partial image under
 /// `path` nor a temporary beside it.
 void save_image(const RgbImage& image, const std::string& path);
+
+/// Encodes as JPEG (`quality` 1-100) or PNG in memory; throws ImageError as save_image does.
+std::string encode_jpeg(const RgbImage& image, int quality = 95);
+std::string encode_png(const RgbImage& image);
 
 /// Whether the name ends in an extension the converter reads (.jpg, .jpeg, .png, any case).
 bool has_image_extension(const std::string& path);

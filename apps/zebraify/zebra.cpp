@@ -174,7 +174,7 @@ torch::Tensor Zebraifier::forward(const torch::Tensor& image01) const {
   return forward_(image01);
 }
 
-RgbImage Zebraifier::convert(const RgbImage& image, int64_t max_side) const {
+PreparedImage prepare_image(const RgbImage& image, int64_t max_side) {
   torch::InferenceMode inference;
   const auto resized = resize_to_fit(to_tensor(image), max_side);
   const int64_t height = resized.size(2);
@@ -184,8 +184,17 @@ RgbImage Zebraifier::convert(const RgbImage& image, int64_t max_side) const {
                      " pixels" + (max_side ? " after resizing" : "") +
                      ", the generator needs at least " + std::to_string(kMinSide) + " per side");
   }
-  const auto output = forward_(pad_to_multiple(resized, kSideMultiple));
-  return to_image(output.narrow(2, 0, height).narrow(3, 0, width));
+  return {pad_to_multiple(resized, kSideMultiple), height, width};
+}
+
+RgbImage finish_image(const torch::Tensor& output01, const PreparedImage& prepared) {
+  torch::InferenceMode inference;
+  return to_image(output01.narrow(2, 0, prepared.height).narrow(3, 0, prepared.width));
+}
+
+RgbImage Zebraifier::convert(const RgbImage& image, int64_t max_side) const {
+  const PreparedImage prepared = prepare_image(image, max_side);
+  return finish_image(forward(prepared.padded), prepared);
 }
 
 }  // namespace dlwpt::zebraify

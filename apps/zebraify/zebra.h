@@ -38,6 +38,18 @@ torch::Tensor resize_to_fit(const torch::Tensor& batch, int64_t max_side);
 /// Reflect-pads the bottom and right so that H and W become multiples of `multiple`.
 torch::Tensor pad_to_multiple(const torch::Tensor& batch, int64_t multiple);
 
+/// An image as the generator takes it (`prepare_image`): resized, in [0, 1], reflect-padded
+/// to multiples of 4; `height` x `width` is the resized size the output is cropped back to.
+struct PreparedImage {
+  torch::Tensor padded;
+  int64_t height = 0;
+  int64_t width = 0;
+};
+/// The stages of Zebraifier::convert before and after the generator, for callers that run it
+/// elsewhere (dlwpt-serve's model thread). ImageError for an image smaller than kMinSide.
+PreparedImage prepare_image(const RgbImage& image, int64_t max_side);
+RgbImage finish_image(const torch::Tensor& output01, const PreparedImage& prepared);
+
 enum class Engine { native, jit };
 Engine engine_from_string(const std::string& name);
 
