@@ -24,7 +24,7 @@ JOBS=${JOBS:-$(nproc)}
 
 # Debian packages: toolchain, libtorch with OpenBLAS (without it torch falls back to the
 # reference BLAS and runs 2-40x slower), Python torch for the reference tools, and the
-# libraries of the apps and tests.
+# libraries of the apps, the server and the tests.
 PACKAGES=(
   g++ make cmake ccache git
   libtorch-dev libopenblas0-pthread
@@ -32,6 +32,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
+  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests
 )
 # Only for `fuzz` (libFuzzer and clang's sanitizer runtimes).
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)

@@ -1,0 +1,233 @@
+// dlwpt-serve: the book's three models behind HTTP, with dynamic request batching: the book's
+// own endpoints (chapter 15: POST /predict, PUT /image), the KServe v2 / Triton protocol,
+// and Prometheus metrics. See README "Serving".
+
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <cxxopts.hpp>
+#include <torch/torch.h>
+
+#include "apps/common/cli.h"
+#include "apps/serve/server.h"
+
+using namespace dlwpt::serve;
+using dlwpt::apps::UsageError;
+
+namespace {
+
+constexpr const char* kProgram = "dlwpt-serve";
+constexpr const char* kEnvironmentPrefix = "DLWPT_SERVE_";
+
+cxxopts::Options command_line() {
+  cxxopts::Options options(kProgram,
+                           "Serves the book's models over HTTP with dynamic request batching.\n"
+                           "  POST /predict               the book's LunaModel client (multipart meta + blob)\n"
+                           "  PUT  /image                 a JPEG or PNG horse; answers the zebra as JPEG\n"
+                           "  GET  /v2/health/{live,ready}, /v2/models/NAME[/ready]\n"
+                           "  POST /v2/models/NAME/infer  KServe v2 JSON tensors or binary data\n"
+                           "  GET  /metrics               Prometheus text\n"
+                           "Every option may also come from the environment: --max-batch-size as\n"
+                           "DLWPT_SERVE_MAX_BATCH_SIZE, --model as DLWPT_SERVE_MODEL (comma-separated).\n"
+                           "SIGTERM drains: readiness turns false, queued requests finish, then exit.\n");
+  const ServerOptions server;
+  const BatcherOptions batching;
+  options.add_options()
+      ("model", "NAME=ARCHIVE, or NAME=untrained with NAME zebra, nodule or segmentation "
+                "(seeded random weights, loudly labelled); repeat for several models",
+       cxxopts::value<std::vector<std::string>>())
+      ("host", "address to listen on (127.0.0.1: this machine only)",
+       cxxopts::value<std::string>()->default_value(server.host()))
+      ("port", "port to listen on (0: any free one, printed)",
+       cxxopts::value<int>()->default_value(std::to_string(server.port())))
+      ("threads", "intra-op threads of the models (0: every core)",
+       cxxopts::value<int>()->default_value("0"))
+      ("max-batch-size", "requests a model runs together at most",
+       cxxopts::value<int64_t>()->default_value("8"))
+      ("max-queue-delay-us", "how long the oldest request may wait for a batch to fill",
+       cxxopts::value<int64_t>()->default_value("0"))
+      ("max-queue-size", "requests that may wait per model; more get 503 with Retry-After",
+       cxxopts::value<int64_t>()->default_value(std::to_string(batching.max_queue_size())))
+      ("timeout-ms", "a request's deadline (504 after); a Request-Timeout-Ms header may lower it",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.request_timeout().count())))
+      ("drain-timeout-ms", "on SIGTERM, how long running requests may take",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.drain_timeout().count())))
+      ("http-threads", "connections served at once",
+       cxxopts::value<int>()->default_value(std::to_string(server.http_threads())))
+      ("max-waiting-connections", "connections that may wait for a thread; more get 503",
+       cxxopts::value<int>()->default_value(std::to_string(server.max_waiting_connections())))
+      ("max-body-mb", "largest request body in MiB (413 beyond)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.max_body_bytes() >> 20)))
+      ("io-timeout-s", "read and write timeout of a connection (slow clients)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.io_timeout().count())))
+      ("max-pixels", "images larger than this are refused (413) from their header",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.max_image_pixels())))
+      ("image-size", "PUT /image scales the longer side down to this before the generator (0: never)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.image_max_side())))
+      ("api-key-file", "a file holding the API key: requests then need Authorization: Bearer KEY "
+                       "(health checks excepted)",
+       cxxopts::value<std::string>())
+      ("prediction-log", "append one JSON line per inference request to this file",
+       cxxopts::value<std::string>())
+      ("h,help", "print this help");
+  return options;
+}
+
+// "--max-batch-size" -> "DLWPT_SERVE_MAX_BATCH_SIZE".
+std::string environment_name(const std::string& option) {
+  std::string name = kEnvironmentPrefix;
+  for (const char c : option) name += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return name;
+}
+
+bool given_on_command_line(const std::string& option, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string argument = argv[i];
+    if (argument == "--" + option || argument.rfind("--" + option + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+// The command line with options the environment sets and the command line does not.
+std::vector<std::string> with_environment(const cxxopts::Options& options, int argc, char** argv) {
+  std::vector<std::string> arguments(argv, argv + argc);
+  for (const auto& group : options.groups()) {
+    for (const auto& option : options.group_help(group).options) {
+      if (option.l.empty() || option.l.front() == "help") continue;
+      const char* value = std::getenv(environment_name(option.l.front()).c_str());
+      if (value && !given_on_command_line(option.l.front(), argc, argv)) {
+        arguments.push_back("--" + option.l.front() + "=" + value);
+      }
+    }
+  }
+  return arguments;
+}
+
+std::string read_api_key(const std::string& path) {
+  std::ifstream file(path);
+  std::string key;
+  if (!file || !std::getline(file, key)) throw UsageError("--api-key-file '" + path + "': cannot read a key from it");
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
+  if (key.size() < 16) throw UsageError("--api-key-file '" + path + "': the key must have at least 16 characters");
+  return key;
+}
+
+template <typename T>
+T positive(const cxxopts::ParseResult& args, const std::string& option) {
+  const T value = args[option].as<T>();
+  if (value <= 0) throw UsageError("--" + option + " must be positive");
+  return value;
+}
+
+ServerOptions server_options(const cxxopts::ParseResult& args) {
+  ServerOptions options;
+  const int64_t body_mb = positive<int64_t>(args, "max-body-mb");
+  if (body_mb > 4096) throw UsageError("--max-body-mb: at most 4096");
+  if (args["port"].as<int>() < 0 || args["port"].as<int>() > 65535) throw UsageError("--port: 0 to 65535");
+  const int http_threads = positive<int>(args, "http-threads");
+  if (http_threads > 4096) throw UsageError("--http-threads: at most 4096");
+  options.host(args["host"].as<std::string>())
+      .port(args["port"].as<int>())
+      .http_threads(http_threads)
+      .max_waiting_connections(positive<int>(args, "max-waiting-connections"))
+      .max_body_bytes(static_cast<size_t>(body_mb) << 20)
+      .request_timeout(std::chrono::milliseconds(positive<int64_t>(args, "timeout-ms")))
+      .drain_timeout(std::chrono::milliseconds(positive<int64_t>(args, "drain-timeout-ms")))
+      .io_timeout(std::chrono::seconds(positive<int64_t>(args, "io-timeout-s")))
+      .max_image_pixels(positive<int64_t>(args, "max-pixels"))
+      .image_max_side(args["image-size"].as<int64_t>());
+  if (options.image_max_side() < 0) throw UsageError("--image-size must be >= 0");
+  if (args.count("api-key-file")) options.api_key(read_api_key(args["api-key-file"].as<std::string>()));
+  if (args.count("prediction-log")) options.prediction_log(args["prediction-log"].as<std::string>());
+  return options;
+}
+
+BatcherOptions batcher_options(const cxxopts::ParseResult& args) {
+  const int64_t delay = args["max-queue-delay-us"].as<int64_t>();
+  if (delay < 0 || delay > 10'000'000) throw UsageError("--max-queue-delay-us: 0 to 10000000");
+  return BatcherOptions()
+      .max_batch_size(positive<int64_t>(args, "max-batch-size"))
+      .max_queue_delay(std::chrono::microseconds(delay))
+      .max_queue_size(positive<int64_t>(args, "max-queue-size"));
+}
+
+std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult& args,
+                                                      const BatcherOptions& batching,
+                                                      const std::shared_ptr<Metrics>& metrics) {
+  if (!args.count("model")) throw UsageError("give at least one --model NAME=ARCHIVE (see --help)");
+  std::vector<std::unique_ptr<ServedModel>> models;
+  for (const auto& text : args["model"].as<std::vector<std::string>>()) {
+    const ModelSource source = parse_model_source(text);
+    for (const auto& loaded : models) {
+      if (loaded->name() == source.name) throw UsageError("--model " + source.name + " is given twice");
+    }
+    models.push_back(std::make_unique<ServedModel>(
+        source, batching, [metrics](const std::string& name, const BatchStats& stats) {
+          metrics->observe_batch(name, stats);
+        }));
+    const auto& model = *models.back();
+    std::cerr << kProgram << ": model " << model.name() << ": " << model.description() << "\n";
+    if (!model.trained()) {
+      std::cerr << kProgram << ": WARNING: model " << model.name()
+                << " has UNTRAINED random weights; its answers mean nothing\n";
+    }
+  }
+  return models;
+}
+
+// SIGTERM and SIGINT go to one thread, which drains the server; every other thread has them
+// blocked (they inherit the mask set here before any starts). SIGUSR1 tells that thread the
+// server stopped by itself.
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int serve(const cxxopts::ParseResult& args) {
+  const sigset_t stop_signals = block_stop_signals();
+  dlwpt::apps::set_threads(args["threads"].as<int>());
+  const ServerOptions options = server_options(args);
+  const auto metrics = std::make_shared<Metrics>();
+  Server server(options, load_models(args, batcher_options(args), metrics), metrics);
+  const int port = server.bind();
+  std::cout << kProgram << ": listening on http://" << options.host() << ":" << port << std::endl;
+
+  std::atomic<int> status{0};
+  std::thread signal_watcher([&] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    if (signal == SIGUSR1) return;  // the server stopped by itself
+    std::cerr << kProgram << ": " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+              << ": draining (readiness is false, new requests get 503)\n";
+    const bool drained = server.drain_and_stop();
+    std::cerr << kProgram << ": "
+              << (drained ? "every request answered; stopped"
+                          : "drain timeout passed with requests still running; stopped")
+              << "\n";
+    status = drained ? 0 : 1;
+  });
+  server.serve();
+  pthread_kill(signal_watcher.native_handle(), SIGUSR1);
+  signal_watcher.join();
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options options = command_line();
+  std::vector<std::string> arguments = with_environment(options, argc, argv);
+  std::vector<char*> pointers;
+  for (auto& argument : arguments) pointers.push_back(argument.data());
+  return dlwpt::apps::run_app(kProgram, static_cast<int>(pointers.size()), pointers.data(), options, serve);
+}

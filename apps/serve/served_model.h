@@ -1,0 +1,92 @@
+#pragma once
+
+// A model as dlwpt-serve serves it: loaded once, described by v2 tensor specs, and run only on
+// its own runner thread (a DynamicBatcher), inside torch::InferenceMode with the intra-op
+// threads the server set once.
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "apps/serve/batcher.h"
+#include "apps/serve/protocol.h"
+
+namespace dlwpt::serve {
+
+/// What the runner gives back for one request: its outputs (the request's rows of the
+/// batch), and how the batch it ran in went.
+struct ModelResult {
+  TensorMap outputs;
+  int64_t batch_size = 0;   ///< requests in the batch
+  Clock::duration compute{};  ///< the model's time for the whole batch
+};
+
+/// The three models of the book, as the server knows them.
+enum class ModelKind {
+  zebra,         ///< CycleGAN ResNetGenerator: "input" N x 3 x H x W in [0, 1] -> "output" in [0, 1]
+  nodule,        ///< LunaModel: "input" N x 1 x 32 x 48 x 48 -> "logits", "probabilities" N x 2
+  segmentation,  ///< UNetWrapper: "input" N x 7 x H x W -> "output" N x 1 x H x W
+};
+
+const char* kind_name(ModelKind kind);
+
+/// Where a served model comes from: `--model NAME=SOURCE`.
+struct ModelSource {
+  std::string name;    ///< its name in URLs (/v2/models/NAME)
+  std::string source;  ///< an archive path, or "untrained" (the name then says which model)
+};
+
+/// Parses "NAME=PATH" or "NAME=untrained"; UsageError otherwise.
+ModelSource parse_model_source(const std::string& text);
+
+class ServedModel {
+ public:
+  /// Loads the model (strictly, as the apps do) and starts its runner. An archive's kind is
+  /// what it holds; "untrained" builds the model its name names (zebra, nodule or
+  /// segmentation) with seeded random weights, and says so in `description()`.
+  ServedModel(const ModelSource& source, const BatcherOptions& batching,
+              std::function<void(const std::string& model, const BatchStats&)> on_batch);
+  ~ServedModel();
+  ServedModel(const ServedModel&) = delete;
+  ServedModel& operator=(const ServedModel&) = delete;
+
+  const std::string& name() const { return name_; }
+  ModelKind kind() const { return kind_; }
+  bool trained() const { return trained_; }
+  /// "LunaModel from pretrained/classifier.pt", "ResNetGenerator, UNTRAINED seeded weights".
+  const std::string& description() const { return description_; }
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+
+  /// Checks an input batch against the specs and the model's own constraints (image sides
+  /// the network can halve); RequestError (400) naming the problem.
+  void check_input(const torch::Tensor& input) const;
+
+  /// Queues a checked input batch; see DynamicBatcher::submit for what the future may hold.
+  std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline);
+
+  int64_t queue_size() const;
+  /// Refuses new requests, finishes the queued ones, stops the runner.
+  void stop();
+
+ private:
+  std::vector<ModelResult> run_batch(std::vector<torch::Tensor>& inputs);
+
+  std::string name_;
+  ModelKind kind_ = ModelKind::nodule;
+  bool trained_ = true;
+  std::string description_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<TensorSpec> outputs_;
+  int64_t side_multiple_ = 1;  ///< image sides must be multiples of this (zebra, segmentation)
+  std::function<TensorMap(const torch::Tensor&)> forward_;
+  std::unique_ptr<DynamicBatcher<torch::Tensor, ModelResult>> batcher_;  // last: uses the above
+};
+
+}  // namespace dlwpt::serve

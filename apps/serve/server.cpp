@@ -1,0 +1,478 @@
+#include "apps/serve/server.h"
+
+#include <omp.h>
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "apps/common/image_io.h"
+#include "apps/zebraify/zebra.h"
+#include "dlwpt/weights/errors.h"
+#include "dlwpt/weights/numbers.h"
+
+namespace dlwpt::serve {
+
+using nlohmann::json;
+
+namespace {
+
+// Set on the thread that answers connections beyond the waiting limit: each request it reads
+// is answered 503 at once.
+thread_local bool refusing_connections = false;
+
+// torch work on an HTTP thread (image resizing, checks) runs on that thread alone: with
+// hundreds of HTTP threads, OpenMP would otherwise start a team of helpers for each. ATen
+// sets a thread's OpenMP count when the thread first uses it, so that comes first.
+void use_one_torch_thread() {
+  (void)at::get_num_threads();
+  omp_set_num_threads(1);
+}
+
+// cpp-httplib's task queue: a fixed pool of threads, a bounded wait for one, and a thread
+// that refuses what does not fit (the library's own pool queues without limit).
+class HttpWorkers final : public httplib::TaskQueue {
+ public:
+  HttpWorkers(int threads, int max_waiting) : max_waiting_(static_cast<size_t>(max_waiting)) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(waiting_, has_waiting_); });
+    threads_.emplace_back([this] {
+      refusing_connections = true;
+      work(refused_, has_refused_);
+    });
+  }
+
+  ~HttpWorkers() override { shutdown(); }
+
+  void enqueue(std::function<void()> connection) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (waiting_.size() < max_waiting_) {
+        waiting_.push_back(std::move(connection));
+        has_waiting_.notify_one();
+        return;
+      }
+      refused_.push_back(std::move(connection));
+    }
+    has_refused_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    has_waiting_.notify_all();
+    has_refused_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+ private:
+  void work(std::deque<std::function<void()>>& queue, std::condition_variable& has_work) {
+    use_one_torch_thread();
+    for (;;) {
+      std::function<void()> connection;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        has_work.wait(lock, [&] { return stopping_ || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and every connection served
+        connection = std::move(queue.front());
+        queue.pop_front();
+      }
+      connection();
+    }
+  }
+
+  const size_t max_waiting_;
+  std::mutex mutex_;
+  std::condition_variable has_waiting_;
+  std::condition_variable has_refused_;
+  std::deque<std::function<void()>> waiting_;
+  std::deque<std::function<void()>> refused_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+int64_t microseconds(Clock::duration duration) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
+}
+
+// Why cpp-httplib refused a request itself (it sets the status, not a reason).
+std::string status_reason(int status) {
+  switch (status) {
+    case 400:
+      return "malformed HTTP request";
+    case 404:
+      return "no such path (see README: /predict, /image, /v2/..., /metrics)";
+    case 405:
+      return "method not allowed on this path";
+    case 413:
+      return "request body larger than the server's limit";
+    case 414:
+      return "request line too long";
+    default:
+      return "HTTP status " + std::to_string(status);
+  }
+}
+
+bool is_inference_endpoint(const std::string& endpoint) {
+  return endpoint == "infer" || endpoint == "predict" || endpoint == "image";
+}
+
+bool is_health_check(const std::string& path) { return path.rfind("/v2/health/", 0) == 0; }
+
+// Compares without stopping at the first difference, so that timing tells nothing of the key.
+bool equal_in_constant_time(const std::string& given, const std::string& key) {
+  unsigned char difference = given.size() == key.size() ? 0 : 1;
+  for (size_t i = 0; i < key.size(); ++i) {
+    difference |= static_cast<unsigned char>(key[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return difference == 0;
+}
+
+// A client's X-Request-Id when it is a short plain token, otherwise one of ours.
+std::string request_id(const httplib::Request& http, uint64_t counter) {
+  const std::string given = http.get_header_value("X-Request-Id");
+  const bool plain = !given.empty() && given.size() <= 64 &&
+                     given.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                             "0123456789._-") == std::string::npos;
+  return plain ? given : "r" + std::to_string(counter);
+}
+
+std::string iso_time_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+}  // namespace
+
+// JSON lines, one per inference request, for evaluating the model later on what it saw.
+class PredictionLog {
+ public:
+  explicit PredictionLog(const std::string& path) : path_(path), file_(path, std::ios::app) {
+    if (!file_) throw FileError("cannot open the prediction log '" + path + "' for appending");
+  }
+
+  void write(const json& line) {
+    const std::string text = line.dump() + "\n";
+    std::lock_guard<std::mutex> lock(mutex_);
+    file_ << text << std::flush;
+    if (!file_ && !reported_) {  // a full disk costs the log, never the answers
+      std::cerr << "dlwpt-serve: cannot write the prediction log '" << path_
+                << "' (disk full?); answering on without it\n";
+      reported_ = true;
+    }
+  }
+
+ private:
+  const std::string path_;
+  std::ofstream file_;
+  std::mutex mutex_;
+  bool reported_ = false;
+};
+
+// What one request carries through its handler, for the answer, the metrics and the log.
+class Server::Request {
+ public:
+  std::string id;
+  std::string model;
+  Clock::time_point deadline;
+  std::optional<ModelResult> result;  // timing of the model's run, when it ran
+  json summary;                       // a short result for the prediction log
+};
+
+Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> models,
+               std::shared_ptr<Metrics> metrics)
+    : options_(std::move(options)),
+      models_(std::move(models)),
+      metrics_(std::move(metrics)),
+      http_(std::make_unique<httplib::Server>()) {
+  if (!options_.prediction_log().empty()) log_ = std::make_unique<PredictionLog>(options_.prediction_log());
+  const int threads = options_.http_threads();
+  const int waiting = options_.max_waiting_connections();
+  http_->new_task_queue = [threads, waiting] { return new HttpWorkers(threads, waiting); };
+  http_->set_payload_max_length(options_.max_body_bytes());
+  http_->set_read_timeout(options_.io_timeout());
+  http_->set_write_timeout(options_.io_timeout());
+  http_->set_keep_alive_timeout(options_.keep_alive_timeout().count());
+  http_->set_keep_alive_max_count(static_cast<size_t>(options_.keep_alive_requests()));
+  http_->set_tcp_nodelay(true);
+  add_routes();
+}
+
+Server::~Server() {
+  if (http_) http_->stop();
+  for (auto& model : models_) model->stop();
+}
+
+int Server::bind() {
+  if (options_.port() == 0) {
+    const int port = http_->bind_to_any_port(options_.host());
+    if (port > 0) return port;
+  } else if (http_->bind_to_port(options_.host(), options_.port())) {
+    return options_.port();
+  }
+  throw UsageError("cannot listen on " + options_.host() + ":" + std::to_string(options_.port()) +
+                   " (address in use, or not an address of this machine?)");
+}
+
+void Server::serve() { http_->listen_after_bind(); }
+
+bool Server::drain_and_stop() {
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  draining_ = true;
+  const auto give_up = Clock::now() + options_.drain_timeout();
+  while (in_flight_ > 0 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const bool drained = in_flight_ == 0;
+  http_->stop();
+  for (auto& model : models_) model->stop();
+  return drained;
+}
+
+ServedModel& Server::model_named(const std::string& name) const {
+  for (const auto& model : models_) {
+    if (model->name() == name) return *model;
+  }
+  throw RequestError(404, "no model named \"" + name + "\" is served here");
+}
+
+ServedModel& Server::model_of_kind(ModelKind kind, const char* endpoint) const {
+  for (const auto& model : models_) {
+    if (model->kind() == kind) return *model;
+  }
+  throw RequestError(404, std::string(endpoint) + " needs a " + kind_name(kind) +
+                              ", and this server serves none (see --model)");
+}
+
+void Server::answer(const httplib::Request& http, httplib::Response& response,
+                    const std::string& endpoint,
+                    const std::function<void(Request&, httplib::Response&)>& handle) {
+  const auto start = Clock::now();
+  ++in_flight_;
+  Request request;
+  request.id = request_id(http, ++request_counter_);
+  auto timeout = options_.request_timeout();
+  if (const auto asked = parse_integer(http.get_header_value("Request-Timeout-Ms")); asked && *asked > 0) {
+    timeout = std::min(timeout, std::chrono::milliseconds(*asked));
+  }
+  request.deadline = start + timeout;
+  std::string error;
+  try {
+    if (draining_) throw RequestError(503, "the server is shutting down");
+    handle(request, response);
+  } catch (const RequestError& refused) {
+    response.status = refused.status();
+    error = refused.what();
+  } catch (const LimitError& too_large) {
+    response.status = 413;
+    error = too_large.what();
+  } catch (const dlwpt::Error& bad_input) {  // unreadable images and the like
+    response.status = 400;
+    error = bad_input.what();
+  } catch (const std::exception& failure) {
+    response.status = 500;
+    error = std::string("internal error: ") + failure.what();
+  }
+  if (!error.empty()) response.set_content(error_json(error), "application/json");
+  if (response.status == 503) response.set_header("Retry-After", "1");
+  if (response.status == -1) response.status = 200;
+  response.set_header("X-Request-Id", request.id);
+  const auto duration = Clock::now() - start;
+  metrics_->count_request(request.model, endpoint, response.status, duration);
+  if (log_ && is_inference_endpoint(endpoint)) {
+    json line = {{"time", iso_time_now()}, {"id", request.id}, {"endpoint", endpoint},
+                 {"model", request.model}, {"status", response.status},
+                 {"total_us", microseconds(duration)}};
+    if (request.result) {
+      line["compute_us"] = microseconds(request.result->compute);
+      line["queue_us"] = std::max<int64_t>(0, microseconds(duration - request.result->compute));
+      line["batch_size"] = request.result->batch_size;
+    }
+    if (!error.empty()) line["error"] = error;
+    if (!request.summary.is_null()) line["result"] = request.summary;
+    log_->write(line);
+  }
+  --in_flight_;
+}
+
+ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& request) {
+  std::future<ModelResult> future;
+  try {
+    future = model.submit(std::move(input), request.deadline);
+  } catch (const QueueFull& full) {
+    throw RequestError(503, model.name() + " is overloaded: " + full.what());
+  } catch (const ShuttingDown& stopping) {
+    throw RequestError(503, stopping.what());
+  }
+  if (future.wait_until(request.deadline) == std::future_status::timeout) {
+    throw RequestError(504, model.name() + " did not answer within the request's deadline");
+  }
+  try {
+    request.result = future.get();
+  } catch (const DeadlineExceeded& expired) {
+    throw RequestError(504, expired.what());
+  } catch (const std::exception& failure) {
+    throw RequestError(500, model.name() + " failed on its batch: " + failure.what());
+  }
+  return *request.result;
+}
+
+void Server::predict(const httplib::Request& http, httplib::Response& response, Request& request) {
+  ServedModel& model = model_of_kind(ModelKind::nodule, "/predict");
+  request.model = model.name();
+  if (!http.is_multipart_form_data() || !http.has_file("meta") || !http.has_file("blob")) {
+    throw RequestError(400, "/predict takes multipart/form-data with the fields \"meta\" (JSON with "
+                            "the chunk's \"shape\") and \"blob\" (its float32 values), as the "
+                            "book's client sends them");
+  }
+  const torch::Tensor chunk = parse_book_chunk(http.get_file_value("meta").content,
+                                               http.get_file_value("blob").content,
+                                               model.inputs().front());
+  model.check_input(chunk);
+  const ModelResult result = infer(model, chunk, request);
+  const torch::Tensor probabilities = result.outputs.at("probabilities").to(torch::kFloat64);
+  const double malignant = probabilities[0][1].item<double>();
+  const json body = {{"prob_malignant", malignant},
+                     {"probabilities", {probabilities[0][0].item<double>(), malignant}}};
+  request.summary = {{"prob_malignant", malignant}};
+  response.set_content(body.dump(), "application/json");
+}
+
+void Server::zebra_image(const httplib::Request& http, httplib::Response& response, Request& request) {
+  ServedModel& model = model_of_kind(ModelKind::zebra, "/image");
+  request.model = model.name();
+  apps::ImageReadOptions limits;
+  limits.max_pixels = options_.max_image_pixels();
+  const apps::RgbImage image =
+      apps::decode_image(http.body.data(), http.body.size(), "the request body", limits);
+  const zebraify::PreparedImage prepared = zebraify::prepare_image(image, options_.image_max_side());
+  const ModelResult result = infer(model, prepared.padded, request);
+  const apps::RgbImage zebra = zebraify::finish_image(result.outputs.at("output"), prepared);
+  request.summary = {{"width", zebra.width}, {"height", zebra.height}};
+  response.set_content(apps::encode_jpeg(zebra, options_.jpeg_quality()), "image/jpeg");
+}
+
+void Server::v2_infer(const httplib::Request& http, httplib::Response& response, Request& request) {
+  ServedModel& model = model_named(http.matches[1]);
+  request.model = model.name();
+  std::optional<size_t> header_length;
+  if (http.has_header("Inference-Header-Content-Length")) {
+    const auto length = parse_unsigned(http.get_header_value("Inference-Header-Content-Length"));
+    if (!length) throw RequestError(400, "Inference-Header-Content-Length is not a byte count");
+    header_length = static_cast<size_t>(*length);
+  }
+  const InferRequest parsed = parse_infer_request(http.body, header_length, model.inputs(), model.outputs());
+  const torch::Tensor& input = parsed.inputs.at(model.inputs().front().name);
+  model.check_input(input);
+  const ModelResult result = infer(model, input, request);
+  const EncodedResponse encoded = encode_infer_response(model.name(), parsed, result.outputs, model.outputs());
+  if (encoded.header_length) {
+    response.set_header("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+  }
+  request.summary = {{"batch", input.size(0)}};
+  response.set_content(encoded.body, encoded.content_type);
+}
+
+void Server::v2_metadata(const std::string& name, httplib::Response& response) const {
+  const ServedModel& model = model_named(name);
+  const auto specs = [](const std::vector<TensorSpec>& tensors) {
+    json list = json::array();
+    for (const auto& spec : tensors) {
+      list.push_back({{"name", spec.name}, {"datatype", spec.datatype}, {"shape", spec.shape}});
+    }
+    return list;
+  };
+  const json metadata = {{"name", model.name()},
+                         {"versions", {"1"}},
+                         {"platform", "dlwpt_native"},
+                         {"dlwpt_model", kind_name(model.kind())},
+                         {"trained", model.trained()},
+                         {"inputs", specs(model.inputs())},
+                         {"outputs", specs(model.outputs())}};
+  response.set_content(metadata.dump(), "application/json");
+}
+
+void Server::add_routes() {
+  httplib::Server& http = *http_;
+  http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
+    if (refusing_connections) {
+      response.status = 503;
+      response.set_header("Retry-After", "1");
+      response.set_header("Connection", "close");
+      response.set_content(error_json("too many connections; try again"), "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::string& key = options_.api_key();
+    if (key.empty() || is_health_check(request.path)) return httplib::Server::HandlerResponse::Unhandled;
+    if (equal_in_constant_time(request.get_header_value("Authorization"), "Bearer " + key)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    response.status = 401;
+    response.set_header("WWW-Authenticate", "Bearer");
+    response.set_content(error_json("missing or wrong API key (Authorization: Bearer ...)"),
+                         "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // The library's own refusals (404, 413, malformed requests) get the protocol's error body.
+  http.set_error_handler([](const httplib::Request&, httplib::Response& response) {
+    if (!response.body.empty()) return;
+    response.set_content(error_json(status_reason(response.status)), "application/json");
+  });
+
+  http.Get("/v2/health/live", [](const httplib::Request&, httplib::Response& response) {
+    response.status = 200;
+  });
+  http.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& response) {
+    response.status = ready() ? 200 : 503;
+  });
+  http.Get("/v2", [](const httplib::Request&, httplib::Response& response) {
+    const json metadata = {{"name", "dlwpt-serve"}, {"version", "1"}, {"extensions", {"binary_tensor_data"}}};
+    response.set_content(metadata.dump(), "application/json");
+  });
+  // Metrics carry a model label only for models that exist: client-chosen names would let
+  // anyone grow the metrics without bound.
+  const std::string model_path = R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?)";
+  http.Get(model_path, [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "metadata", [&](Request& context, httplib::Response& out) {
+      context.model = model_named(request.matches[1]).name();
+      v2_metadata(context.model, out);
+    });
+  });
+  http.Get(model_path + "/ready", [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "ready", [&](Request& context, httplib::Response& out) {
+      context.model = model_named(request.matches[1]).name();
+      out.status = ready() ? 200 : 503;
+    });
+  });
+  http.Post(model_path + "/infer", [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "infer",
+           [&](Request& context, httplib::Response& out) { v2_infer(request, out, context); });
+  });
+  http.Post("/predict", [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "predict",
+           [&](Request& context, httplib::Response& out) { predict(request, out, context); });
+  });
+  http.Put("/image", [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "image",
+           [&](Request& context, httplib::Response& out) { zebra_image(request, out, context); });
+  });
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    for (const auto& model : models_) metrics_->set_queue_size(model->name(), model->queue_size());
+    response.set_content(metrics_->scrape(), "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace dlwpt::serve
