@@ -32,7 +32,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
-  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests
+  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil
 )
 # Only for `fuzz` (libFuzzer and clang's sanitizer runtimes).
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)

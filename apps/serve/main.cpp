@@ -2,8 +2,9 @@
 // own endpoints (chapter 15: POST /predict, PUT /image), the KServe v2 / Triton protocol,
 // and Prometheus metrics. See README "Serving".
 
-#include <pthread.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -180,33 +181,48 @@ std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult
   return models;
 }
 
-// SIGTERM and SIGINT go to one thread, which drains the server; every other thread has them
-// blocked (they inherit the mask set here before any starts). SIGUSR1 tells that thread the
-// server stopped by itself.
-sigset_t block_stop_signals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
+// SIGTERM and SIGINT reach a watcher thread through a pipe: a signal handler may only do
+// async-signal-safe work, and the signal may land on any thread (OpenBLAS and OpenMP start
+// theirs before main, so blocking it in every thread cannot be arranged). Byte 0 on the pipe
+// means the server stopped by itself.
+int stop_pipe[2] = {-1, -1};
+
+void forward_signal(int signal) {
+  const unsigned char number = static_cast<unsigned char>(signal);
+  [[maybe_unused]] const auto written = write(stop_pipe[1], &number, 1);
+}
+
+void forward_stop_signals() {
+  if (pipe(stop_pipe) != 0) throw std::runtime_error("cannot create the signal pipe");
+  struct sigaction action {};
+  action.sa_handler = forward_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+int next_stop_signal() {
+  unsigned char number = 0;
+  while (read(stop_pipe[0], &number, 1) < 0 && errno == EINTR) {
+  }
+  return number;
 }
 
 int serve(const cxxopts::ParseResult& args) {
-  const sigset_t stop_signals = block_stop_signals();
+  forward_stop_signals();
   dlwpt::apps::set_threads(args["threads"].as<int>());
   const ServerOptions options = server_options(args);
   const auto metrics = std::make_shared<Metrics>();
-  Server server(options, load_models(args, batcher_options(args), metrics), metrics);
+  const BatcherOptions batching = batcher_options(args);
+  Server server(options, load_models(args, batching, metrics), metrics);
   const int port = server.bind();
   std::cout << kProgram << ": listening on http://" << options.host() << ":" << port << std::endl;
 
   std::atomic<int> status{0};
   std::thread signal_watcher([&] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
-    if (signal == SIGUSR1) return;  // the server stopped by itself
+    const int signal = next_stop_signal();
+    if (signal == 0) return;  // the server stopped by itself
     std::cerr << kProgram << ": " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
               << ": draining (readiness is false, new requests get 503)\n";
     const bool drained = server.drain_and_stop();
@@ -217,7 +233,7 @@ int serve(const cxxopts::ParseResult& args) {
     status = drained ? 0 : 1;
   });
   server.serve();
-  pthread_kill(signal_watcher.native_handle(), SIGUSR1);
+  forward_signal(0);
   signal_watcher.join();
   return status;
 }

@@ -37,9 +37,12 @@ void use_one_torch_thread() {
 
 // cpp-httplib's task queue: a fixed pool of threads, a bounded wait for one, and a thread
 // that refuses what does not fit (the library's own pool queues without limit).
+// `busy` counts the connections being served, so that a drain can wait for requests still
+// being received as well as those running.
 class HttpWorkers final : public httplib::TaskQueue {
  public:
-  HttpWorkers(int threads, int max_waiting) : max_waiting_(static_cast<size_t>(max_waiting)) {
+  HttpWorkers(int threads, int max_waiting, std::shared_ptr<std::atomic<int64_t>> busy)
+      : max_waiting_(static_cast<size_t>(max_waiting)), busy_(std::move(busy)) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(waiting_, has_waiting_); });
     threads_.emplace_back([this] {
       refusing_connections = true;
@@ -85,11 +88,14 @@ class HttpWorkers final : public httplib::TaskQueue {
         connection = std::move(queue.front());
         queue.pop_front();
       }
+      ++*busy_;
       connection();
+      --*busy_;
     }
   }
 
   const size_t max_waiting_;
+  const std::shared_ptr<std::atomic<int64_t>> busy_;
   std::mutex mutex_;
   std::condition_variable has_waiting_;
   std::condition_variable has_refused_;
@@ -201,7 +207,9 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
   if (!options_.prediction_log().empty()) log_ = std::make_unique<PredictionLog>(options_.prediction_log());
   const int threads = options_.http_threads();
   const int waiting = options_.max_waiting_connections();
-  http_->new_task_queue = [threads, waiting] { return new HttpWorkers(threads, waiting); };
+  http_->new_task_queue = [threads, waiting, busy = busy_connections_] {
+    return new HttpWorkers(threads, waiting, busy);
+  };
   http_->set_payload_max_length(options_.max_body_bytes());
   http_->set_read_timeout(options_.io_timeout());
   http_->set_write_timeout(options_.io_timeout());
@@ -232,8 +240,10 @@ void Server::serve() { http_->listen_after_bind(); }
 bool Server::drain_and_stop() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   draining_ = true;
+  // Requests being received count too: a client that sent its request before the signal gets
+  // its answer (200, or 503 once draining). Idle keep-alive connections end by their timeout.
   const auto give_up = Clock::now() + options_.drain_timeout();
-  while (in_flight_ > 0 && Clock::now() < give_up) {
+  while ((in_flight_ > 0 || *busy_connections_ > 0) && Clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   const bool drained = in_flight_ == 0;
@@ -362,7 +372,12 @@ void Server::zebra_image(const httplib::Request& http, httplib::Response& respon
   const ModelResult result = infer(model, prepared.padded, request);
   const apps::RgbImage zebra = zebraify::finish_image(result.outputs.at("output"), prepared);
   request.summary = {{"width", zebra.width}, {"height", zebra.height}};
-  response.set_content(apps::encode_jpeg(zebra, options_.jpeg_quality()), "image/jpeg");
+  // JPEG as the book's server answers, PNG (lossless) for clients that ask for it.
+  if (http.get_header_value("Accept").find("image/png") != std::string::npos) {
+    response.set_content(apps::encode_png(zebra), "image/png");
+  } else {
+    response.set_content(apps::encode_jpeg(zebra, options_.jpeg_quality()), "image/jpeg");
+  }
 }
 
 void Server::v2_infer(const httplib::Request& http, httplib::Response& response, Request& request) {
@@ -408,6 +423,7 @@ void Server::v2_metadata(const std::string& name, httplib::Response& response) c
 void Server::add_routes() {
   httplib::Server& http = *http_;
   http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
+    if (draining_) response.set_header("Connection", "close");  // clients go elsewhere
     if (refusing_connections) {
       response.status = 503;
       response.set_header("Retry-After", "1");

@@ -76,9 +76,11 @@ class Server {
   int bind();
   /// Serves until `stop`; returns then.
   void serve();
-  /// Readiness false, new inference requests 503, then waits until those running finish or
-  /// the drain timeout passes, stops the listener and the models. Returns whether all
-  /// finished. Safe from another thread (the signal watcher).
+  /// Readiness false, new inference requests 503 (with Connection: close), then waits until
+  /// the requests running or being received finish and idle keep-alive connections close
+  /// (their timeout), or the drain timeout passes; stops the listener and the models.
+  /// Returns whether every request running got its answer. Safe from another thread (the
+  /// signal watcher).
   bool drain_and_stop();
 
   bool ready() const { return !draining_; }
@@ -106,7 +108,8 @@ class Server {
   std::unique_ptr<PredictionLog> log_;
   std::unique_ptr<httplib::Server> http_;
   std::atomic<bool> draining_{false};
-  std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> in_flight_{0};  // requests in their handler
+  std::shared_ptr<std::atomic<int64_t>> busy_connections_ = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<uint64_t> request_counter_{0};
   std::mutex stop_mutex_;
 };

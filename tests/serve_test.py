@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""dlwpt-serve end to end, over 127.0.0.1, as its clients use it.
+
+Every answer is checked against a known one: the book's client (/predict) and the v2
+protocol against the same model in PyTorch (tools/archive.py's reference models), PUT /image
+against zebraify on the same picture, and every refusal (malformed HTTP, truncated bodies,
+wrong shapes, oversized bodies and images, missing API keys, overload, deadlines, slow
+clients, SIGTERM under load) against its status. Each server runs on a free port, is stopped
+by its pid, and every wait is bounded.
+
+usage: serve_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR [DATA_DIR]
+"""
+import concurrent.futures
+import io
+import json
+import os
+import pathlib
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zlib
+
+import numpy as np
+import requests
+import torch
+
+BUILD, REFERENCES, SOURCE = (pathlib.Path(p) for p in sys.argv[1:4])
+DATA = pathlib.Path(sys.argv[4]) if len(sys.argv) > 4 else None
+sys.argv[1:] = [a for a in sys.argv[5:]]  # the rest go to unittest
+sys.path.insert(0, str(SOURCE / 'tools'))
+sys.path.insert(0, str(SOURCE / 'tools' / 'testing'))
+from archive import load_reference_model  # noqa: E402
+from bounded import wait_bounded  # noqa: E402
+
+SERVE = BUILD / 'apps' / 'dlwpt-serve'
+ZEBRAIFY = BUILD / 'apps' / 'zebraify'
+TIME_SCALE = float(os.environ.get('DLWPT_TEST_TIME_SCALE', '1'))
+START_TIMEOUT_S = 60 * TIME_SCALE
+REQUEST_TIMEOUT_S = 60 * TIME_SCALE
+
+# The book's trained classifier when the book's data was there for the reference export.
+NODULE = REFERENCES / ('book_cls.pt' if (REFERENCES / 'book_cls.pt').exists() else 'luna.pt')
+ZEBRA = REFERENCES / 'cyclegan_small.pt'
+SEGMENTATION = REFERENCES / 'unet_book.pt'
+CLS_EXAMPLE = DATA / 'data' / 'p3ch15' / 'cls_val_example.pt' if DATA else None
+HORSE = DATA / 'data' / 'p1ch2' / 'horse.jpg' if DATA else None
+
+
+class Server:
+    """dlwpt-serve on a free port of 127.0.0.1; stopped (SIGTERM, then SIGKILL) by its pid."""
+
+    def __init__(self, *arguments, env=None):
+        self.stderr = tempfile.TemporaryFile()
+        self.status = None
+        self.process = subprocess.Popen(
+            [str(SERVE), '--port', '0', *arguments], stdout=subprocess.PIPE, stderr=self.stderr,
+            env={**os.environ, **(env or {})})
+        line = self._read_line(time.monotonic() + START_TIMEOUT_S)
+        if 'listening on http://' not in line:
+            self.stop()
+            raise AssertionError(f'dlwpt-serve did not start: {line!r}\n{self.errors()}')
+        self.url = line.strip().split('listening on ')[1]
+        self.port = int(self.url.rsplit(':', 1)[1])
+
+    def _read_line(self, deadline):
+        out = self.process.stdout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([out], [], [], 0.1)
+            if ready:
+                return out.readline().decode()
+            if self.process.poll() is not None:
+                return ''
+        return ''
+
+    def errors(self):
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors='replace')
+
+    def stop(self, timeout_s=30):
+        """SIGTERM, then the exit status (SIGKILL after `timeout_s`); once stopped, the same."""
+        if self.status is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.status, _ = wait_bounded(self.process, time.monotonic() + timeout_s * TIME_SCALE)
+            self.process.stdout.close()
+        return self.status
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+
+def close_within(actual, expected, rtol, atol, what):
+    """Asserts |actual - expected| <= atol + rtol * |expected| everywhere; prints the worst."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f'{what}: shape {actual.shape} != {expected.shape}'
+    difference = np.abs(actual - expected)
+    excess = difference - (atol + rtol * np.abs(expected))
+    print(f'{what}: max |difference| {difference.max():.3g} (rtol {rtol}, atol {atol})')
+    assert excess.max() <= 0, f'{what}: differs by {difference.max():.3g}'
+
+
+def reference_outputs(archive, batch):
+    _, model = load_reference_model(archive)
+    model.eval()
+    with torch.no_grad():
+        return model(batch)
+
+
+def v2_binary_request(tensor, outputs):
+    header = json.dumps({
+        'inputs': [{'name': 'input', 'datatype': 'FP32', 'shape': list(tensor.shape),
+                    'parameters': {'binary_data_size': tensor.numel() * 4}}],
+        'outputs': [{'name': name, 'parameters': {'binary_data': True}} for name in outputs],
+    }).encode()
+    return header + tensor.contiguous().numpy().tobytes(), len(header)
+
+
+def v2_binary_outputs(response):
+    """{name: numpy array} of a binary v2 response."""
+    header_length = int(response.headers['Inference-Header-Content-Length'])
+    header = json.loads(response.content[:header_length])
+    offset = header_length
+    outputs = {}
+    for output in header['outputs']:
+        size = output['parameters']['binary_data_size']
+        outputs[output['name']] = np.frombuffer(response.content[offset:offset + size],
+                                                dtype=np.float32).reshape(output['shape'])
+        offset += size
+    assert offset == len(response.content)
+    return outputs
+
+
+def raw_exchange(port, data, timeout_s=10):
+    """Sends bytes on a fresh connection and returns what comes back until the server closes
+    it or `timeout_s` passes."""
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout_s) as connection:
+        connection.sendall(data)
+        received = b''
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                chunk = connection.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            received += chunk
+            if b'\r\n\r\n' in received and b'Content-Length: 0' in received:
+                break
+        return received
+
+
+def png_claiming(width, height):
+    """A small PNG (valid chunks and CRCs) whose header claims a size its data do not hold."""
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data +
+                struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(b'\0' * 1000)) + chunk(b'IEND', b''))
+
+
+def book_chunk():
+    """The chunk the book's client posts, or a random one when the book's data is missing."""
+    if CLS_EXAMPLE and CLS_EXAMPLE.exists():
+        return torch.load(str(CLS_EXAMPLE))[0]
+    return torch.randn(1, 32, 48, 48, generator=torch.Generator().manual_seed(3))
+
+
+def books_client(url, chunk):
+    """What the book's p3ch15/cls_client.py does: multipart `meta` + `blob` to /predict."""
+    meta = io.StringIO(json.dumps({'shape': list(chunk.shape)}))
+    data = io.BytesIO(bytearray(chunk.numpy()))
+    return requests.post(url + '/predict', files={'meta': meta, 'blob': data},
+                         timeout=REQUEST_TIMEOUT_S)
+
+
+class ServeTest(unittest.TestCase):
+    server = None
+    log = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.TemporaryDirectory()
+        cls.log = pathlib.Path(cls.folder.name) / 'predictions.jsonl'
+        cls.server = Server('--model', f'nodule={NODULE}', '--model', f'zebra={ZEBRA}',
+                            '--model', f'segmentation={SEGMENTATION}', '--threads', '1',
+                            '--prediction-log', str(cls.log))
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.server.stop()
+        cls.folder.cleanup()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, cls.server.errors()
+
+    def test_books_client_gets_pytorchs_probability(self):
+        chunk = book_chunk()
+        response = books_client(self.server.url, chunk)
+        self.assertEqual(response.status_code, 200, response.text)
+        answer = response.json()
+        expected = reference_outputs(NODULE, chunk.unsqueeze(0))[1][0].numpy()
+        close_within([answer['prob_malignant']], [expected[1]], 1e-4, 1e-6, '/predict prob_malignant')
+        close_within(answer['probabilities'], expected, 1e-4, 1e-6, '/predict probabilities')
+
+    def test_v2_json_and_binary_equal_pytorch(self):
+        batch = torch.randn(3, 1, 32, 48, 48, generator=torch.Generator().manual_seed(1))
+        logits, probabilities = reference_outputs(NODULE, batch)
+        body = {'id': 'json-1', 'inputs': [{'name': 'input', 'datatype': 'FP32',
+                                            'shape': list(batch.shape),
+                                            'data': batch.flatten().tolist()}]}
+        response = requests.post(self.server.url + '/v2/models/nodule/infer', json=body,
+                                 timeout=REQUEST_TIMEOUT_S)
+        self.assertEqual(response.status_code, 200, response.text)
+        answer = response.json()
+        self.assertEqual(answer['id'], 'json-1')
+        by_name = {output['name']: output for output in answer['outputs']}
+        self.assertEqual(by_name['logits']['shape'], [3, 2])
+        close_within(np.reshape(by_name['logits']['data'], (3, 2)), logits, 1e-4, 1e-4, 'v2 JSON logits')
+        close_within(np.reshape(by_name['probabilities']['data'], (3, 2)), probabilities, 1e-4, 1e-6,
+                     'v2 JSON probabilities')
+
+        data, header_length = v2_binary_request(batch, ['probabilities'])
+        response = requests.post(self.server.url + '/v2/models/nodule/infer', data=data,
+                                 headers={'Inference-Header-Content-Length': str(header_length)},
+                                 timeout=REQUEST_TIMEOUT_S)
+        self.assertEqual(response.status_code, 200, response.text)
+        self.assertEqual(response.headers['Content-Type'], 'application/octet-stream')
+        outputs = v2_binary_outputs(response)
+        self.assertEqual(list(outputs), ['probabilities'])
+        close_within(outputs['probabilities'], probabilities, 1e-4, 1e-6, 'v2 binary probabilities')
+
+    def test_segmentation_slice_by_binary_extension_equals_pytorch(self):
+        batch = torch.randn(1, 7, 64, 96, generator=torch.Generator().manual_seed(2))
+        expected = reference_outputs(SEGMENTATION, batch)
+        data, header_length = v2_binary_request(batch, ['output'])
+        response = requests.post(self.server.url + '/v2/models/segmentation/infer', data=data,
+                                 headers={'Inference-Header-Content-Length': str(header_length)},
+                                 timeout=REQUEST_TIMEOUT_S)
+        self.assertEqual(response.status_code, 200, response.text)
+        close_within(v2_binary_outputs(response)['output'], expected, 1e-3, 1e-5,
+                     'v2 segmentation output (sigmoid)')
+
+    def test_put_image_equals_zebraify(self):
+        with tempfile.TemporaryDirectory() as folder:
+            picture = pathlib.Path(folder) / 'horse.png'
+            if HORSE and HORSE.exists():
+                picture = HORSE
+            else:
+                from PIL import Image  # noqa: PLC0415
+                pixels = np.random.default_rng(4).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(picture)
+            zebra = pathlib.Path(folder) / 'zebra.png'
+            subprocess.run([str(ZEBRAIFY), '--weights', str(ZEBRA), '--threads', '1', str(picture),
+                            '--output', str(zebra)], check=True, timeout=REQUEST_TIMEOUT_S,
+                           capture_output=True)
+            body = picture.read_bytes()
+            response = requests.put(self.server.url + '/image', data=body, timeout=REQUEST_TIMEOUT_S,
+                                    headers={'Accept': 'image/png'})
+            self.assertEqual(response.status_code, 200, response.text)
+            self.assertEqual(response.headers['Content-Type'], 'image/png')
+            from PIL import Image  # noqa: PLC0415
+            served = np.asarray(Image.open(io.BytesIO(response.content)).convert('RGB'), dtype=np.float64)
+            local = np.asarray(Image.open(zebra).convert('RGB'), dtype=np.float64)
+            self.assertEqual(served.shape, local.shape)
+            close_within(served, local, 0, 0, 'PUT /image (PNG) against zebraify, grey levels')
+            # The book's client gets JPEG, of the same size.
+            response = requests.put(self.server.url + '/image', data=body, timeout=REQUEST_TIMEOUT_S)
+            self.assertEqual(response.headers['Content-Type'], 'image/jpeg')
+            self.assertEqual(Image.open(io.BytesIO(response.content)).size, (local.shape[1], local.shape[0]))
+
+    def test_health_metadata_and_metrics(self):
+        url = self.server.url
+        self.assertEqual(requests.get(url + '/v2/health/live', timeout=10).status_code, 200)
+        self.assertEqual(requests.get(url + '/v2/health/ready', timeout=10).status_code, 200)
+        self.assertEqual(requests.get(url + '/v2/models/nodule/ready', timeout=10).status_code, 200)
+        metadata = requests.get(url + '/v2/models/segmentation', timeout=10).json()
+        self.assertEqual(metadata['inputs'], [{'name': 'input', 'datatype': 'FP32', 'shape': [-1, 7, -1, -1]}])
+        missing = requests.get(url + '/v2/models/nothing', timeout=10)
+        self.assertEqual(missing.status_code, 404)
+        self.assertIn('no model named "nothing"', missing.json()['error'])
+        books_client(url, book_chunk())
+        metrics = requests.get(url + '/metrics', timeout=10).text
+        for needle in ['dlwpt_requests_total{endpoint="predict",model="nodule",status="200"}',
+                       'dlwpt_queue_duration_us_bucket{model="nodule"',
+                       'dlwpt_compute_duration_us_count{model="nodule"}',
+                       'dlwpt_batch_size_bucket{model="nodule"', 'dlwpt_inference_count{model="nodule"}',
+                       'dlwpt_execution_count{model="nodule"}', 'dlwpt_queue_size{model="nodule"} 0',
+                       'process_resident_memory_bytes ']:
+            self.assertIn(needle, metrics)
+        self.assertNotIn('model="nothing"', metrics)
+        lines = [json.loads(line) for line in self.log.read_text().splitlines()]
+        predictions = [line for line in lines if line['endpoint'] == 'predict' and line['status'] == 200]
+        self.assertTrue(predictions)
+        for key in ['id', 'time', 'model', 'queue_us', 'compute_us', 'batch_size', 'result']:
+            self.assertIn(key, predictions[-1])
+
+    def test_bad_requests_get_their_status_and_reason(self):
+        url = self.server.url
+        infer = url + '/v2/models/nodule/infer'
+        cases = [
+            (requests.post(infer, data=b'{"inputs": [', timeout=10), 400, 'not valid JSON'),
+            (requests.post(infer, json={'inputs': [{'name': 'input', 'datatype': 'FP32',
+                                                    'shape': [1, 1, 32, 48, 47], 'data': [0] * 72192}]},
+                           timeout=10), 400, 'wrong size in dimension 4'),
+            (requests.post(infer, data=b'{}', headers={'Inference-Header-Content-Length': 'x'},
+                           timeout=10), 400, 'not a byte count'),
+            (requests.post(url + '/v2/models/segmentation/infer',
+                           data=v2_binary_request(torch.zeros(1, 7, 30, 32), ['output'])[0],
+                           headers={'Inference-Header-Content-Length': str(
+                               v2_binary_request(torch.zeros(1, 7, 30, 32), ['output'])[1])},
+                           timeout=10), 400, 'multiples of 4'),
+            (requests.post(url + '/predict', data=b'x', timeout=10), 400, 'multipart/form-data'),
+            (requests.post(url + '/predict', files={'meta': io.StringIO('{"shape": [1, 32, 48, 48]}'),
+                                                    'blob': io.BytesIO(b'1234')}, timeout=10),
+             400, '"blob" field has 4 bytes'),
+            (requests.put(url + '/image', data=b'not a picture', timeout=10), 400, 'neither JPEG nor PNG'),
+            (requests.put(url + '/image', data=b'', timeout=10), 400, 'is empty'),
+            (requests.put(url + '/image', data=png_claiming(60000, 60000), timeout=10),
+             413, 'claims 60000x60000'),
+            (requests.get(url + '/nowhere', timeout=10), 404, 'no such path'),
+            (requests.delete(url + '/predict', timeout=10), 404, ''),
+        ]
+        if HORSE and HORSE.exists():
+            cut = HORSE.read_bytes()[:5000]
+            cases.append((requests.put(url + '/image', data=cut, timeout=10), 400, 'cannot decode'))
+        for response, status, reason in cases:
+            self.assertEqual(response.status_code, status, response.text)
+            self.assertIn(reason, response.json()['error'])
+        # The server is fine after all of them.
+        self.assertEqual(books_client(url, book_chunk()).status_code, 200)
+
+    def test_malformed_http_truncated_bodies_and_slow_clients(self):
+        port = self.server.port
+        self.assertIn(b' 400 ', raw_exchange(port, b'GARBAGE\r\n\r\n').split(b'\r\n')[0])
+        self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
+                      .split(b'\r\n')[0])
+        # A body shorter than its Content-Length: the server waits up to its read timeout for
+        # the rest, then drops the connection without answering a half request.
+        with socket.create_connection(('127.0.0.1', port), timeout=30) as connection:
+            connection.sendall(b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\n'
+                               b'Content-Length: 1000\r\n\r\n{"inputs": [')
+            connection.shutdown(socket.SHUT_WR)
+            self.assertNotIn(b' 200 ', connection.recv(65536))
+        # A slow client holds one connection, not the server.
+        slow = socket.create_connection(('127.0.0.1', port), timeout=30)
+        slow.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\n')
+        self.assertEqual(books_client(self.server.url, book_chunk()).status_code, 200)
+        slow.close()
+
+    def test_concurrent_clients_all_get_their_own_answer(self):
+        chunks = [torch.randn(1, 32, 48, 48, generator=torch.Generator().manual_seed(10 + i)) for i in range(24)]
+        expected = reference_outputs(NODULE, torch.stack(chunks))[1][:, 1].numpy()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda chunk: books_client(self.server.url, chunk), chunks))
+        self.assertEqual([answer.status_code for answer in answers], [200] * len(chunks))
+        close_within([answer.json()['prob_malignant'] for answer in answers], expected, 1e-4, 1e-6,
+                     '24 concurrent /predict answers')
+
+
+class ServeOperationsTest(unittest.TestCase):
+    """Servers started with other settings: keys, limits, overload, deadlines, SIGTERM."""
+
+    def test_api_key_and_environment_configuration(self):
+        with tempfile.TemporaryDirectory() as folder:
+            key_file = pathlib.Path(folder) / 'key'
+            key_file.write_text('s3cret-key-of-some-length\n')
+            with Server('--api-key-file', str(key_file),
+                        env={'DLWPT_SERVE_MODEL': f'nodule={NODULE}', 'DLWPT_SERVE_MAX_BODY_MB': '1'}) as server:
+                self.assertEqual(requests.get(server.url + '/v2/health/ready', timeout=10).status_code, 200)
+                refused = requests.get(server.url + '/v2/models/nodule', timeout=10)
+                self.assertEqual(refused.status_code, 401)
+                self.assertEqual(refused.headers['WWW-Authenticate'], 'Bearer')
+                wrong = requests.get(server.url + '/v2/models/nodule', timeout=10,
+                                     headers={'Authorization': 'Bearer s3cret-key-of-some-lengtH'})
+                self.assertEqual(wrong.status_code, 401)
+                authorized = {'Authorization': 'Bearer s3cret-key-of-some-length'}
+                self.assertEqual(requests.get(server.url + '/v2/models/nodule', headers=authorized,
+                                              timeout=10).status_code, 200)
+                too_large = requests.post(server.url + '/v2/models/nodule/infer', headers=authorized,
+                                          data=b'x' * (2 << 20), timeout=10)
+                self.assertEqual(too_large.status_code, 413)
+
+    def test_overload_gets_503_and_deadlines_504(self):
+        with Server('--model', f'segmentation={SEGMENTATION}', '--threads', '1',
+                    '--max-queue-size', '2', '--max-batch-size', '1') as server:
+            data, header_length = v2_binary_request(torch.rand(1, 7, 512, 512), ['output'])
+
+            def post(extra_headers):
+                return requests.post(server.url + '/v2/models/segmentation/infer', data=data,
+                                     headers={'Inference-Header-Content-Length': str(header_length),
+                                              **extra_headers}, timeout=REQUEST_TIMEOUT_S)
+
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(lambda _: post({}), range(16)))
+            statuses = sorted(answer.status_code for answer in answers)
+            print(f'16 concurrent U-Net slices, queue of 2: statuses {statuses}')
+            self.assertTrue(set(statuses) <= {200, 503}, statuses)
+            self.assertIn(200, statuses)
+            self.assertIn(503, statuses)
+            self.assertTrue(all(a.headers.get('Retry-After') == '1' for a in answers if a.status_code == 503))
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                answers = list(pool.map(lambda _: post({'Request-Timeout-Ms': '5'}), range(3)))
+            statuses = sorted(answer.status_code for answer in answers)
+            print(f'3 U-Net slices with a 5 ms deadline: statuses {statuses}')
+            self.assertIn(504, statuses)
+            self.assertTrue(set(statuses) <= {200, 504}, statuses)
+            self.assertEqual(post({}).status_code, 200)
+
+    def test_sigterm_under_load_answers_everything_then_exits(self):
+        server = Server('--model', f'segmentation={SEGMENTATION}', '--threads', '1',
+                        '--max-queue-size', '64')
+        try:
+            data, header_length = v2_binary_request(torch.rand(1, 7, 512, 512), ['output'])
+
+            def post(_):
+                try:
+                    return requests.post(server.url + '/v2/models/segmentation/infer', data=data,
+                                         headers={'Inference-Header-Content-Length': str(header_length)},
+                                         timeout=REQUEST_TIMEOUT_S).status_code
+                except requests.ConnectionError:
+                    return 'refused'  # sent after the listener closed
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                futures = [pool.submit(post, i) for i in range(8)]
+                time.sleep(0.3)
+                server.process.send_signal(signal.SIGTERM)
+                statuses = [future.result() for future in futures]
+            status = server.stop(timeout_s=30)
+            print(f'SIGTERM with 8 U-Net requests in flight: statuses {statuses}')
+            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, server.errors())
+            self.assertIn(200, statuses)
+            self.assertTrue(set(statuses) <= {200, 503, 'refused'}, statuses)
+            self.assertIn('draining', server.errors())
+            self.assertIn('every request answered', server.errors())
+        finally:
+            server.stop()
+
+    def test_bad_command_lines_exit_2_with_a_reason(self):
+        cases = [
+            ([], 'give at least one --model'),
+            (['--model', 'nodule'], 'expected NAME=ARCHIVE'),
+            (['--model', 'other=untrained'], 'must be named zebra, nodule or segmentation'),
+            (['--model', f'nodule={REFERENCES / "missing.pt"}'], 'missing.pt'),
+            (['--model', f'nodule={NODULE}', '--model', f'nodule={NODULE}'], 'given twice'),
+            (['--model', 'zebra=untrained', '--max-batch-size', '0'], '--max-batch-size must be positive'),
+            (['--model', 'zebra=untrained', '--host', '203.0.113.7'], 'cannot listen on 203.0.113.7'),
+        ]
+        for arguments, reason in cases:
+            result = subprocess.run([str(SERVE), '--port', '0', *arguments], capture_output=True,
+                                    timeout=START_TIMEOUT_S, text=True)
+            self.assertEqual(result.returncode, 2, (arguments, result.stderr))
+            self.assertIn(reason, result.stderr.strip().splitlines()[-1], arguments)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
