@@ -40,6 +40,7 @@ from bounded import wait_bounded  # noqa: E402
 
 SERVE = BUILD / 'apps' / 'dlwpt-serve'
 ZEBRAIFY = BUILD / 'apps' / 'zebraify'
+CT_SEGMENT = BUILD / 'apps' / 'ct-segment'
 TIME_SCALE = float(os.environ.get('DLWPT_TEST_TIME_SCALE', '1'))
 START_TIMEOUT_S = 60 * TIME_SCALE
 REQUEST_TIMEOUT_S = 60 * TIME_SCALE
@@ -168,6 +169,19 @@ def png_claiming(width, height):
             chunk(b'IDAT', zlib.compress(b'\0' * 1000)) + chunk(b'IEND', b''))
 
 
+def phantom_mha(folder, slices=24, size=64):
+    """A synthetic CT (tools/testing/ct_phantom.py) as one .mha file: its .mhd header with
+    ElementDataFile = LOCAL, then the voxels."""
+    mhd = pathlib.Path(folder) / 'phantom.mhd'
+    subprocess.run([sys.executable, str(SOURCE / 'tools' / 'testing' / 'ct_phantom.py'), str(mhd),
+                    '--slices', str(slices), '--size', str(size)], check=True, timeout=60)
+    header = [line for line in mhd.read_text().splitlines() if not line.startswith('ElementDataFile')]
+    mha = mhd.with_suffix('.mha')
+    mha.write_bytes('\n'.join(header + ['ElementDataFile = LOCAL']).encode() + b'\n' +
+                    mhd.with_suffix('.raw').read_bytes())
+    return mha
+
+
 def book_chunk():
     """The chunk the book's client posts, or a random one when the book's data is missing."""
     if CLS_EXAMPLE and CLS_EXAMPLE.exists():
@@ -275,6 +289,34 @@ class ServeTest(unittest.TestCase):
             response = requests.put(self.server.url + '/image', data=body, timeout=REQUEST_TIMEOUT_S)
             self.assertEqual(response.headers['Content-Type'], 'image/jpeg')
             self.assertEqual(Image.open(io.BytesIO(response.content)).size, (local.shape[1], local.shape[0]))
+
+    def test_ct_nodules_equal_ct_segment(self):
+        with tempfile.TemporaryDirectory() as folder:
+            mha = phantom_mha(folder)
+            subprocess.run([str(CT_SEGMENT), str(mha), '--output', str(pathlib.Path(folder) / 'out'),
+                            '--segmentation', str(SEGMENTATION), '--classifier', str(NODULE),
+                            '--threads', '1'], check=True, timeout=REQUEST_TIMEOUT_S, capture_output=True)
+            local = json.loads((pathlib.Path(folder) / 'out' / 'phantom' / 'candidates.json').read_text())
+            response = requests.post(self.server.url + '/v1/ct/nodules', data=mha.read_bytes(),
+                                     timeout=REQUEST_TIMEOUT_S)
+            self.assertEqual(response.status_code, 200, response.text)
+            served = response.json()
+            print(f'/v1/ct/nodules: {len(served["candidates"])} candidates, ct-segment '
+                  f'{len(local["candidates"])}')
+            self.assertEqual(served.keys(), local.keys())
+            self.assertEqual(served['candidates'], local['candidates'])
+            # A header naming files on the server's disk, and a cut scan, are refused.
+            text = mha.read_bytes().replace(b'ElementDataFile = LOCAL', b'ElementDataFile = /etc/passwd')
+            refused = requests.post(self.server.url + '/v1/ct/nodules', data=text, timeout=10)
+            self.assertEqual(refused.status_code, 400)
+            self.assertIn('ElementDataFile = LOCAL', refused.json()['error'])
+            cut = requests.post(self.server.url + '/v1/ct/nodules', data=mha.read_bytes()[:-1000], timeout=10)
+            self.assertEqual(cut.status_code, 400)
+            self.assertIn('the request body', cut.json()['error'])
+            self.assertNotIn('/tmp', cut.json()['error'])
+            garbage = requests.post(self.server.url + '/v1/ct/nodules', data=b'x' * 100, timeout=10)
+            self.assertEqual(garbage.status_code, 400)
+            self.assertIn('not a MetaImage', garbage.json()['error'])
 
     def test_health_metadata_and_metrics(self):
         url = self.server.url

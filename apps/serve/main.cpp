@@ -32,6 +32,8 @@ cxxopts::Options command_line() {
                            "  PUT  /image                 a JPEG or PNG horse; answers the zebra as JPEG\n"
                            "  GET  /v2/health/{live,ready}, /v2/models/NAME[/ready]\n"
                            "  POST /v2/models/NAME/infer  KServe v2 JSON tensors or binary data\n"
+                           "  POST /v1/ct/nodules         a CT scan (.mha) through the nodule pipeline,\n"
+                           "                              with a segmentation and a nodule model\n"
                            "  GET  /metrics               Prometheus text\n"
                            "Every option may also come from the environment: --max-batch-size as\n"
                            "DLWPT_SERVE_MAX_BATCH_SIZE, --model as DLWPT_SERVE_MODEL (comma-separated).\n"
@@ -64,6 +66,10 @@ cxxopts::Options command_line() {
        cxxopts::value<int>()->default_value(std::to_string(server.max_waiting_connections())))
       ("max-body-mb", "largest request body in MiB (413 beyond)",
        cxxopts::value<int64_t>()->default_value(std::to_string(server.max_body_bytes() >> 20)))
+      ("max-scan-mb", "largest /v1/ct/nodules body in MiB",
+       cxxopts::value<int64_t>()->default_value(std::to_string(server.max_scan_bytes() >> 20)))
+      ("max-scan-queue", "scans that may wait for /v1/ct/nodules (they run one at a time)",
+       cxxopts::value<int64_t>()->default_value("4"))
       ("io-timeout-s", "read and write timeout of a connection (slow clients)",
        cxxopts::value<int64_t>()->default_value(std::to_string(server.io_timeout().count())))
       ("max-pixels", "images larger than this are refused (413) from their header",
@@ -128,7 +134,8 @@ T positive(const cxxopts::ParseResult& args, const std::string& option) {
 ServerOptions server_options(const cxxopts::ParseResult& args) {
   ServerOptions options;
   const int64_t body_mb = positive<int64_t>(args, "max-body-mb");
-  if (body_mb > 4096) throw UsageError("--max-body-mb: at most 4096");
+  const int64_t scan_mb = positive<int64_t>(args, "max-scan-mb");
+  if (body_mb > 4096 || scan_mb > 4096) throw UsageError("--max-body-mb and --max-scan-mb: at most 4096");
   if (args["port"].as<int>() < 0 || args["port"].as<int>() > 65535) throw UsageError("--port: 0 to 65535");
   const int http_threads = positive<int>(args, "http-threads");
   if (http_threads > 4096) throw UsageError("--http-threads: at most 4096");
@@ -137,6 +144,7 @@ ServerOptions server_options(const cxxopts::ParseResult& args) {
       .http_threads(http_threads)
       .max_waiting_connections(positive<int>(args, "max-waiting-connections"))
       .max_body_bytes(static_cast<size_t>(body_mb) << 20)
+      .max_scan_bytes(static_cast<size_t>(scan_mb) << 20)
       .request_timeout(std::chrono::milliseconds(positive<int64_t>(args, "timeout-ms")))
       .drain_timeout(std::chrono::milliseconds(positive<int64_t>(args, "drain-timeout-ms")))
       .io_timeout(std::chrono::seconds(positive<int64_t>(args, "io-timeout-s")))
@@ -209,13 +217,33 @@ int next_stop_signal() {
   return number;
 }
 
+// /v1/ct/nodules runs when a U-Net and a nodule classifier are served (both then load twice:
+// as served models, and typed for the pipeline, which is small beside a scan's memory).
+std::unique_ptr<ScanService> scan_service(const cxxopts::ParseResult& args,
+                                          const std::vector<std::unique_ptr<ServedModel>>& models,
+                                          const std::shared_ptr<Metrics>& metrics) {
+  const ServedModel* segmentation = nullptr;
+  const ServedModel* nodule = nullptr;
+  for (const auto& model : models) {
+    if (model->kind() == ModelKind::segmentation && !segmentation) segmentation = model.get();
+    if (model->kind() == ModelKind::nodule && !nodule) nodule = model.get();
+  }
+  if (!segmentation || !nodule) return nullptr;
+  std::cerr << kProgram << ": /v1/ct/nodules: " << segmentation->name() << " and " << nodule->name() << "\n";
+  return std::make_unique<ScanService>(
+      segmentation->source(), nodule->source(), positive<int64_t>(args, "max-scan-queue"),
+      [metrics](const std::string& name, const BatchStats& stats) { metrics->observe_batch(name, stats); });
+}
+
 int serve(const cxxopts::ParseResult& args) {
   forward_stop_signals();
   dlwpt::apps::set_threads(args["threads"].as<int>());
   const ServerOptions options = server_options(args);
   const auto metrics = std::make_shared<Metrics>();
   const BatcherOptions batching = batcher_options(args);
-  Server server(options, load_models(args, batching, metrics), metrics);
+  auto models = load_models(args, batching, metrics);
+  auto scans = scan_service(args, models, metrics);
+  Server server(options, std::move(models), std::move(scans), metrics);
   const int port = server.bind();
   std::cout << kProgram << ": listening on http://" << options.host() << ":" << port << std::endl;
 

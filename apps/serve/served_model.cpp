@@ -81,7 +81,7 @@ ModelSource parse_model_source(const std::string& text) {
 
 ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batching,
                          std::function<void(const std::string&, const BatchStats&)> on_batch)
-    : name_(source.name) {
+    : name_(source.name), source_(source) {
   const bool untrained = source.source == "untrained";
   std::optional<weights::ModelConfig> config;
   if (untrained) {

@@ -57,6 +57,7 @@ class ServedModel {
   ServedModel& operator=(const ServedModel&) = delete;
 
   const std::string& name() const { return name_; }
+  const ModelSource& source() const { return source_; }
   ModelKind kind() const { return kind_; }
   bool trained() const { return trained_; }
   /// "LunaModel from pretrained/classifier.pt", "ResNetGenerator, UNTRAINED seeded weights".
@@ -79,6 +80,7 @@ class ServedModel {
   std::vector<ModelResult> run_batch(std::vector<torch::Tensor>& inputs);
 
   std::string name_;
+  ModelSource source_;
   ModelKind kind_ = ModelKind::nodule;
   bool trained_ = true;
   std::string description_;

@@ -128,7 +128,7 @@ std::string status_reason(int status) {
 }
 
 bool is_inference_endpoint(const std::string& endpoint) {
-  return endpoint == "infer" || endpoint == "predict" || endpoint == "image";
+  return endpoint == "infer" || endpoint == "predict" || endpoint == "image" || endpoint == "ct_nodules";
 }
 
 bool is_health_check(const std::string& path) { return path.rfind("/v2/health/", 0) == 0; }
@@ -199,9 +199,10 @@ class Server::Request {
 };
 
 Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> models,
-               std::shared_ptr<Metrics> metrics)
+               std::unique_ptr<ScanService> scans, std::shared_ptr<Metrics> metrics)
     : options_(std::move(options)),
       models_(std::move(models)),
+      scans_(std::move(scans)),
       metrics_(std::move(metrics)),
       http_(std::make_unique<httplib::Server>()) {
   if (!options_.prediction_log().empty()) log_ = std::make_unique<PredictionLog>(options_.prediction_log());
@@ -210,7 +211,9 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
   http_->new_task_queue = [threads, waiting, busy = busy_connections_] {
     return new HttpWorkers(threads, waiting, busy);
   };
-  http_->set_payload_max_length(options_.max_body_bytes());
+  // The library's limit is the larger one; answer() holds other endpoints to max_body_bytes.
+  http_->set_payload_max_length(scans_ ? std::max(options_.max_body_bytes(), options_.max_scan_bytes())
+                                       : options_.max_body_bytes());
   http_->set_read_timeout(options_.io_timeout());
   http_->set_write_timeout(options_.io_timeout());
   http_->set_keep_alive_timeout(options_.keep_alive_timeout().count());
@@ -221,7 +224,12 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
 
 Server::~Server() {
   if (http_) http_->stop();
+  stop_models();
+}
+
+void Server::stop_models() {
   for (auto& model : models_) model->stop();
+  if (scans_) scans_->stop();
 }
 
 int Server::bind() {
@@ -248,7 +256,7 @@ bool Server::drain_and_stop() {
   }
   const bool drained = in_flight_ == 0;
   http_->stop();
-  for (auto& model : models_) model->stop();
+  stop_models();
   return drained;
 }
 
@@ -282,6 +290,11 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
   std::string error;
   try {
     if (draining_) throw RequestError(503, "the server is shutting down");
+    if (endpoint != "ct_nodules" && http.body.size() > options_.max_body_bytes()) {
+      throw RequestError(413, "the body has " + std::to_string(http.body.size()) +
+                                  " bytes, more than the limit of " +
+                                  std::to_string(options_.max_body_bytes()));
+    }
     handle(request, response);
   } catch (const RequestError& refused) {
     response.status = refused.status();
@@ -318,26 +331,48 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
   --in_flight_;
 }
 
-ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& request) {
-  std::future<ModelResult> future;
+template <typename Result>
+Result Server::await_result(const std::string& model, const std::function<std::future<Result>()>& submit,
+                            const Request& request) {
+  std::future<Result> future;
   try {
-    future = model.submit(std::move(input), request.deadline);
+    future = submit();
   } catch (const QueueFull& full) {
-    throw RequestError(503, model.name() + " is overloaded: " + full.what());
+    throw RequestError(503, model + " is overloaded: " + full.what());
   } catch (const ShuttingDown& stopping) {
     throw RequestError(503, stopping.what());
   }
   if (future.wait_until(request.deadline) == std::future_status::timeout) {
-    throw RequestError(504, model.name() + " did not answer within the request's deadline");
+    throw RequestError(504, model + " did not answer within the request's deadline");
   }
   try {
-    request.result = future.get();
+    return future.get();
   } catch (const DeadlineExceeded& expired) {
     throw RequestError(504, expired.what());
+  } catch (const RequestError&) {
+    throw;
   } catch (const std::exception& failure) {
-    throw RequestError(500, model.name() + " failed on its batch: " + failure.what());
+    throw RequestError(500, model + " failed: " + failure.what());
   }
+}
+
+ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& request) {
+  request.result = await_result<ModelResult>(
+      model.name(), [&] { return model.submit(std::move(input), request.deadline); }, request);
   return *request.result;
+}
+
+void Server::ct_nodules(const httplib::Request& http, httplib::Response& response, Request& request) {
+  if (!scans_) {
+    throw RequestError(404, "/v1/ct/nodules needs a segmentation and a nodule model (see --model)");
+  }
+  request.model = "ct_nodules";
+  auto volume = std::make_shared<const ct::CtVolume>(
+      ScanService::read_body(http.body, options_.max_scan_voxels()));
+  const std::string candidates = await_result<std::string>(
+      request.model, [&] { return scans_->submit(volume, request.deadline); }, request);
+  request.summary = {{"bytes", candidates.size()}};
+  response.set_content(candidates, "application/json");
 }
 
 void Server::predict(const httplib::Request& http, httplib::Response& response, Request& request) {
@@ -485,8 +520,13 @@ void Server::add_routes() {
     answer(request, response, "image",
            [&](Request& context, httplib::Response& out) { zebra_image(request, out, context); });
   });
+  http.Post("/v1/ct/nodules", [this](const httplib::Request& request, httplib::Response& response) {
+    answer(request, response, "ct_nodules",
+           [&](Request& context, httplib::Response& out) { ct_nodules(request, out, context); });
+  });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
     for (const auto& model : models_) metrics_->set_queue_size(model->name(), model->queue_size());
+    if (scans_) metrics_->set_queue_size("ct_nodules", scans_->queue_size());
     response.set_content(metrics_->scrape(), "text/plain; version=0.0.4");
   });
 }

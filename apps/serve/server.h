@@ -21,6 +21,7 @@
 #include <torch/arg.h>
 
 #include "apps/serve/metrics.h"
+#include "apps/serve/scan_service.h"
 #include "apps/serve/served_model.h"
 
 namespace httplib {
@@ -40,8 +41,11 @@ struct ServerOptions {
   TORCH_ARG(int, http_threads) = 256;
   /// Connections that may wait for a thread; more are answered 503 at once.
   TORCH_ARG(int, max_waiting_connections) = 256;
-  /// Largest request body (413 beyond).
+  /// Largest request body (413 beyond), and largest scan for /v1/ct/nodules.
   TORCH_ARG(size_t, max_body_bytes) = size_t{64} << 20;
+  TORCH_ARG(size_t, max_scan_bytes) = size_t{512} << 20;
+  /// Scans of more voxels are refused (413): 2^27 is 512 slices of 512 x 512.
+  TORCH_ARG(int64_t, max_scan_voxels) = int64_t{1} << 27;
   /// A request's deadline unless its `Request-Timeout-Ms` header asks for less (504 after).
   TORCH_ARG(std::chrono::milliseconds, request_timeout) = std::chrono::seconds(30);
   /// Read and write timeouts of a connection: slow clients are dropped after this.
@@ -66,8 +70,9 @@ class PredictionLog;
 
 class Server {
  public:
+  /// `scans` (may be null) serves /v1/ct/nodules.
   Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> models,
-         std::shared_ptr<Metrics> metrics);
+         std::unique_ptr<ScanService> scans, std::shared_ptr<Metrics> metrics);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -89,6 +94,7 @@ class Server {
   class Request;
 
   void add_routes();
+  void stop_models();
   // Runs `handle` for an inference-side request, turning what it throws into the status and
   // error body, and counts and logs the answer.
   void answer(const httplib::Request& http, httplib::Response& response, const std::string& endpoint,
@@ -96,14 +102,19 @@ class Server {
   ServedModel& model_named(const std::string& name) const;
   ServedModel& model_of_kind(ModelKind kind, const char* endpoint) const;
   ModelResult infer(ServedModel& model, torch::Tensor input, Request& request);
+  template <typename Result>
+  Result await_result(const std::string& model, const std::function<std::future<Result>()>& submit,
+                      const Request& request);
 
   void predict(const httplib::Request& http, httplib::Response& response, Request& request);
   void zebra_image(const httplib::Request& http, httplib::Response& response, Request& request);
   void v2_infer(const httplib::Request& http, httplib::Response& response, Request& request);
   void v2_metadata(const std::string& name, httplib::Response& response) const;
+  void ct_nodules(const httplib::Request& http, httplib::Response& response, Request& request);
 
   ServerOptions options_;
   std::vector<std::unique_ptr<ServedModel>> models_;
+  std::unique_ptr<ScanService> scans_;
   std::shared_ptr<Metrics> metrics_;
   std::unique_ptr<PredictionLog> log_;
   std::unique_ptr<httplib::Server> http_;
