@@ -111,6 +111,26 @@ TEST(DynamicBatcher, TheDelayCountsFromTheOldestArrival) {
   EXPECT_EQ(model.batches().size(), 1u);
 }
 
+TEST(DynamicBatcher, InstancesShareTheQueueAndRunAtOnce) {
+  HeldModel first;
+  HeldModel second;
+  first.hold();
+  second.hold();
+  Batcher batcher(BatcherOptions().max_batch_size(1), std::vector<Batcher::RunBatch>{first.run(), second.run()});
+  ReleaseOnExit release_first{first};
+  ReleaseOnExit release_second{second};
+  auto one = batcher.submit(1, no_deadline());
+  auto two = batcher.submit(2, no_deadline());
+  // Both instances hold a request at the same time: neither waits for the other.
+  ASSERT_TRUE(first.wait_until_running());
+  ASSERT_TRUE(second.wait_until_running());
+  first.release();
+  second.release();
+  EXPECT_EQ(one.get() + two.get(), 6);
+  EXPECT_EQ(first.batches().size(), 1u);
+  EXPECT_EQ(second.batches().size(), 1u);
+}
+
 TEST(DynamicBatcher, BeyondTheQueueSizeRequestsAreRefused) {
   HeldModel model;
   model.hold();

@@ -80,6 +80,8 @@ class Server:
         return ''
 
     def errors(self):
+        if self.stderr.closed:
+            return self.stderr_text
         self.stderr.seek(0)
         return self.stderr.read().decode(errors='replace')
 
@@ -88,7 +90,10 @@ class Server:
         if self.status is None:
             self.process.send_signal(signal.SIGTERM)
             self.status, _ = wait_bounded(self.process, time.monotonic() + timeout_s * TIME_SCALE)
+            self.process.returncode = os.waitstatus_to_exitcode(self.status)  # reaped by wait4
             self.process.stdout.close()
+            self.stderr_text = self.errors()
+            self.stderr.close()
         return self.status
 
     def __enter__(self):
@@ -195,6 +200,13 @@ def books_client(url, chunk):
     data = io.BytesIO(bytearray(chunk.numpy()))
     return requests.post(url + '/predict', files={'meta': meta, 'blob': data},
                          timeout=REQUEST_TIMEOUT_S)
+
+
+def books_client_with(url, headers):
+    chunk = book_chunk()
+    return requests.post(url + '/predict', headers=headers, timeout=REQUEST_TIMEOUT_S,
+                         files={'meta': io.StringIO(json.dumps({'shape': list(chunk.shape)})),
+                                'blob': io.BytesIO(bytearray(chunk.numpy()))})
 
 
 class ServeTest(unittest.TestCase):
@@ -415,7 +427,8 @@ class ServeOperationsTest(unittest.TestCase):
             key_file = pathlib.Path(folder) / 'key'
             key_file.write_text('s3cret-key-of-some-length\n')
             with Server('--api-key-file', str(key_file),
-                        env={'DLWPT_SERVE_MODEL': f'nodule={NODULE}', 'DLWPT_SERVE_MAX_BODY_MB': '1'}) as server:
+                        env={'DLWPT_SERVE_MODEL': f'nodule={NODULE},segmentation={SEGMENTATION}',
+                             'DLWPT_SERVE_MAX_BODY_MB': '1'}) as server:
                 self.assertEqual(requests.get(server.url + '/v2/health/ready', timeout=10).status_code, 200)
                 refused = requests.get(server.url + '/v2/models/nodule', timeout=10)
                 self.assertEqual(refused.status_code, 401)
@@ -426,9 +439,16 @@ class ServeOperationsTest(unittest.TestCase):
                 authorized = {'Authorization': 'Bearer s3cret-key-of-some-length'}
                 self.assertEqual(requests.get(server.url + '/v2/models/nodule', headers=authorized,
                                               timeout=10).status_code, 200)
+                # Beyond --max-body-mb (the CT endpoint's larger limit is what the HTTP layer
+                # enforces), plain and multipart.
                 too_large = requests.post(server.url + '/v2/models/nodule/infer', headers=authorized,
                                           data=b'x' * (2 << 20), timeout=10)
                 self.assertEqual(too_large.status_code, 413)
+                self.assertIn("larger than this endpoint's limit", too_large.json()['error'])
+                too_large = requests.post(server.url + '/predict', headers=authorized, timeout=10,
+                                          files={'meta': io.StringIO('{}'), 'blob': io.BytesIO(b'x' * (2 << 20))})
+                self.assertEqual(too_large.status_code, 413)
+                self.assertEqual(books_client_with(server.url, authorized).status_code, 200)
 
     def test_overload_gets_503_and_deadlines_504(self):
         with Server('--model', f'segmentation={SEGMENTATION}', '--threads', '1',

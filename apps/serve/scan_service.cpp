@@ -142,6 +142,8 @@ std::future<std::string> ScanService::submit(std::shared_ptr<const ct::CtVolume>
 
 int64_t ScanService::queue_size() const { return batcher_->queue_size(); }
 
+bool ScanService::queue_full() const { return batcher_->queue_size() >= batcher_->options().max_queue_size(); }
+
 void ScanService::stop() {
   if (batcher_) batcher_->stop();
 }

@@ -35,6 +35,8 @@ class ScanService {
   std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline);
 
   int64_t queue_size() const;
+  /// Whether a request submitted now would be refused for a full queue.
+  bool queue_full() const;
   void stop();
 
  private:

@@ -79,7 +79,7 @@ ModelSource parse_model_source(const std::string& text) {
   return {match[1], match[2]};
 }
 
-ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batching,
+ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batching, int instances,
                          std::function<void(const std::string&, const BatchStats&)> on_batch)
     : name_(source.name), source_(source) {
   const bool untrained = source.source == "untrained";
@@ -87,7 +87,6 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   if (untrained) {
     kind_ = kind_of_name(name_);
     trained_ = false;
-    torch::manual_seed(kUntrainedSeed);
   } else {
     config = weights::read_archive(source.source).model_config;
     // An archive without a configuration can only be the book's traced CycleGAN wrapper.
@@ -96,13 +95,19 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   description_ = std::string(kind_name(kind_)) +
                  (untrained ? ", UNTRAINED seeded weights (seed 0): answers are meaningless"
                             : " from " + source.source);
+  if (instances > 1) description_ += ", " + std::to_string(instances) + " instances";
 
+  // Each instance is a model of its own, loaded (or seeded) alike: forward passes never share
+  // a module between runner threads.
+  std::function<std::function<TensorMap(const torch::Tensor&)>()> new_instance;
   switch (kind_) {
     case ModelKind::zebra: {
-      const auto zebraifier = std::make_shared<zebraify::Zebraifier>(
-          untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed)
-                    : zebraify::Zebraifier::from_archive(source.source, zebraify::Engine::native));
-      forward_ = [zebraifier](const torch::Tensor& x) { return named_outputs(zebraifier->forward(x)); };
+      new_instance = [untrained, path = source.source]() -> std::function<TensorMap(const torch::Tensor&)> {
+        const auto zebraifier = std::make_shared<zebraify::Zebraifier>(
+            untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed)
+                      : zebraify::Zebraifier::from_archive(path, zebraify::Engine::native));
+        return [zebraifier](const torch::Tensor& x) { return named_outputs(zebraifier->forward(x)); };
+      };
       inputs_ = {{"input", {-1, 3, -1, -1}}};
       outputs_ = {{"output", {-1, 3, -1, -1}}};
       side_multiple_ = zebraify::kSideMultiple;
@@ -110,8 +115,10 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     }
     case ModelKind::nodule: {
       const LunaModelOptions options = config ? weights::luna_model_options(*config) : LunaModelOptions();
-      forward_ = config ? weights::load_any_model(source.source).forward
-                        : untrained_forward(LunaModel(options));
+      new_instance = [config, options, path = source.source] {
+        torch::manual_seed(kUntrainedSeed);
+        return config ? weights::load_any_model(path).forward : untrained_forward(LunaModel(options));
+      };
       inputs_ = luna_specs_in(options);
       outputs_ = luna_specs_out();
       break;
@@ -119,17 +126,24 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     case ModelKind::segmentation: {
       const UNetWrapperOptions options =
           config ? weights::unet_wrapper_options(*config) : book_segmentation_options();
-      forward_ = config ? weights::load_any_model(source.source).forward
-                        : untrained_forward(UNetWrapper(options));
+      new_instance = [config, options, path = source.source] {
+        torch::manual_seed(kUntrainedSeed);
+        return config ? weights::load_any_model(path).forward : untrained_forward(UNetWrapper(options));
+      };
       inputs_ = {{"input", {-1, options.in_channels(), -1, -1}}};
       outputs_ = {{"output", {-1, options.n_classes(), -1, -1}}};
       side_multiple_ = int64_t{1} << (options.depth() - 1);
       break;
     }
   }
+  std::vector<DynamicBatcher<torch::Tensor, ModelResult>::RunBatch> runs;
+  for (int i = 0; i < instances; ++i) {
+    runs.push_back([this, forward = new_instance()](std::vector<torch::Tensor>& inputs) {
+      return run_batch(forward, inputs);
+    });
+  }
   batcher_ = std::make_unique<DynamicBatcher<torch::Tensor, ModelResult>>(
-      batching, [this](std::vector<torch::Tensor>& inputs) { return run_batch(inputs); },
-      [this, on_batch](const BatchStats& stats) {
+      batching, std::move(runs), [this, on_batch](const BatchStats& stats) {
         if (on_batch) on_batch(name_, stats);
       });
 }
@@ -157,13 +171,15 @@ std::future<ModelResult> ServedModel::submit(torch::Tensor input, Clock::time_po
 
 int64_t ServedModel::queue_size() const { return batcher_->queue_size(); }
 
+bool ServedModel::queue_full() const { return batcher_->queue_size() >= batcher_->options().max_queue_size(); }
+
 void ServedModel::stop() {
   if (batcher_) batcher_->stop();
 }
 
 // Requests whose samples have the same size run as one batch (one call of the model), the
 // others one after another; each request gets its own rows of the outputs.
-std::vector<ModelResult> ServedModel::run_batch(std::vector<torch::Tensor>& inputs) {
+std::vector<ModelResult> ServedModel::run_batch(const Forward& forward, std::vector<torch::Tensor>& inputs) {
   torch::InferenceMode inference;
   const auto start = Clock::now();
   std::vector<ModelResult> results(inputs.size());
@@ -174,7 +190,7 @@ std::vector<ModelResult> ServedModel::run_batch(std::vector<torch::Tensor>& inpu
       ++end;
     }
     const std::vector<torch::Tensor> group(inputs.begin() + first, inputs.begin() + end);
-    const TensorMap outputs = forward_(group.size() == 1 ? group.front() : torch::cat(group));
+    const TensorMap outputs = forward(group.size() == 1 ? group.front() : torch::cat(group));
     int64_t row = 0;
     for (size_t i = first; i < end; ++i) {
       const int64_t rows = inputs[i].size(0);

@@ -47,10 +47,11 @@ ModelSource parse_model_source(const std::string& text);
 
 class ServedModel {
  public:
-  /// Loads the model (strictly, as the apps do) and starts its runner. An archive's kind is
-  /// what it holds; "untrained" builds the model its name names (zebra, nodule or
-  /// segmentation) with seeded random weights, and says so in `description()`.
-  ServedModel(const ModelSource& source, const BatcherOptions& batching,
+  /// Loads the model (strictly, as the apps do) `instances` times and starts a runner thread
+  /// for each, all taking batches from one queue. An archive's kind is what it holds;
+  /// "untrained" builds the model its name names (zebra, nodule or segmentation) with seeded
+  /// random weights, and says so in `description()`.
+  ServedModel(const ModelSource& source, const BatcherOptions& batching, int instances,
               std::function<void(const std::string& model, const BatchStats&)> on_batch);
   ~ServedModel();
   ServedModel(const ServedModel&) = delete;
@@ -73,11 +74,14 @@ class ServedModel {
   std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline);
 
   int64_t queue_size() const;
+  /// Whether a request submitted now would be refused for a full queue.
+  bool queue_full() const;
   /// Refuses new requests, finishes the queued ones, stops the runner.
   void stop();
 
  private:
-  std::vector<ModelResult> run_batch(std::vector<torch::Tensor>& inputs);
+  using Forward = std::function<TensorMap(const torch::Tensor&)>;
+  std::vector<ModelResult> run_batch(const Forward& forward, std::vector<torch::Tensor>& inputs);
 
   std::string name_;
   ModelSource source_;
@@ -87,7 +91,6 @@ class ServedModel {
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
   int64_t side_multiple_ = 1;  ///< image sides must be multiples of this (zebra, segmentation)
-  std::function<TensorMap(const torch::Tensor&)> forward_;
   std::unique_ptr<DynamicBatcher<torch::Tensor, ModelResult>> batcher_;  // last: uses the above
 };
 

@@ -1,6 +1,12 @@
 #include "apps/serve/server.h"
 
 #include <omp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <condition_variable>
 #include <deque>
@@ -33,6 +39,18 @@ thread_local bool refusing_connections = false;
 void use_one_torch_thread() {
   (void)at::get_num_threads();
   omp_set_num_threads(1);
+}
+
+// The models' threads come first: under overload, reading and refusing requests at the same
+// priority would take the CPU the models need to answer the requests already accepted. (Linux
+// keeps a nice value per thread; only this thread is lowered.)
+constexpr int kHttpThreadNice = 19;
+
+void yield_to_the_models() {
+  const auto thread = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, thread);
+  if (errno == 0) setpriority(PRIO_PROCESS, thread, std::max(current, kHttpThreadNice));
 }
 
 // cpp-httplib's task queue: a fixed pool of threads, a bounded wait for one, and a thread
@@ -79,6 +97,7 @@ class HttpWorkers final : public httplib::TaskQueue {
  private:
   void work(std::deque<std::function<void()>>& queue, std::condition_variable& has_work) {
     use_one_torch_thread();
+    yield_to_the_models();
     for (;;) {
       std::function<void()> connection;
       {
@@ -193,6 +212,8 @@ class Server::Request {
  public:
   std::string id;
   std::string model;
+  std::string body;                          // when not multipart
+  std::map<std::string, std::string> parts;  // multipart/form-data fields by name
   Clock::time_point deadline;
   std::optional<ModelResult> result;  // timing of the model's run, when it ran
   json summary;                       // a short result for the prediction log
@@ -219,6 +240,10 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
   http_->set_keep_alive_timeout(options_.keep_alive_timeout().count());
   http_->set_keep_alive_max_count(static_cast<size_t>(options_.keep_alive_requests()));
   http_->set_tcp_nodelay(true);
+  http_->set_socket_options([this](int socket) {
+    httplib::default_socket_options(socket);
+    listening_socket_ = socket;  // only the listening socket is made through this
+  });
   add_routes();
 }
 
@@ -233,11 +258,17 @@ void Server::stop_models() {
 }
 
 int Server::bind() {
+  int port = 0;
   if (options_.port() == 0) {
-    const int port = http_->bind_to_any_port(options_.host());
-    if (port > 0) return port;
+    port = http_->bind_to_any_port(options_.host());
   } else if (http_->bind_to_port(options_.host(), options_.port())) {
-    return options_.port();
+    port = options_.port();
+  }
+  if (port > 0) {
+    // cpp-httplib listens with a backlog of 5, compiled in: a burst of new connections then
+    // overflows the kernel's accept queue and clients see resets. listen() again raises it.
+    ::listen(listening_socket_, SOMAXCONN);
+    return port;
   }
   throw UsageError("cannot listen on " + options_.host() + ":" + std::to_string(options_.port()) +
                    " (address in use, or not an address of this machine?)");
@@ -275,8 +306,65 @@ ServedModel& Server::model_of_kind(ModelKind kind, const char* endpoint) const {
                               ", and this server serves none (see --model)");
 }
 
+namespace {
+
+// Reads the body through cpp-httplib's content reader, at most `limit` bytes; multipart
+// fields go to `parts`. LimitError beyond the limit (413).
+void read_body(const httplib::Request& http, const httplib::ContentReader& reader, size_t limit,
+               const httplib::Response& response, std::string& body,
+               std::map<std::string, std::string>& parts) {
+  size_t total = 0;
+  const auto count = [&](size_t length) {
+    total += length;
+    if (total > limit) {
+      throw LimitError("the body is larger than this endpoint's limit of " + std::to_string(limit) + " bytes");
+    }
+  };
+  bool ok = true;
+  if (http.is_multipart_form_data()) {
+    std::string* field = nullptr;
+    ok = reader(
+        [&](const httplib::MultipartFormData& header) {
+          field = &parts[header.name];
+          field->clear();
+          return true;
+        },
+        [&](const char* data, size_t length) {
+          count(length);
+          field->append(data, length);
+          return true;
+        });
+  } else {
+    const auto declared = parse_unsigned(http.get_header_value("Content-Length"));
+    if (declared && *declared <= limit) body.reserve(static_cast<size_t>(*declared));
+    ok = reader([&](const char* data, size_t length) {
+      count(length);
+      body.append(data, length);
+      return true;
+    });
+  }
+  if (ok) return;
+  // cpp-httplib refuses a Content-Length beyond its payload limit itself, with this status.
+  if (response.status == 413) throw LimitError("the body is larger than the server's limit");
+  throw RequestError(400, "the body could not be read (truncated, or malformed multipart data)");
+}
+
+// Reads and drops what is left of a refused request's body, so that the connection's next
+// request starts where it should; nothing is stored or parsed.
+void discard_body(const httplib::Request& http, const httplib::ContentReader& reader) {
+  const auto drop = [](const char*, size_t) { return true; };
+  if (http.is_multipart_form_data()) {  // the plain reader has no parser for it
+    reader([](const httplib::MultipartFormData&) { return true; }, drop);
+  } else {
+    reader(drop);
+  }
+}
+
+}  // namespace
+
 void Server::answer(const httplib::Request& http, httplib::Response& response,
-                    const std::string& endpoint,
+                    const std::string& endpoint, const httplib::ContentReader* reader,
+                    const std::function<bool(Request&)>& admit,
                     const std::function<void(Request&, httplib::Response&)>& handle) {
   const auto start = Clock::now();
   ++in_flight_;
@@ -288,12 +376,19 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
   }
   request.deadline = start + timeout;
   std::string error;
+  bool body_read = reader == nullptr;
   try {
+    // Refusals come before the body is read into memory or parsed: under overload, turning
+    // requests away must cost far less than serving them.
     if (draining_) throw RequestError(503, "the server is shutting down");
-    if (endpoint != "ct_nodules" && http.body.size() > options_.max_body_bytes()) {
-      throw RequestError(413, "the body has " + std::to_string(http.body.size()) +
-                                  " bytes, more than the limit of " +
-                                  std::to_string(options_.max_body_bytes()));
+    if (admit && !admit(request)) {
+      throw RequestError(503, request.model + " is overloaded: its queue is full");
+    }
+    if (reader) {
+      body_read = true;  // read_body consumes the body even when it throws
+      read_body(http, *reader,
+                endpoint == "ct_nodules" ? options_.max_scan_bytes() : options_.max_body_bytes(),
+                response, request.body, request.parts);
     }
     handle(request, response);
   } catch (const RequestError& refused) {
@@ -309,6 +404,7 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
     response.status = 500;
     error = std::string("internal error: ") + failure.what();
   }
+  if (!body_read) discard_body(http, *reader);
   if (!error.empty()) response.set_content(error_json(error), "application/json");
   if (response.status == 503) response.set_header("Retry-After", "1");
   if (response.status == -1) response.status = 200;
@@ -362,13 +458,9 @@ ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& requ
   return *request.result;
 }
 
-void Server::ct_nodules(const httplib::Request& http, httplib::Response& response, Request& request) {
-  if (!scans_) {
-    throw RequestError(404, "/v1/ct/nodules needs a segmentation and a nodule model (see --model)");
-  }
-  request.model = "ct_nodules";
+void Server::ct_nodules(httplib::Response& response, Request& request) {
   auto volume = std::make_shared<const ct::CtVolume>(
-      ScanService::read_body(http.body, options_.max_scan_voxels()));
+      ScanService::read_body(request.body, options_.max_scan_voxels()));
   const std::string candidates = await_result<std::string>(
       request.model, [&] { return scans_->submit(volume, request.deadline); }, request);
   request.summary = {{"bytes", candidates.size()}};
@@ -376,15 +468,13 @@ void Server::ct_nodules(const httplib::Request& http, httplib::Response& respons
 }
 
 void Server::predict(const httplib::Request& http, httplib::Response& response, Request& request) {
-  ServedModel& model = model_of_kind(ModelKind::nodule, "/predict");
-  request.model = model.name();
-  if (!http.is_multipart_form_data() || !http.has_file("meta") || !http.has_file("blob")) {
+  ServedModel& model = model_named(request.model);
+  if (!http.is_multipart_form_data() || !request.parts.count("meta") || !request.parts.count("blob")) {
     throw RequestError(400, "/predict takes multipart/form-data with the fields \"meta\" (JSON with "
                             "the chunk's \"shape\") and \"blob\" (its float32 values), as the "
                             "book's client sends them");
   }
-  const torch::Tensor chunk = parse_book_chunk(http.get_file_value("meta").content,
-                                               http.get_file_value("blob").content,
+  const torch::Tensor chunk = parse_book_chunk(request.parts["meta"], request.parts["blob"],
                                                model.inputs().front());
   model.check_input(chunk);
   const ModelResult result = infer(model, chunk, request);
@@ -397,12 +487,11 @@ void Server::predict(const httplib::Request& http, httplib::Response& response, 
 }
 
 void Server::zebra_image(const httplib::Request& http, httplib::Response& response, Request& request) {
-  ServedModel& model = model_of_kind(ModelKind::zebra, "/image");
-  request.model = model.name();
+  ServedModel& model = model_named(request.model);
   apps::ImageReadOptions limits;
   limits.max_pixels = options_.max_image_pixels();
   const apps::RgbImage image =
-      apps::decode_image(http.body.data(), http.body.size(), "the request body", limits);
+      apps::decode_image(request.body.data(), request.body.size(), "the request body", limits);
   const zebraify::PreparedImage prepared = zebraify::prepare_image(image, options_.image_max_side());
   const ModelResult result = infer(model, prepared.padded, request);
   const apps::RgbImage zebra = zebraify::finish_image(result.outputs.at("output"), prepared);
@@ -416,15 +505,14 @@ void Server::zebra_image(const httplib::Request& http, httplib::Response& respon
 }
 
 void Server::v2_infer(const httplib::Request& http, httplib::Response& response, Request& request) {
-  ServedModel& model = model_named(http.matches[1]);
-  request.model = model.name();
+  ServedModel& model = model_named(request.model);
   std::optional<size_t> header_length;
   if (http.has_header("Inference-Header-Content-Length")) {
     const auto length = parse_unsigned(http.get_header_value("Inference-Header-Content-Length"));
     if (!length) throw RequestError(400, "Inference-Header-Content-Length is not a byte count");
     header_length = static_cast<size_t>(*length);
   }
-  const InferRequest parsed = parse_infer_request(http.body, header_length, model.inputs(), model.outputs());
+  const InferRequest parsed = parse_infer_request(request.body, header_length, model.inputs(), model.outputs());
   const torch::Tensor& input = parsed.inputs.at(model.inputs().front().name);
   model.check_input(input);
   const ModelResult result = infer(model, input, request);
@@ -453,6 +541,31 @@ void Server::v2_metadata(const std::string& name, httplib::Response& response) c
                          {"inputs", specs(model.inputs())},
                          {"outputs", specs(model.outputs())}};
   response.set_content(metadata.dump(), "application/json");
+}
+
+void Server::add_inference_route(
+    const std::string& method, const std::string& pattern, const std::string& endpoint,
+    const std::function<bool(const httplib::Request&, Request&)>& admit,
+    const std::function<void(const httplib::Request&, Request&, httplib::Response&)>& handle) {
+  const auto route = [this, endpoint, admit, handle](const httplib::Request& http, httplib::Response& response,
+                                                     const httplib::ContentReader* reader) {
+    answer(http, response, endpoint, reader, [&](Request& context) { return admit(http, context); },
+           [&](Request& context, httplib::Response& out) { handle(http, context, out); });
+  };
+  const httplib::Server::Handler without_body = [route](const httplib::Request& http, httplib::Response& response) {
+    route(http, response, nullptr);
+  };
+  const httplib::Server::HandlerWithContentReader with_body =
+      [route](const httplib::Request& http, httplib::Response& response, const httplib::ContentReader& reader) {
+        route(http, response, &reader);
+      };
+  if (method == "POST") {
+    http_->Post(pattern, without_body);
+    http_->Post(pattern, with_body);
+  } else {
+    http_->Put(pattern, without_body);
+    http_->Put(pattern, with_body);
+  }
 }
 
 void Server::add_routes() {
@@ -497,33 +610,58 @@ void Server::add_routes() {
   // anyone grow the metrics without bound.
   const std::string model_path = R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?)";
   http.Get(model_path, [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "metadata", [&](Request& context, httplib::Response& out) {
+    answer(request, response, "metadata", nullptr, {}, [&](Request& context, httplib::Response& out) {
       context.model = model_named(request.matches[1]).name();
       v2_metadata(context.model, out);
     });
   });
   http.Get(model_path + "/ready", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "ready", [&](Request& context, httplib::Response& out) {
+    answer(request, response, "ready", nullptr, {}, [&](Request& context, httplib::Response& out) {
       context.model = model_named(request.matches[1]).name();
       out.status = ready() ? 200 : 503;
     });
   });
-  http.Post(model_path + "/infer", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "infer",
-           [&](Request& context, httplib::Response& out) { v2_infer(request, out, context); });
-  });
-  http.Post("/predict", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "predict",
-           [&](Request& context, httplib::Response& out) { predict(request, out, context); });
-  });
-  http.Put("/image", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "image",
-           [&](Request& context, httplib::Response& out) { zebra_image(request, out, context); });
-  });
-  http.Post("/v1/ct/nodules", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "ct_nodules",
-           [&](Request& context, httplib::Response& out) { ct_nodules(request, out, context); });
-  });
+
+  // Inference routes read their bodies themselves, after admission (answer()). Each is
+  // registered twice: cpp-httplib sends requests that may have a body to the content-reader
+  // form, others to the plain one.
+  const auto admit_to = [this](const ServedModel& model, Request& context) {
+    context.model = model.name();
+    return !model.queue_full();
+  };
+  add_inference_route("POST", model_path + "/infer", "infer",
+                      [this, admit_to](const httplib::Request& http, Request& context) {
+                        return admit_to(model_named(http.matches[1]), context);
+                      },
+                      [this](const httplib::Request& http, Request& context, httplib::Response& out) {
+                        v2_infer(http, out, context);
+                      });
+  add_inference_route("POST", "/predict", "predict",
+                      [this, admit_to](const httplib::Request&, Request& context) {
+                        return admit_to(model_of_kind(ModelKind::nodule, "/predict"), context);
+                      },
+                      [this](const httplib::Request& http, Request& context, httplib::Response& out) {
+                        predict(http, out, context);
+                      });
+  add_inference_route("PUT", "/image", "image",
+                      [this, admit_to](const httplib::Request&, Request& context) {
+                        return admit_to(model_of_kind(ModelKind::zebra, "/image"), context);
+                      },
+                      [this](const httplib::Request& http, Request& context, httplib::Response& out) {
+                        zebra_image(http, out, context);
+                      });
+  add_inference_route("POST", "/v1/ct/nodules", "ct_nodules",
+                      [this](const httplib::Request&, Request& context) {
+                        if (!scans_) {
+                          throw RequestError(404, "/v1/ct/nodules needs a segmentation and a "
+                                                  "nodule model (see --model)");
+                        }
+                        context.model = "ct_nodules";
+                        return !scans_->queue_full();
+                      },
+                      [this](const httplib::Request&, Request& context, httplib::Response& out) {
+                        ct_nodules(out, context);
+                      });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
     for (const auto& model : models_) metrics_->set_queue_size(model->name(), model->queue_size());
     if (scans_) metrics_->set_queue_size("ct_nodules", scans_->queue_size());

@@ -25,6 +25,7 @@
 #include "apps/serve/served_model.h"
 
 namespace httplib {
+class ContentReader;
 class Server;
 struct Request;
 struct Response;
@@ -95,10 +96,16 @@ class Server {
 
   void add_routes();
   void stop_models();
-  // Runs `handle` for an inference-side request, turning what it throws into the status and
-  // error body, and counts and logs the answer.
+  // Answers a request: `admit` (may be empty) names the model and says whether its queue has
+  // room, before the body is read (through `reader`, when there is one); then `handle` runs.
+  // What they throw becomes the status and error body; the answer is counted and logged.
   void answer(const httplib::Request& http, httplib::Response& response, const std::string& endpoint,
+              const httplib::ContentReader* reader, const std::function<bool(Request&)>& admit,
               const std::function<void(Request&, httplib::Response&)>& handle);
+  void add_inference_route(
+      const std::string& method, const std::string& pattern, const std::string& endpoint,
+      const std::function<bool(const httplib::Request&, Request&)>& admit,
+      const std::function<void(const httplib::Request&, Request&, httplib::Response&)>& handle);
   ServedModel& model_named(const std::string& name) const;
   ServedModel& model_of_kind(ModelKind kind, const char* endpoint) const;
   ModelResult infer(ServedModel& model, torch::Tensor input, Request& request);
@@ -110,7 +117,7 @@ class Server {
   void zebra_image(const httplib::Request& http, httplib::Response& response, Request& request);
   void v2_infer(const httplib::Request& http, httplib::Response& response, Request& request);
   void v2_metadata(const std::string& name, httplib::Response& response) const;
-  void ct_nodules(const httplib::Request& http, httplib::Response& response, Request& request);
+  void ct_nodules(httplib::Response& response, Request& request);
 
   ServerOptions options_;
   std::vector<std::unique_ptr<ServedModel>> models_;
@@ -123,6 +130,7 @@ class Server {
   std::shared_ptr<std::atomic<int64_t>> busy_connections_ = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<uint64_t> request_counter_{0};
   std::mutex stop_mutex_;
+  int listening_socket_ = -1;
 };
 
 }  // namespace dlwpt::serve
