@@ -34,6 +34,11 @@ if(DLWPT_BUILD_APPS)
           RENAME dlwpt-train COMPONENT apps)
 endif()
 
+# dlwpt-serve alone is its own component: deploy/docker/Dockerfile installs only it.
+if(TARGET dlwpt-serve)
+  install(TARGETS dlwpt-serve RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT serve)
+endif()
+
 set(CPACK_PACKAGE_NAME "dlwpt")
 set(CPACK_PACKAGE_VENDOR "dlwpt-cpp")
 set(CPACK_PACKAGE_CONTACT "dlwpt-cpp maintainers")
@@ -44,5 +49,5 @@ set(CPACK_DEBIAN_PACKAGE_SECTION science)
 # The libraries are static: the package's users compile against libtorch and ITK themselves,
 # and the apps need their runtime libraries.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libtorch-dev (>= 1.13), libopenblas0-pthread, libinsighttoolkit5-dev, libjpeg62-turbo, libpng16-16, libx11-6")
+    "libtorch-dev (>= 1.13), libopenblas0-pthread, libinsighttoolkit5-dev, libjpeg62-turbo, libpng16-16, libx11-6, libcpp-httplib0.11, libprometheus-cpp-core1.0")
 include(CPack)

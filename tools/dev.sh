@@ -6,6 +6,9 @@
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
+#   tools/dev.sh bench-serve [soak N | overload SECONDS]  dlwpt-serve under wrk load against
+#                        the book's Flask server and its batching server (ported to aiohttp);
+#                        or N LunaModel requests watching memory; or overload for SECONDS
 #   tools/dev.sh fuzz [SECONDS [RUNS]]  build the fuzz targets with clang, ASan and UBSan,
 #                        then run each for SECONDS (default 60), or until RUNS executions,
 #                        from its corpus, JOBS at a time; prints executions
@@ -32,8 +35,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
-  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil
+  libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil python3-yaml
 )
+# Only for `bench-serve`: the load generator and the Python peers.
+SERVE_BENCH_PACKAGES=(wrk gunicorn python3-flask python3-aiohttp)
 # Only for `fuzz` (libFuzzer and clang's sanitizer runtimes).
 FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
 
@@ -118,6 +123,18 @@ run_bench() {
   "$(python_with_torch)" "$ROOT/tools/testing/benchmark.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR"
 }
 
+run_bench_serve() {
+  setup "${PACKAGES[@]}" "${SERVE_BENCH_PACKAGES[@]}"
+  build
+  ctest --test-dir "$BUILD_DIR" -R '^export_references$' >/dev/null  # the archives served
+  local mode=()
+  case "${1:-}" in
+    soak) mode=(--soak "${2:-100000}") ;;
+    overload) mode=(--overload "${2:-60}") ;;
+  esac
+  "$(python_with_torch)" "$ROOT/tools/testing/bench_serve.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR" "${mode[@]}"
+}
+
 run_main() {
   build
   fetch_weights
@@ -180,6 +197,7 @@ case "${1:-}" in
   test) run_tests ;;
   parity) run_parity ;;
   bench) run_bench ;;
+  bench-serve) run_bench_serve "${2:-}" "${3:-}" ;;
   fuzz) run_fuzz "${2:-60}" "${3:--1}" ;;
   sanitize) run_sanitize ;;
   setup) setup ;;
