@@ -10,6 +10,7 @@
 // share one queue: on a CPU, two single-threaded instances of a small model can run more
 // requests per second than one instance with two intra-op threads.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <exception>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -64,6 +66,31 @@ struct BatchStats {
   std::vector<Clock::duration> queue_waits;  ///< arrival to dispatch, per request that ran
   Clock::duration compute{};                 ///< the model's time for the batch
   bool failed = false;                       ///< the model threw
+};
+
+/// Counts the requests a model has taken in, from their admission (before their bodies are
+/// read) to their answers, up to a limit: the queue's own limit counts only requests already
+/// submitted, so without this, a burst of connections would all read their bodies into memory
+/// before most of them found the queue full.
+class AdmissionLimit {
+ public:
+  explicit AdmissionLimit(int64_t limit) : limit_(limit) {}
+
+  /// A token the request holds until it is answered; empty when the limit is reached.
+  std::shared_ptr<void> try_admit() {
+    if (count_->fetch_add(1) >= limit_) {
+      count_->fetch_sub(1);
+      return nullptr;
+    }
+    // Points at the counter (never null, so that it tests true); releasing it counts down.
+    return std::shared_ptr<void>(count_.get(), [count = count_](void*) { count->fetch_sub(1); });
+  }
+
+  int64_t admitted() const { return count_->load(); }
+
+ private:
+  int64_t limit_;
+  std::shared_ptr<std::atomic<int64_t>> count_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 /// One model's queue and its runner threads. `Input` is one request's input, `Output` its

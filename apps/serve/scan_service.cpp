@@ -83,6 +83,7 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 ScanService::ScanService(const ModelSource& segmentation, const ModelSource& nodule,
                          int64_t max_queue_size,
                          std::function<void(const std::string&, const BatchStats&)> on_batch) {
+  admission_ = AdmissionLimit(max_queue_size + 1);
   torch::manual_seed(0);
   models_.segmentation = pipeline_model(segmentation, UNetWrapper(book_segmentation_options()),
                                         ct::check_segmentation_model);
@@ -141,8 +142,6 @@ std::future<std::string> ScanService::submit(std::shared_ptr<const ct::CtVolume>
 }
 
 int64_t ScanService::queue_size() const { return batcher_->queue_size(); }
-
-bool ScanService::queue_full() const { return batcher_->queue_size() >= batcher_->options().max_queue_size(); }
 
 void ScanService::stop() {
   if (batcher_) batcher_->stop();

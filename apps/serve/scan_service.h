@@ -35,12 +35,13 @@ class ScanService {
   std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline);
 
   int64_t queue_size() const;
-  /// Whether a request submitted now would be refused for a full queue.
-  bool queue_full() const;
+  /// Admission before a scan is read (AdmissionLimit): the queue and the running scan.
+  std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
   void stop();
 
  private:
   ct::AnalysisModels models_;
+  AdmissionLimit admission_{1};
   std::unique_ptr<DynamicBatcher<std::shared_ptr<const ct::CtVolume>, std::string>> batcher_;
 };
 

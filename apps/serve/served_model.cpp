@@ -136,6 +136,7 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
       break;
     }
   }
+  admission_ = AdmissionLimit(batching.max_queue_size() + instances * batching.max_batch_size());
   std::vector<DynamicBatcher<torch::Tensor, ModelResult>::RunBatch> runs;
   for (int i = 0; i < instances; ++i) {
     runs.push_back([this, forward = new_instance()](std::vector<torch::Tensor>& inputs) {
@@ -170,8 +171,6 @@ std::future<ModelResult> ServedModel::submit(torch::Tensor input, Clock::time_po
 }
 
 int64_t ServedModel::queue_size() const { return batcher_->queue_size(); }
-
-bool ServedModel::queue_full() const { return batcher_->queue_size() >= batcher_->options().max_queue_size(); }
 
 void ServedModel::stop() {
   if (batcher_) batcher_->stop();

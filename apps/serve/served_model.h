@@ -74,8 +74,9 @@ class ServedModel {
   std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline);
 
   int64_t queue_size() const;
-  /// Whether a request submitted now would be refused for a full queue.
-  bool queue_full() const;
+  /// Admission before a request's body is read (AdmissionLimit): room for a full queue and a
+  /// batch on every instance. Empty when there is none (the server answers 503).
+  std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
   /// Refuses new requests, finishes the queued ones, stops the runner.
   void stop();
 
@@ -91,6 +92,7 @@ class ServedModel {
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
   int64_t side_multiple_ = 1;  ///< image sides must be multiples of this (zebra, segmentation)
+  AdmissionLimit admission_{1};
   std::unique_ptr<DynamicBatcher<torch::Tensor, ModelResult>> batcher_;  // last: uses the above
 };
 

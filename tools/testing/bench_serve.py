@@ -10,8 +10,9 @@
   batches of 2, 1 s wait);
 - U-Net slices (7 x 512 x 512 float32, 7 MiB) by the v2 binary extension to dlwpt-serve.
 
-Load comes from wrk (a Lua script posts the same body on every connection) at each
---connections count: requests answered 200 per second, latency percentiles (of all answers),
+Load comes from wrk (a Lua script posts the same body on every connection, and a connection
+that got a 503 waits a second before its next request, as clients honouring Retry-After do) at
+each --connections count: requests answered 200 per second, latency percentiles (of all answers),
 answers by status, socket errors, and each server's peak resident memory. The offline native
 throughput of the same model (dlwpt-bench, one sample per run) is the ceiling. The
 same archives serve every engine (random weights: speed does not depend on them).
@@ -55,7 +56,18 @@ end
 threads = {}
 counts = {}
 function setup(thread) table.insert(threads, thread) end
-function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+backoff = 0
+function response(status, headers, body)
+  counts[status] = (counts[status] or 0) + 1
+  if status == 503 then backoff = 1000 end
+end
+-- Clients back off for a second after a 503 (dlwpt-serve says Retry-After: 1): this
+-- connection's next request waits.
+function delay()
+  local wait = backoff
+  backoff = 0
+  return wait
+end
 function done(summary, latency, requests)
   local total = {}
   for _, thread in ipairs(threads) do
@@ -227,6 +239,8 @@ def table(rows, offline):
                      f'{row["p90_us"] / 1000:.1f} | {row["p99_us"] / 1000:.1f} | {statuses} | '
                      f'{row.get("peak_rss_mb", 0):.0f} MB |')
     lines.append('')
+    lines.append('dlwpt-serve runs its defaults (one instance per core, one thread each, batches of 1, '
+                 'a queue of 64) but for CycleGAN (a queue of 8) and the U-Net (16).')
     lines.append('Offline native (dlwpt-bench, one sample per run): ' +
                  ', '.join(f'{model} {per_s:.1f}/s' for model, per_s in offline.items()))
     return '\n'.join(lines)
@@ -326,15 +340,18 @@ def main():
             flask.url = 'http://' + flask.output.split('Listening at: http://')[1].split()[0]
             run('nodule', 'book Flask (gunicorn)', flask, '/predict', bodies['predict'])
         if 'zebra' in args.models:
-            run('zebra', 'dlwpt-serve', dlwpt_serve(build, {'zebra': archives['zebra']}), '/image',
-                bodies['image'])
+            # A queue of 8 pictures is 3 s of work here; the default 64 would be half a minute.
+            run('zebra', 'dlwpt-serve', dlwpt_serve(build, {'zebra': archives['zebra']},
+                                                    ['--max-queue-size', '8']), '/image', bodies['image'])
             port = free_port()
             batching = Process([PYTHON, str(ROOT / 'tools' / 'testing' / 'book_batching_server.py'),
                                 str(archives['zebra']), str(port)], 'listening on')
             batching.url = f'http://127.0.0.1:{port}'
             run('zebra', 'book batching port (aiohttp)', batching, '/image', bodies['image'])
         if 'segmentation' in args.models:
-            run('segmentation', 'dlwpt-serve', dlwpt_serve(build, {'segmentation': archives['segmentation']}),
+            # A U-Net slice is 7 MiB: a queue of 16 bounds what waiting requests hold.
+            run('segmentation', 'dlwpt-serve', dlwpt_serve(build, {'segmentation': archives['segmentation']},
+                                                           ['--max-queue-size', '16']),
                 '/v2/models/segmentation/infer', bodies['infer'])
 
         text = table(rows, offline)
