@@ -391,6 +391,22 @@ class ServeTest(unittest.TestCase):
         # The server is fine after all of them.
         self.assertEqual(books_client(url, book_chunk()).status_code, 200)
 
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        body = json.dumps({'inputs': [{'name': 'input', 'datatype': 'FP32', 'shape': [1, 1, 32, 48, 48],
+                                       'data': [0.5] * (32 * 48 * 48)}]}).encode()
+        with socket.create_connection(('127.0.0.1', self.server.port), timeout=30) as connection:
+            connection.sendall(('POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\n'
+                                f'Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n').encode())
+            self.assertTrue(connection.recv(65536).startswith(b'HTTP/1.1 100 Continue'))
+            connection.sendall(body)
+            answer = b''
+            while b'"outputs"' not in answer:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            self.assertTrue(answer.startswith(b'HTTP/1.1 200 '), answer[:200])
+
     def test_malformed_http_truncated_bodies_and_slow_clients(self):
         port = self.server.port
         self.assertIn(b' 400 ', raw_exchange(port, b'GARBAGE\r\n\r\n').split(b'\r\n')[0])
@@ -461,7 +477,18 @@ class ServeOperationsTest(unittest.TestCase):
                                               **extra_headers}, timeout=REQUEST_TIMEOUT_S)
 
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
-                answers = list(pool.map(lambda _: post({}), range(16)))
+                futures = [pool.submit(post, {}) for _ in range(16)]
+                time.sleep(0.1)
+                # While the model is full, a client that asks first is refused before it sends
+                # its 7 MiB (Expect: 100-continue).
+                asked = raw_exchange(server.port, (
+                    'POST /v2/models/segmentation/infer HTTP/1.1\r\nHost: x\r\n'
+                    f'Inference-Header-Content-Length: {header_length}\r\nContent-Length: {len(data)}\r\n'
+                    'Expect: 100-continue\r\n\r\n').encode(), timeout_s=10)
+                answers = [future.result() for future in futures]
+            status_line = asked.split(b'\r\n')[0]
+            print(f'Expect: 100-continue while full: {status_line!r}')
+            self.assertIn(b' 503 ', status_line)
             statuses = sorted(answer.status_code for answer in answers)
             print(f'16 concurrent U-Net slices, queue of 2: statuses {statuses}')
             self.assertTrue(set(statuses) <= {200, 503}, statuses)
@@ -504,6 +531,18 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertIn('every request answered', server.errors())
         finally:
             server.stop()
+
+    def test_slow_clients_are_dropped_after_the_io_timeout(self):
+        with Server('--model', 'nodule=untrained', '--io-timeout-s', '1') as server:
+            with socket.create_connection(('127.0.0.1', server.port), timeout=30) as slow:
+                slow.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\n')  # and nothing more
+                start = time.monotonic()
+                answer = slow.recv(65536)  # the server closes the connection
+                waited = time.monotonic() - start
+            print(f'a client that stopped sending was dropped after {waited:.1f} s (--io-timeout-s 1)')
+            self.assertNotIn(b' 200 ', answer)
+            self.assertLess(waited, 10 * TIME_SCALE)
+            self.assertEqual(requests.get(server.url + '/v2/health/live', timeout=10).status_code, 200)
 
     def test_bad_command_lines_exit_2_with_a_reason(self):
         cases = [

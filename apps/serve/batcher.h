@@ -86,7 +86,7 @@ class AdmissionLimit {
     return std::shared_ptr<void>(count_.get(), [count = count_](void*) { count->fetch_sub(1); });
   }
 
-  int64_t admitted() const { return count_->load(); }
+  bool has_room() const { return count_->load() < limit_; }
 
  private:
   int64_t limit_;

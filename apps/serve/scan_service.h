@@ -37,6 +37,7 @@ class ScanService {
   int64_t queue_size() const;
   /// Admission before a scan is read (AdmissionLimit): the queue and the running scan.
   std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
+  bool has_room() const { return admission_.has_room(); }
   void stop();
 
  private:

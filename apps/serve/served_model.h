@@ -77,6 +77,7 @@ class ServedModel {
   /// Admission before a request's body is read (AdmissionLimit): room for a full queue and a
   /// batch on every instance. Empty when there is none (the server answers 503).
   std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
+  bool has_room() const { return admission_.has_room(); }
   /// Refuses new requests, finishes the queued ones, stops the runner.
   void stop();
 

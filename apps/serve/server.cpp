@@ -1,6 +1,5 @@
 #include "apps/serve/server.h"
 
-#include <omp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -12,13 +11,14 @@
 #include <deque>
 #include <fstream>
 #include <iostream>
+#include <regex>
 #include <thread>
 
-#include <ATen/Parallel.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "apps/common/image_io.h"
+#include "apps/serve/torch_threads.h"
 #include "apps/zebraify/zebra.h"
 #include "dlwpt/weights/errors.h"
 #include "dlwpt/weights/numbers.h"
@@ -32,14 +32,6 @@ namespace {
 // Set on the thread that answers connections beyond the waiting limit: each request it reads
 // is answered 503 at once.
 thread_local bool refusing_connections = false;
-
-// torch work on an HTTP thread (image resizing, checks) runs on that thread alone: with
-// hundreds of HTTP threads, OpenMP would otherwise start a team of helpers for each. ATen
-// sets a thread's OpenMP count when the thread first uses it, so that comes first.
-void use_one_torch_thread() {
-  (void)at::get_num_threads();
-  omp_set_num_threads(1);
-}
 
 // The models' threads come first: under overload, reading and refusing requests at the same
 // priority would take the CPU the models need to answer the requests already accepted; much
@@ -98,7 +90,7 @@ class HttpWorkers final : public httplib::TaskQueue {
 
  private:
   void work(std::deque<std::function<void()>>& queue, std::condition_variable& has_work) {
-    use_one_torch_thread();
+    set_torch_threads_of_this_thread(1);  // image resizing, checks: see torch_threads.h
     yield_to_the_models();
     for (;;) {
       std::function<void()> connection;
@@ -547,6 +539,21 @@ void Server::v2_metadata(const std::string& name, httplib::Response& response) c
   response.set_content(metadata.dump(), "application/json");
 }
 
+bool Server::has_room_for(const std::string& path) const {
+  static const std::regex infer_path(R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?/infer)");
+  std::smatch match;
+  const ServedModel* model = nullptr;
+  for (const auto& served : models_) {
+    const bool wanted = (path == "/predict" && served->kind() == ModelKind::nodule) ||
+                        (path == "/image" && served->kind() == ModelKind::zebra) ||
+                        (std::regex_match(path, match, infer_path) && served->name() == match[1].str());
+    if (wanted && !model) model = served.get();
+  }
+  if (model) return model->has_room();
+  if (path == "/v1/ct/nodules" && scans_) return scans_->has_room();
+  return true;  // the handler answers what this cannot tell
+}
+
 void Server::add_inference_route(
     const std::string& method, const std::string& pattern, const std::string& endpoint,
     const std::function<bool(const httplib::Request&, Request&)>& admit,
@@ -593,6 +600,18 @@ void Server::add_routes() {
     response.set_content(error_json("missing or wrong API key (Authorization: Bearer ...)"),
                          "application/json");
     return httplib::Server::HandlerResponse::Handled;
+  });
+  // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
+  // they send it when the model could not take the request now.
+  http.set_expect_100_continue_handler([this](const httplib::Request& request, httplib::Response& response) {
+    if (draining_ || !has_room_for(request.path)) {
+      response.status = 503;  // cpp-httplib answers with the response as it is
+      response.set_header("Retry-After", "1");
+      response.set_content(error_json(draining_ ? "the server is shutting down" : "overloaded; try again"),
+                           "application/json");
+      return 503;
+    }
+    return 100;
   });
   // The library's own refusals (404, 413, malformed requests) get the protocol's error body.
   http.set_error_handler([](const httplib::Request&, httplib::Response& response) {

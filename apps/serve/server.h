@@ -107,6 +107,8 @@ class Server {
       const std::function<bool(const httplib::Request&, Request&)>& admit,
       const std::function<void(const httplib::Request&, Request&, httplib::Response&)>& handle);
   ServedModel& model_named(const std::string& name) const;
+  // Whether the model a path asks for would admit a request now (Expect: 100-continue).
+  bool has_room_for(const std::string& path) const;
   ServedModel& model_of_kind(ModelKind kind, const char* endpoint) const;
   ModelResult infer(ServedModel& model, torch::Tensor input, Request& request);
   template <typename Result>
