@@ -49,7 +49,8 @@ cxxopts::Options command_line() {
        cxxopts::value<std::string>()->default_value(server.host()))
       ("port", "port to listen on (0: any free one, printed)",
        cxxopts::value<int>()->default_value(std::to_string(server.port())))
-      ("instances", "copies of each model, each on its own runner thread (0: one per core)",
+      ("instances", "copies of each model, each on its own runner thread (0: the model's "
+                    "default: one per core for LunaModel, one for the others)",
        cxxopts::value<int>()->default_value("0"))
       ("threads", "intra-op threads of each instance (0: the cores shared among the instances)",
        cxxopts::value<int>()->default_value("0"))
@@ -168,26 +169,20 @@ BatcherOptions batcher_options(const cxxopts::ParseResult& args) {
       .max_queue_size(positive<int64_t>(args, "max-queue-size"));
 }
 
-// One instance per core, one intra-op thread each, unless told otherwise: on this CPU two
-// single-threaded LunaModel instances answered 248 chunks/s at 64 connections, one instance
-// with two threads 164/s (README, "Serving").
-int model_instances(const cxxopts::ParseResult& args) {
+// --instances and --threads, 0 (each model's measured default, ServedModel) unless given.
+ModelPlacement model_placement(const cxxopts::ParseResult& args) {
   const int instances = args["instances"].as<int>();
-  if (instances < 0 || instances > 64) throw UsageError("--instances: 0 (one per core) to 64");
-  return instances == 0 ? dlwpt::apps::available_cores() : instances;
-}
-
-int intra_op_threads(const cxxopts::ParseResult& args) {
+  if (instances < 0 || instances > 64) throw UsageError("--instances: 0 (the model's default) to 64");
   const int threads = args["threads"].as<int>();
-  if (threads != 0) return dlwpt::apps::checked_thread_count("--threads", threads);
-  return std::max(1, dlwpt::apps::available_cores() / model_instances(args));
+  return {instances, threads == 0 ? 0 : dlwpt::apps::checked_thread_count("--threads", threads),
+          dlwpt::apps::available_cores()};
 }
 
 std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult& args,
                                                       const BatcherOptions& batching,
                                                       const std::shared_ptr<Metrics>& metrics) {
   if (!args.count("model")) throw UsageError("give at least one --model NAME=ARCHIVE (see --help)");
-  const int instances = model_instances(args);
+  const ModelPlacement placement = model_placement(args);
   std::vector<std::unique_ptr<ServedModel>> models;
   for (const auto& text : args["model"].as<std::vector<std::string>>()) {
     const ModelSource source = parse_model_source(text);
@@ -195,7 +190,7 @@ std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult
       if (loaded->name() == source.name) throw UsageError("--model " + source.name + " is given twice");
     }
     models.push_back(std::make_unique<ServedModel>(
-        source, batching, instances, [metrics](const std::string& name, const BatchStats& stats) {
+        source, batching, placement, [metrics](const std::string& name, const BatchStats& stats) {
           metrics->observe_batch(name, stats);
         }));
     const auto& model = *models.back();
@@ -266,7 +261,8 @@ void share_malloc_arenas() {
 int serve(const cxxopts::ParseResult& args) {
   share_malloc_arenas();
   forward_stop_signals();
-  torch::set_num_threads(intra_op_threads(args));
+  // Each model runner sets its own count (ServedModel); other torch work uses every core.
+  torch::set_num_threads(dlwpt::apps::available_cores());
   const ServerOptions options = server_options(args);
   const auto metrics = std::make_shared<Metrics>();
   const BatcherOptions batching = batcher_options(args);

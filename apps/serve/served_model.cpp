@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "apps/serve/torch_threads.h"
 #include "apps/zebraify/zebra.h"
 #include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
@@ -79,7 +80,14 @@ ModelSource parse_model_source(const std::string& text) {
   return {match[1], match[2]};
 }
 
-ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batching, int instances,
+ModelPlacement default_placement(ModelKind kind, ModelPlacement asked) {
+  const int cores = std::max(1, asked.cores);
+  if (asked.instances == 0) asked.instances = kind == ModelKind::nodule ? cores : 1;
+  if (asked.threads == 0) asked.threads = std::max(1, cores / asked.instances);
+  return asked;
+}
+
+ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batching, ModelPlacement placement,
                          std::function<void(const std::string&, const BatchStats&)> on_batch)
     : name_(source.name), source_(source) {
   const bool untrained = source.source == "untrained";
@@ -95,7 +103,11 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   description_ = std::string(kind_name(kind_)) +
                  (untrained ? ", UNTRAINED seeded weights (seed 0): answers are meaningless"
                             : " from " + source.source);
-  if (instances > 1) description_ += ", " + std::to_string(instances) + " instances";
+  placement = default_placement(kind_, placement);
+  const int instances = placement.instances;
+  description_ += ", " + std::to_string(instances) + (instances == 1 ? " instance" : " instances") +
+                  " of " + std::to_string(placement.threads) +
+                  (placement.threads == 1 ? " thread" : " threads");
 
   // Each instance is a model of its own, loaded (or seeded) alike: forward passes never share
   // a module between runner threads.
@@ -139,7 +151,8 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   admission_ = AdmissionLimit(batching.max_queue_size() + instances * batching.max_batch_size());
   std::vector<DynamicBatcher<torch::Tensor, ModelResult>::RunBatch> runs;
   for (int i = 0; i < instances; ++i) {
-    runs.push_back([this, forward = new_instance()](std::vector<torch::Tensor>& inputs) {
+    runs.push_back([this, threads = placement.threads, forward = new_instance()](std::vector<torch::Tensor>& inputs) {
+      set_torch_threads_of_this_thread(threads);  // this runner's own count (torch_threads.h)
       return run_batch(forward, inputs);
     });
   }
