@@ -239,7 +239,7 @@ def table(rows, offline):
                      f'{row["p90_us"] / 1000:.1f} | {row["p99_us"] / 1000:.1f} | {statuses} | '
                      f'{row.get("peak_rss_mb", 0):.0f} MB |')
     lines.append('')
-    lines.append('dlwpt-serve runs its defaults (one instance per core, one thread each, batches of 1, '
+    lines.append('dlwpt-serve runs its defaults (each model placed as measured, batches of 1, '
                  'a queue of 64) but for CycleGAN (a queue of 8) and the U-Net (16).')
     lines.append('Offline native (dlwpt-bench, one sample per run): ' +
                  ', '.join(f'{model} {per_s:.1f}/s' for model, per_s in offline.items()))
