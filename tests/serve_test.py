@@ -477,18 +477,7 @@ class ServeOperationsTest(unittest.TestCase):
                                               **extra_headers}, timeout=REQUEST_TIMEOUT_S)
 
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
-                futures = [pool.submit(post, {}) for _ in range(16)]
-                time.sleep(0.1)
-                # While the model is full, a client that asks first is refused before it sends
-                # its 7 MiB (Expect: 100-continue).
-                asked = raw_exchange(server.port, (
-                    'POST /v2/models/segmentation/infer HTTP/1.1\r\nHost: x\r\n'
-                    f'Inference-Header-Content-Length: {header_length}\r\nContent-Length: {len(data)}\r\n'
-                    'Expect: 100-continue\r\n\r\n').encode(), timeout_s=10)
-                answers = [future.result() for future in futures]
-            status_line = asked.split(b'\r\n')[0]
-            print(f'Expect: 100-continue while full: {status_line!r}')
-            self.assertIn(b' 503 ', status_line)
+                answers = list(pool.map(lambda _: post({}), range(16)))
             statuses = sorted(answer.status_code for answer in answers)
             print(f'16 concurrent U-Net slices, queue of 2: statuses {statuses}')
             self.assertTrue(set(statuses) <= {200, 503}, statuses)
@@ -531,6 +520,37 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertIn('every request answered', server.errors())
         finally:
             server.stop()
+
+    def test_a_full_model_refuses_expect_100_continue_before_the_body(self):
+        # A queue of 1 and one instance admit two requests: two clients that send their headers
+        # and then stall fill it, whatever the machine's speed.
+        with Server('--model', 'nodule=untrained', '--instances', '1', '--max-queue-size', '1',
+                    '--io-timeout-s', '60') as server:
+            request = ('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; '
+                       'boundary=b\r\nContent-Length: 100000\r\n')
+            stalled = [socket.create_connection(('127.0.0.1', server.port), timeout=30) for _ in range(2)]
+            try:
+                for connection in stalled:
+                    connection.sendall((request + '\r\n--b\r\n').encode())
+                time.sleep(1.0 * TIME_SCALE)  # both admitted, waiting for their bodies
+                asked = raw_exchange(server.port, (request + 'Expect: 100-continue\r\n\r\n').encode(),
+                                     timeout_s=10 * TIME_SCALE)
+                status_line = asked.split(b'\r\n')[0]
+                print(f'Expect: 100-continue to a full model: {status_line!r}')
+                self.assertIn(b' 503 ', status_line)
+                self.assertIn(b'Retry-After: 1', asked)
+            finally:
+                for connection in stalled:
+                    connection.close()
+            # With room again, the same question gets 100 Continue.
+            deadline = time.monotonic() + 30 * TIME_SCALE
+            while time.monotonic() < deadline:
+                asked = raw_exchange(server.port, (request + 'Expect: 100-continue\r\n\r\n').encode(),
+                                     timeout_s=2)
+                if asked.startswith(b'HTTP/1.1 100 Continue'):
+                    break
+                time.sleep(0.2)
+            self.assertTrue(asked.startswith(b'HTTP/1.1 100 Continue'), asked[:100])
 
     def test_slow_clients_are_dropped_after_the_io_timeout(self):
         with Server('--model', 'nodule=untrained', '--io-timeout-s', '1') as server:
