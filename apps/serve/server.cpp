@@ -176,6 +176,40 @@ std::string iso_time_now() {
 
 }  // namespace
 
+// A counting semaphore (C++17 has none): at most `count` holders at once.
+class DecodeSlots {
+ public:
+  explicit DecodeSlots(int count) : free_(count) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    released_.wait(lock, [this] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++free_;
+    }
+    released_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int free_;
+};
+
+class DecodeSlot {
+ public:
+  explicit DecodeSlot(DecodeSlots& slots) : slots_(slots) { slots_.acquire(); }
+  ~DecodeSlot() { slots_.release(); }
+  DecodeSlot(const DecodeSlot&) = delete;
+  DecodeSlot& operator=(const DecodeSlot&) = delete;
+
+ private:
+  DecodeSlots& slots_;
+};
+
 // JSON lines, one per inference request, for evaluating the model later on what it saw.
 class PredictionLog {
  public:
@@ -220,7 +254,9 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
       models_(std::move(models)),
       scans_(std::move(scans)),
       metrics_(std::move(metrics)),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<httplib::Server>()),
+      decode_slots_(std::make_unique<DecodeSlots>(
+          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))) {
   if (!options_.prediction_log().empty()) log_ = std::make_unique<PredictionLog>(options_.prediction_log());
   const int threads = options_.http_threads();
   const int waiting = options_.max_waiting_connections();
@@ -485,9 +521,15 @@ void Server::zebra_image(const httplib::Request& http, httplib::Response& respon
   ServedModel& model = model_named(request.model);
   apps::ImageReadOptions limits;
   limits.max_pixels = options_.max_image_pixels();
-  const apps::RgbImage image =
-      apps::decode_image(request.body.data(), request.body.size(), "the request body", limits);
-  const zebraify::PreparedImage prepared = zebraify::prepare_image(image, options_.image_max_side());
+  const zebraify::PreparedImage prepared = [&] {
+    // A picture of the maximum size takes about 400 MB while it is decoded and scaled down
+    // (8-bit, then float, then resized): a few at a time, whatever the admitted count.
+    const DecodeSlot slot(*decode_slots_);
+    const apps::RgbImage image =
+        apps::decode_image(request.body.data(), request.body.size(), "the request body", limits);
+    return zebraify::prepare_image(image, options_.image_max_side());
+  }();
+  std::string().swap(request.body);
   const ModelResult result = infer(model, prepared.padded, request);
   const apps::RgbImage zebra = zebraify::finish_image(result.outputs.at("output"), prepared);
   request.summary = {{"width", zebra.width}, {"height", zebra.height}};
