@@ -410,6 +410,12 @@ class ServeTest(unittest.TestCase):
     def test_malformed_http_truncated_bodies_and_slow_clients(self):
         port = self.server.port
         self.assertIn(b' 400 ', raw_exchange(port, b'GARBAGE\r\n\r\n').split(b'\r\n')[0])
+        # Request and header lines beyond 8 KiB.
+        long = b'a' * 10000
+        self.assertIn(b' 414 ', raw_exchange(port, b'GET /v2/' + long + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+                      .split(b'\r\n')[0])
+        self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/1.1\r\nX-Big: ' + long + b'\r\n\r\n')
+                      .split(b'\r\n')[0])
         self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
                       .split(b'\r\n')[0])
         # A body shorter than its Content-Length: the server waits up to its read timeout for
