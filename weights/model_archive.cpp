@@ -226,6 +226,15 @@ AnyModel any_model(const ModelConfig& config, Model model, Optimization optimiza
 
 }  // namespace
 
+template <typename Model>
+AnyModel as_any_model(Model model, Optimization optimization) {
+  return any_model(to_model_config(model->options), std::move(model), optimization);
+}
+
+template AnyModel as_any_model<ResNetGenerator>(ResNetGenerator, Optimization);
+template AnyModel as_any_model<LunaModel>(LunaModel, Optimization);
+template AnyModel as_any_model<UNetWrapper>(UNetWrapper, Optimization);
+
 AnyModel load_any_model(const std::string& path, Optimization optimization) {
   const Archive archive = read_archive(path);
   if (!archive.model_config) {

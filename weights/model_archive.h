@@ -79,6 +79,11 @@ enum class Optimization {
 AnyModel load_any_model(const std::string& path,
                         Optimization optimization = Optimization::for_inference);
 
+/// The same for a model built in code (seeded random weights, say), prepared likewise; its
+/// configuration is its options'.
+template <typename Model>
+AnyModel as_any_model(Model model, Optimization optimization = Optimization::for_inference);
+
 /// Names the outputs of a model class, in the order its forward returns them.
 std::vector<std::string> output_names(const std::string& python_class);
 

@@ -7,7 +7,6 @@
 
 #include "apps/serve/torch_threads.h"
 #include "apps/zebraify/zebra.h"
-#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
 #include "dlwpt/weights/model_archive.h"
 
@@ -18,17 +17,16 @@ namespace {
 // The seed of `--model NAME=untrained`, so that two servers answer alike.
 constexpr uint64_t kUntrainedSeed = 0;
 
-TensorMap named_outputs(const torch::Tensor& output) { return {{"output", output}}; }
-
-TensorMap named_outputs(const LunaModelOutput& output) {
-  return {{"logits", output.logits}, {"probabilities", output.probabilities}};
-}
-
-// A freshly built model, prepared for inference and run sample by sample (the fastest on CPU).
+// Makes one instance of an archive's model (load_any_model: prepared for inference, run
+// sample by sample) or, without a configuration, of a seeded untrained one.
 template <typename Model>
-std::function<TensorMap(const torch::Tensor&)> untrained_forward(Model model) {
-  optimize_for_inference(model);
-  return [model](const torch::Tensor& x) mutable { return named_outputs(forward_each_sample(model, x)); };
+std::function<Forward()> new_instances_of(const std::optional<weights::ModelConfig>& config,
+                                          const typename Model::Impl::Options& options,
+                                          const std::string& path) {
+  return [config, options, path] {
+    torch::manual_seed(kUntrainedSeed);
+    return config ? weights::load_any_model(path).forward : weights::as_any_model(Model(options)).forward;
+  };
 }
 
 ModelKind kind_of_class(const std::string& python_class, const std::string& path) {
@@ -111,14 +109,14 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
 
   // Each instance is a model of its own, loaded (or seeded) alike: forward passes never share
   // a module between runner threads.
-  std::function<std::function<TensorMap(const torch::Tensor&)>()> new_instance;
+  std::function<Forward()> new_instance;
   switch (kind_) {
     case ModelKind::zebra: {
-      new_instance = [untrained, path = source.source]() -> std::function<TensorMap(const torch::Tensor&)> {
+      new_instance = [untrained, path = source.source]() -> Forward {
         const auto zebraifier = std::make_shared<zebraify::Zebraifier>(
             untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed)
                       : zebraify::Zebraifier::from_archive(path, zebraify::Engine::native));
-        return [zebraifier](const torch::Tensor& x) { return named_outputs(zebraifier->forward(x)); };
+        return [zebraifier](const torch::Tensor& x) { return TensorMap{{"output", zebraifier->forward(x)}}; };
       };
       inputs_ = {{"input", {-1, 3, -1, -1}}};
       outputs_ = {{"output", {-1, 3, -1, -1}}};
@@ -127,10 +125,7 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     }
     case ModelKind::nodule: {
       const LunaModelOptions options = config ? weights::luna_model_options(*config) : LunaModelOptions();
-      new_instance = [config, options, path = source.source] {
-        torch::manual_seed(kUntrainedSeed);
-        return config ? weights::load_any_model(path).forward : untrained_forward(LunaModel(options));
-      };
+      new_instance = new_instances_of<LunaModel>(config, options, source.source);
       inputs_ = luna_specs_in(options);
       outputs_ = luna_specs_out();
       break;
@@ -138,10 +133,7 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     case ModelKind::segmentation: {
       const UNetWrapperOptions options =
           config ? weights::unet_wrapper_options(*config) : book_segmentation_options();
-      new_instance = [config, options, path = source.source] {
-        torch::manual_seed(kUntrainedSeed);
-        return config ? weights::load_any_model(path).forward : untrained_forward(UNetWrapper(options));
-      };
+      new_instance = new_instances_of<UNetWrapper>(config, options, source.source);
       inputs_ = {{"input", {-1, options.in_channels(), -1, -1}}};
       outputs_ = {{"output", {-1, options.n_classes(), -1, -1}}};
       side_multiple_ = int64_t{1} << (options.depth() - 1);

@@ -19,6 +19,9 @@
 
 namespace dlwpt::serve {
 
+/// One model instance's forward: a batch to its named outputs.
+using Forward = std::function<TensorMap(const torch::Tensor&)>;
+
 /// What the runner gives back for one request: its outputs (the request's rows of the
 /// batch), and how the batch it ran in went.
 struct ModelResult {
@@ -97,7 +100,6 @@ class ServedModel {
   void stop();
 
  private:
-  using Forward = std::function<TensorMap(const torch::Tensor&)>;
   std::vector<ModelResult> run_batch(const Forward& forward, std::vector<torch::Tensor>& inputs);
 
   std::string name_;
