@@ -228,7 +228,8 @@ AnyModel any_model(const ModelConfig& config, Model model, Optimization optimiza
 
 template <typename Model>
 AnyModel as_any_model(Model model, Optimization optimization) {
-  return any_model(to_model_config(model->options), std::move(model), optimization);
+  const ModelConfig config = to_model_config(model->options);  // before the model is moved
+  return any_model(config, std::move(model), optimization);
 }
 
 template AnyModel as_any_model<ResNetGenerator>(ResNetGenerator, Optimization);
