@@ -467,6 +467,12 @@ class ServeOperationsTest(unittest.TestCase):
                                           data=b'x' * (2 << 20), timeout=10)
                 self.assertEqual(too_large.status_code, 413)
                 self.assertIn("larger than this endpoint's limit", too_large.json()['error'])
+                # The refused body is read to its end: the same connection serves on.
+                with requests.Session() as session:
+                    session.headers.update(authorized)
+                    refused = session.post(server.url + '/v2/models/nodule/infer', data=b'x' * (2 << 20), timeout=10)
+                    self.assertEqual(refused.status_code, 413)
+                    self.assertEqual(session.get(server.url + '/v2/models/nodule', timeout=10).status_code, 200)
                 too_large = requests.post(server.url + '/predict', headers=authorized, timeout=10,
                                           files={'meta': io.StringIO('{}'), 'blob': io.BytesIO(b'x' * (2 << 20))})
                 self.assertEqual(too_large.status_code, 413)

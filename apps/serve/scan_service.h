@@ -35,9 +35,8 @@ class ScanService {
   std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline);
 
   int64_t queue_size() const;
-  /// Admission before a scan is read (AdmissionLimit): the queue and the running scan.
-  std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
-  bool has_room() const { return admission_.has_room(); }
+  /// Admission before a scan is read: the queue and the running scan.
+  AdmissionLimit& admission() { return admission_; }
   void stop();
 
  private:

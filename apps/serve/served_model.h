@@ -92,10 +92,9 @@ class ServedModel {
   std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline);
 
   int64_t queue_size() const;
-  /// Admission before a request's body is read (AdmissionLimit): room for a full queue and a
-  /// batch on every instance. Empty when there is none (the server answers 503).
-  std::shared_ptr<void> try_admit() { return admission_.try_admit(); }
-  bool has_room() const { return admission_.has_room(); }
+  /// Admission before a request's body is read: room for a full queue and a batch on every
+  /// instance (the server answers 503 beyond).
+  AdmissionLimit& admission() { return admission_; }
   /// Refuses new requests, finishes the queued ones, stops the runner.
   void stop();
 

@@ -33,6 +33,9 @@ namespace {
 // is answered 503 at once.
 thread_local bool refusing_connections = false;
 
+// /v2/models/NAME, with Triton's optional version (this server has version 1 only).
+const std::string kModelPath = R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?)";
+
 // The models' threads come first: under overload, reading and refusing requests at the same
 // priority would take the CPU the models need to answer the requests already accepted; much
 // lower (19) starves the reading of the next accepted request instead. Measured with
@@ -164,6 +167,18 @@ std::string request_id(const httplib::Request& http, uint64_t counter) {
   return plain ? given : "r" + std::to_string(counter);
 }
 
+// Counts a request as running while it lives (drain_and_stop waits for none).
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<int64_t>& count) : count_(count) { ++count_; }
+  ~InFlight() { --count_; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::atomic<int64_t>& count_;
+};
+
 std::string iso_time_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -217,8 +232,8 @@ class PredictionLog {
     if (!file_) throw FileError("cannot open the prediction log '" + path + "' for appending");
   }
 
-  void write(const json& line) {
-    const std::string text = line.dump() + "\n";
+  void write(const std::string& line) {
+    const std::string text = line + "\n";
     std::lock_guard<std::mutex> lock(mutex_);
     file_ << text << std::flush;
     if (!file_ && !reported_) {  // a full disk costs the log, never the answers
@@ -340,16 +355,16 @@ ServedModel& Server::model_of_kind(ModelKind kind, const char* endpoint) const {
 namespace {
 
 // Reads the body through cpp-httplib's content reader, at most `limit` bytes; multipart
-// fields go to `parts`. LimitError beyond the limit (413).
+// fields go to `parts`. LimitError beyond the limit (413), once the rest is read and dropped:
+// the connection's next request starts after it (the library's own limit is larger).
 void read_body(const httplib::Request& http, const httplib::ContentReader& reader, size_t limit,
                const httplib::Response& response, std::string& body,
                std::map<std::string, std::string>& parts) {
   size_t total = 0;
-  const auto count = [&](size_t length) {
+  const auto keep = [&](std::string& into, const char* data, size_t length) {
     total += length;
-    if (total > limit) {
-      throw LimitError("the body is larger than this endpoint's limit of " + std::to_string(limit) + " bytes");
-    }
+    if (total <= limit) into.append(data, length);
+    return true;
   };
   bool ok = true;
   if (http.is_multipart_form_data()) {
@@ -360,19 +375,14 @@ void read_body(const httplib::Request& http, const httplib::ContentReader& reade
           field->clear();
           return true;
         },
-        [&](const char* data, size_t length) {
-          count(length);
-          field->append(data, length);
-          return true;
-        });
+        [&](const char* data, size_t length) { return keep(*field, data, length); });
   } else {
     const auto declared = parse_unsigned(http.get_header_value("Content-Length"));
     if (declared && *declared <= limit) body.reserve(static_cast<size_t>(*declared));
-    ok = reader([&](const char* data, size_t length) {
-      count(length);
-      body.append(data, length);
-      return true;
-    });
+    ok = reader([&](const char* data, size_t length) { return keep(body, data, length); });
+  }
+  if (ok && total > limit) {
+    throw LimitError("the body is larger than this endpoint's limit of " + std::to_string(limit) + " bytes");
   }
   if (ok) return;
   // cpp-httplib refuses a Content-Length beyond its payload limit itself, with this status.
@@ -393,12 +403,25 @@ void discard_body(const httplib::Request& http, const httplib::ContentReader& re
 
 }  // namespace
 
+std::string Server::prediction_line(const Request& request, const std::string& endpoint, int status,
+                                    const std::string& error, Clock::duration duration) {
+  json line = {{"time", iso_time_now()}, {"id", request.id}, {"endpoint", endpoint},
+               {"model", request.model}, {"status", status}, {"total_us", microseconds(duration)}};
+  if (request.result) {
+    line["compute_us"] = microseconds(request.result->compute);
+    line["queue_us"] = std::max<int64_t>(0, microseconds(duration - request.result->compute));
+    line["batch_size"] = request.result->batch_size;
+  }
+  if (!error.empty()) line["error"] = error;
+  if (!request.summary.is_null()) line["result"] = request.summary;
+  return line.dump();
+}
+
 void Server::answer(const httplib::Request& http, httplib::Response& response,
-                    const std::string& endpoint, const httplib::ContentReader* reader,
-                    const std::function<bool(Request&)>& admit,
+                    const std::string& endpoint, const httplib::ContentReader* reader, bool admit,
                     const std::function<void(Request&, httplib::Response&)>& handle) {
   const auto start = Clock::now();
-  ++in_flight_;
+  const InFlight counted(in_flight_);
   Request request;
   request.id = request_id(http, ++request_counter_);
   auto timeout = options_.request_timeout();
@@ -412,7 +435,7 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
     // Refusals come before the body is read into memory or parsed: under overload, turning
     // requests away must cost far less than serving them.
     if (draining_) throw RequestError(503, "the server is shutting down");
-    if (admit && !admit(request)) {
+    if (admit && !(request.admission = admission_for(http.path, request.model).try_admit())) {
       throw RequestError(503, request.model + " is overloaded: its queue and runners are full");
     }
     if (reader) {
@@ -442,20 +465,7 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
   response.set_header("X-Request-Id", request.id);
   const auto duration = Clock::now() - start;
   metrics_->count_request(request.model, endpoint, response.status, duration);
-  if (log_ && is_inference_endpoint(endpoint)) {
-    json line = {{"time", iso_time_now()}, {"id", request.id}, {"endpoint", endpoint},
-                 {"model", request.model}, {"status", response.status},
-                 {"total_us", microseconds(duration)}};
-    if (request.result) {
-      line["compute_us"] = microseconds(request.result->compute);
-      line["queue_us"] = std::max<int64_t>(0, microseconds(duration - request.result->compute));
-      line["batch_size"] = request.result->batch_size;
-    }
-    if (!error.empty()) line["error"] = error;
-    if (!request.summary.is_null()) line["result"] = request.summary;
-    log_->write(line);
-  }
-  --in_flight_;
+  if (log_ && is_inference_endpoint(endpoint)) log_->write(prediction_line(request, endpoint, response.status, error, duration));
 }
 
 template <typename Result>
@@ -581,28 +591,29 @@ void Server::v2_metadata(const std::string& name, httplib::Response& response) c
   response.set_content(metadata.dump(), "application/json");
 }
 
-bool Server::has_room_for(const std::string& path) const {
-  static const std::regex infer_path(R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?/infer)");
+AdmissionLimit& Server::admission_for(const std::string& path, std::string& model) const {
+  static const std::regex infer_path(kModelPath + "/infer");
   std::smatch match;
-  const ServedModel* model = nullptr;
-  for (const auto& served : models_) {
-    const bool wanted = (path == "/predict" && served->kind() == ModelKind::nodule) ||
-                        (path == "/image" && served->kind() == ModelKind::zebra) ||
-                        (std::regex_match(path, match, infer_path) && served->name() == match[1].str());
-    if (wanted && !model) model = served.get();
+  if (path == "/v1/ct/nodules") {
+    if (!scans_) throw RequestError(404, "/v1/ct/nodules needs a segmentation and a nodule model (see --model)");
+    model = "ct_nodules";
+    return scans_->admission();
   }
-  if (model) return model->has_room();
-  if (path == "/v1/ct/nodules" && scans_) return scans_->has_room();
-  return true;  // the handler answers what this cannot tell
+  ServedModel& served = path == "/predict" ? model_of_kind(ModelKind::nodule, "/predict")
+                        : path == "/image" ? model_of_kind(ModelKind::zebra, "/image")
+                        : std::regex_match(path, match, infer_path)
+                            ? model_named(match[1].str())
+                            : throw RequestError(404, "no model answers " + path);
+  model = served.name();
+  return served.admission();
 }
 
 void Server::add_inference_route(
     const std::string& method, const std::string& pattern, const std::string& endpoint,
-    const std::function<bool(const httplib::Request&, Request&)>& admit,
     const std::function<void(const httplib::Request&, Request&, httplib::Response&)>& handle) {
-  const auto route = [this, endpoint, admit, handle](const httplib::Request& http, httplib::Response& response,
-                                                     const httplib::ContentReader* reader) {
-    answer(http, response, endpoint, reader, [&](Request& context) { return admit(http, context); },
+  const auto route = [this, endpoint, handle](const httplib::Request& http, httplib::Response& response,
+                                              const httplib::ContentReader* reader) {
+    answer(http, response, endpoint, reader, /*admit=*/true,
            [&](Request& context, httplib::Response& out) { handle(http, context, out); });
   };
   const httplib::Server::Handler without_body = [route](const httplib::Request& http, httplib::Response& response) {
@@ -646,7 +657,14 @@ void Server::add_routes() {
   // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
   // they send it when the model could not take the request now.
   http.set_expect_100_continue_handler([this](const httplib::Request& request, httplib::Response& response) {
-    if (draining_ || !has_room_for(request.path)) {
+    bool has_room = true;
+    try {
+      std::string model;
+      has_room = admission_for(request.path, model).has_room();
+    } catch (const RequestError&) {
+      // an unknown model: the handler answers it, with its reason
+    }
+    if (draining_ || !has_room) {
       response.status = 503;  // cpp-httplib answers with the response as it is
       response.set_header("Retry-After", "1");
       response.set_content(error_json(draining_ ? "the server is shutting down" : "overloaded; try again"),
@@ -673,15 +691,15 @@ void Server::add_routes() {
   });
   // Metrics carry a model label only for models that exist: client-chosen names would let
   // anyone grow the metrics without bound.
-  const std::string model_path = R"(/v2/models/([A-Za-z0-9_.-]+)(?:/versions/1)?)";
+  const std::string& model_path = kModelPath;
   http.Get(model_path, [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "metadata", nullptr, {}, [&](Request& context, httplib::Response& out) {
+    answer(request, response, "metadata", nullptr, false, [&](Request& context, httplib::Response& out) {
       context.model = model_named(request.matches[1]).name();
       v2_metadata(context.model, out);
     });
   });
   http.Get(model_path + "/ready", [this](const httplib::Request& request, httplib::Response& response) {
-    answer(request, response, "ready", nullptr, {}, [&](Request& context, httplib::Response& out) {
+    answer(request, response, "ready", nullptr, false, [&](Request& context, httplib::Response& out) {
       context.model = model_named(request.matches[1]).name();
       out.status = ready() ? 200 : 503;
     });
@@ -690,42 +708,19 @@ void Server::add_routes() {
   // Inference routes read their bodies themselves, after admission (answer()). Each is
   // registered twice: cpp-httplib sends requests that may have a body to the content-reader
   // form, others to the plain one.
-  const auto admit_to = [](ServedModel& model, Request& context) {
-    context.model = model.name();
-    context.admission = model.try_admit();
-    return context.admission != nullptr;
-  };
   add_inference_route("POST", model_path + "/infer", "infer",
-                      [this, admit_to](const httplib::Request& http, Request& context) {
-                        return admit_to(model_named(http.matches[1]), context);
-                      },
                       [this](const httplib::Request& http, Request& context, httplib::Response& out) {
                         v2_infer(http, out, context);
                       });
   add_inference_route("POST", "/predict", "predict",
-                      [this, admit_to](const httplib::Request&, Request& context) {
-                        return admit_to(model_of_kind(ModelKind::nodule, "/predict"), context);
-                      },
                       [this](const httplib::Request& http, Request& context, httplib::Response& out) {
                         predict(http, out, context);
                       });
   add_inference_route("PUT", "/image", "image",
-                      [this, admit_to](const httplib::Request&, Request& context) {
-                        return admit_to(model_of_kind(ModelKind::zebra, "/image"), context);
-                      },
                       [this](const httplib::Request& http, Request& context, httplib::Response& out) {
                         zebra_image(http, out, context);
                       });
   add_inference_route("POST", "/v1/ct/nodules", "ct_nodules",
-                      [this](const httplib::Request&, Request& context) {
-                        if (!scans_) {
-                          throw RequestError(404, "/v1/ct/nodules needs a segmentation and a "
-                                                  "nodule model (see --model)");
-                        }
-                        context.model = "ct_nodules";
-                        context.admission = scans_->try_admit();
-                        return context.admission != nullptr;
-                      },
                       [this](const httplib::Request&, Request& context, httplib::Response& out) {
                         ct_nodules(out, context);
                       });

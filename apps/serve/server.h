@@ -97,19 +97,22 @@ class Server {
 
   void add_routes();
   void stop_models();
-  // Answers a request: `admit` (may be empty) names the model and says whether its queue has
-  // room, before the body is read (through `reader`, when there is one); then `handle` runs.
+  // Answers a request: with `admit`, takes room in its model's admission limit before the body
+  // is read (through `reader`, when there is one), or refuses with 503; then `handle` runs.
   // What they throw becomes the status and error body; the answer is counted and logged.
   void answer(const httplib::Request& http, httplib::Response& response, const std::string& endpoint,
-              const httplib::ContentReader* reader, const std::function<bool(Request&)>& admit,
+              const httplib::ContentReader* reader, bool admit,
               const std::function<void(Request&, httplib::Response&)>& handle);
   void add_inference_route(
       const std::string& method, const std::string& pattern, const std::string& endpoint,
-      const std::function<bool(const httplib::Request&, Request&)>& admit,
       const std::function<void(const httplib::Request&, Request&, httplib::Response&)>& handle);
+  // The prediction log's line for an answered request (JSON).
+  static std::string prediction_line(const Request& request, const std::string& endpoint, int status,
+                                     const std::string& error, Clock::duration duration);
   ServedModel& model_named(const std::string& name) const;
-  // Whether the model a path asks for would admit a request now (Expect: 100-continue).
-  bool has_room_for(const std::string& path) const;
+  // The admission limit of the model (or the CT scan service) an inference path asks for,
+  // whose name it stores in `model`; RequestError 404 when none is served.
+  AdmissionLimit& admission_for(const std::string& path, std::string& model) const;
   ServedModel& model_of_kind(ModelKind kind, const char* endpoint) const;
   ModelResult infer(ServedModel& model, torch::Tensor input, Request& request);
   template <typename Result>
