@@ -201,6 +201,62 @@ TEST(CtSegmentApp, ConcurrentRunsDoEveryScanOnce) {
   }
 }
 
+// Every shard count from 1 to the number of scans: the shards' results, merged, are those of
+// one run, and the merge names the failed scan; with a shard not run, its scans are missing.
+TEST(CtSegmentApp, ShardedRunsMergeIntoTheResultsOfOneRun) {
+  TemporaryFolder folder;
+  fs::create_directories(folder.path("scans"));
+  for (int i = 0; i < 6; ++i) write_phantom(folder.path("scans/scan" + std::to_string(i) + ".mhd"), 10 + i);
+  write_file(folder.path("scans/corrupt.mhd"), "NDims = 3\nDimSize = 64 64 10\nElementType = MET_SHORT\n"
+                                                 "ElementDataFile = corrupt.raw\n");
+  write_file(folder.path("scans/corrupt.raw"), std::string(100, '\0'));
+  const std::string inputs = "'" + folder.path("scans") + "' ";
+  std::string log;
+  ASSERT_EQ(run_ct_segment(inputs + "-o '" + folder.path("single") + "'", folder), 1);
+  ASSERT_EQ(run_ct_segment("--merge '" + folder.path("single") + "'", folder, &log), 1);
+  EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+  const std::string single = read_text(folder.path("single/candidates.csv"));
+  EXPECT_GT(count_of(single, "\nscan5,"), 0u) << "every row starts with its scan's series UID";
+
+  for (int count = 1; count <= 7; ++count) {
+    const std::string output = folder.path("sharded" + std::to_string(count));
+    int analysed = 0;
+    for (int index = 0; index < count; ++index) {
+      run_ct_segment(inputs + "--shard " + std::to_string(index) + "/" + std::to_string(count) + " -o '" + output + "'",
+                     folder, &log);
+      analysed += static_cast<int>(count_of(log, " -> " + output + "/"));
+    }
+    EXPECT_EQ(analysed, 6) << count << " shards";
+    ASSERT_EQ(run_ct_segment("--merge '" + output + "'", folder, &log), 1);
+    EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+    EXPECT_EQ(read_text(output + "/candidates.csv"), single) << count << " shards";
+    for (int i = 0; i < 6; ++i) {
+      const std::string mask = "/scan" + std::to_string(i) + "/mask.raw";
+      EXPECT_EQ(read_text(output + mask), read_text(folder.path("single") + mask)) << count << " shards" << mask;
+    }
+  }
+
+  // Shard 2/3 never ran: its scans are missing, by name and shard; exit status 1.
+  const std::string partial = folder.path("partial");
+  for (const char* shard : {"0/3", "1/3"}) run_ct_segment(inputs + "--shard " + shard + " -o '" + partial + "'", folder);
+  ASSERT_EQ(run_ct_segment("--merge '" + partial + "' --all-scans", folder, &log), 1);
+  const size_t missing = count_of(log, "no process completed it (shard 2/3)");
+  EXPECT_GT(missing, 0u);
+  EXPECT_THAT(log, HasSubstr(std::to_string(missing) + " missing"));
+  EXPECT_THAT(read_text(partial + "/scans.csv"), HasSubstr(",missing,2/3,"));
+  // The missing shard, run late, completes the run.
+  run_ct_segment(inputs + "--shard 2/3 -o '" + partial + "'", folder);
+  ASSERT_EQ(run_ct_segment("--merge '" + partial + "'", folder, &log), 1);
+  EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+  EXPECT_EQ(read_text(partial + "/candidates.csv"), single);
+  // A failed scan, repaired and rerun, is done and no longer reported failed.
+  fs::remove(folder.path("scans/corrupt.mhd"));
+  fs::copy_file(folder.path("scans/scan0.mhd"), folder.path("scans/corrupt.mhd"));
+  ASSERT_EQ(run_ct_segment(inputs + "-o '" + partial + "'", folder), 0);
+  ASSERT_EQ(run_ct_segment("--merge '" + partial + "'", folder, &log), 0);
+  EXPECT_THAT(log, HasSubstr("7 scans: 7 done, 0 failed, 0 missing"));
+}
+
 // kill -9 in the middle of a batch: no folder under a final name is incomplete, and a rerun
 // redoes only the scans that were not finished.
 TEST(CtSegmentApp, KilledRunIsResumedWithoutRedoingFinishedScans) {

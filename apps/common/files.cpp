@@ -16,6 +16,12 @@ namespace dlwpt::apps {
 
 namespace fs = std::filesystem;
 
+std::string this_process() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + " pid " + std::to_string(::getpid());
+}
+
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code error;
   return fs::exists(a, error) && fs::exists(b, error) && fs::equivalent(a, b, error);
@@ -58,9 +64,7 @@ std::optional<FileLock::Holder> FileLock::try_lock(const std::string& path, cons
                     "): concurrent runs need a filesystem with POSIX locks");
   }
   fd_ = fd;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  const std::string record = std::string(host) + " pid " + std::to_string(::getpid()) + "\n" + note + "\n";
+  const std::string record = this_process() + "\n" + note + "\n";
   const bool recorded = ::ftruncate(fd, 0) == 0 &&
                         ::pwrite(fd, record.data(), record.size(), 0) == static_cast<ssize_t>(record.size());
   (void)recorded;  // informative only: the lock is what counts, whatever the file says

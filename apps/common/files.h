@@ -6,6 +6,9 @@
 
 namespace dlwpt::apps {
 
+/// "<host> pid <pid>": this process, for the records that concurrent runs leave for each other.
+std::string this_process();
+
 /// Whether two paths name the same existing file (after links and relative parts).
 bool same_file(const std::string& a, const std::string& b);
 

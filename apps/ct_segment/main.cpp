@@ -11,9 +11,13 @@
 
 #include "apps/common/cli.h"
 #include "apps/common/progress.h"
+#include "apps/common/files.h"
+#include "apps/ct_segment/merge.h"
 #include "apps/ct_segment/report.h"
+#include "apps/ct_segment/run_records.h"
 #include "apps/ct_segment/scan_output.h"
 #include "apps/ct_segment/scan_sources.h"
+#include "apps/ct_segment/sharding.h"
 #include "dlwpt/ct/scoring.h"
 #include "apps/paths.h"
 #include "dlwpt/ct/pipeline.h"
@@ -176,7 +180,13 @@ cxxopts::Options make_options() {
       "Learning with PyTorch, part 2): per scan a mask, candidates.csv/.json and previews.\n\n"
       "  ct-segment scan.mhd -o results/              one LUNA16 MetaImage scan\n"
       "  ct-segment subset0/ dicom-folder/ -o results/  every scan in these folders\n"
-      "  ct-segment @scans.txt -o results/            the scans listed in a file\n");
+      "  ct-segment @scans.txt -o results/            the scans listed in a file\n"
+      "  ct-segment @scans.txt -o results/ --shard 2/8  the third of 8 shards of them (K from 0)\n"
+      "  ct-segment --merge results/                   one table of every shard's results\n\n"
+      "In a Slurm job array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX,\n"
+      "with --shard-count or DLWPT_SHARD_COUNT) each task does its shard of the scans without\n"
+      "--shard (--shard all does them all). Any number of runs may share an output folder: each\n"
+      "scan is done once, and --merge reports the scans done, failed and missing.\n");
   options.add_options()
       ("o,output", "output folder, one subfolder per scan", cxxopts::value<std::string>())
       ("segmentation", "U-Net archive (default pretrained/segmentation.pt)", cxxopts::value<std::string>())
@@ -194,6 +204,13 @@ cxxopts::Options make_options() {
       ("annotations", "LUNA annotations CSV: score the detections against it",
        cxxopts::value<std::string>())
       ("force", "redo scans whose outputs are complete")
+      ("shard", "do only shard K of N of the scans (K/N, K from 0), or 'all' inside a job array",
+       cxxopts::value<std::string>())
+      ("shard-count", "the shard count of a job array's index (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID)",
+       cxxopts::value<int64_t>())
+      ("merge", "merge the results of every run into FOLDER: candidates.csv and scans.csv; exit 1 "
+       "when a scan failed or is missing", cxxopts::value<std::string>(), "FOLDER")
+      ("all-scans", "with --merge, list every scan, not only those not done")
       ("max-voxels", "refuse scans of more voxels (memory: about 24 bytes each)",
        cxxopts::value<int64_t>()->default_value(std::to_string(ct::kDefaultMaxVoxels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
@@ -229,17 +246,61 @@ BatchOptions batch_options(const cxxopts::ParseResult& args) {
   return options;
 }
 
+// Remembers why a scan failed, for --merge; a scan that is done forgets it.
+void record_outcome(const std::string& run_folder, const ScanSource& scan, const std::string& failure) {
+  try {
+    if (failure.empty()) {
+      clear_failure(run_folder, scan_key(scan));
+    } else {
+      record_failure(run_folder, scan_key(scan), {scan.label, failure.substr(0, failure.find('\n')), apps::this_process()});
+    }
+  } catch (const std::exception& error) {
+    std::cerr << kProgram << ": warning: cannot record the outcome of " << scan.label << ": " << message_of(error) << "\n";
+  }
+}
+
+int run_merge(const cxxopts::ParseResult& args) {
+  if (args.count("inputs") || args.count("output")) {
+    throw UsageError("--merge FOLDER takes no scans and no --output: it reads what the runs wrote to FOLDER");
+  }
+  const std::string folder = args["merge"].as<std::string>();
+  std::map<std::string, std::vector<ct::Annotation>> annotations;
+  if (args.count("annotations")) annotations = ct::read_annotations(args["annotations"].as<std::string>());
+  const auto report = merge_run(folder, args.count("annotations") ? &annotations : nullptr);
+  std::printf("%s", format_merge_report(report, args.count("all-scans") > 0).c_str());
+  std::printf("\nwrote %s and %s\n", (fs::path(folder) / "candidates.csv").c_str(), (fs::path(folder) / "scans.csv").c_str());
+  return report.count(MergedScan::Status::done) == static_cast<int64_t>(report.scans.size()) ? 0 : 1;
+}
+
+Shard shard_of_this_process(const cxxopts::ParseResult& args) {
+  const auto flag = args.count("shard") ? std::optional(args["shard"].as<std::string>()) : std::nullopt;
+  const auto count = args.count("shard-count") ? std::optional(args["shard-count"].as<int64_t>()) : std::nullopt;
+  return choose_shard(flag, count, process_environment());
+}
+
 int run(const cxxopts::ParseResult& args) {
+  if (args.count("merge")) return run_merge(args);
   if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
   const BatchOptions batch = batch_options(args);
+  const Shard shard = shard_of_this_process(args);
   apps::set_threads(args["threads"].as<int>());
 
-  const auto scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
-                                   args.count("series") ? args["series"].as<std::string>() : "",
-                                   batch.max_voxels);
-  if (scans.empty()) throw UsageError("no scans found in the inputs");
-  auto models = load_models(args);
+  const auto all_scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
+                                       args.count("series") ? args["series"].as<std::string>() : "",
+                                       batch.max_voxels);
+  if (all_scans.empty()) throw UsageError("no scans found in the inputs");
+  const auto scans = scans_of_shard(all_scans, shard);
+  if (!shard.whole()) {
+    std::cerr << kProgram << ": " << shard.describe() << ": " << scans.size() << " of " << all_scans.size()
+              << " scans\n";
+  }
   fs::create_directories(batch.output);
+  record_plan(batch.output, all_scans, shard.count);
+  if (scans.empty()) {
+    std::printf("\n%s has none of the %zu scans\n", shard.describe().c_str(), all_scans.size());
+    return 0;
+  }
+  auto models = load_models(args);
 
   std::vector<ScanRow> rows;
   Confusion confusion{};
@@ -249,11 +310,13 @@ int run(const cxxopts::ParseResult& args) {
     std::cerr << kProgram << ": scan " << i + 1 << "/" << scans.size() << ": " << scans[i].label << "\n";
     try {
       rows.push_back(process_scan(scans[i], models, batch, confusion));
+      if (rows.back().status.rfind("skipped (in progress", 0) != 0) record_outcome(batch.output, scans[i], "");
     } catch (const std::exception& error) {
       ++failures;
       const std::string message = message_of(error);
       std::cerr << kProgram << ": FAILED " << scans[i].label << ": " << message << "\n";
       rows.push_back({scans[i].label, "", "FAILED: " + message.substr(0, message.find('\n'))});
+      record_outcome(batch.output, scans[i], message);
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cerr << kProgram << ": " << i + 1 << "/" << scans.size() << " scans, "
@@ -262,7 +325,8 @@ int run(const cxxopts::ParseResult& args) {
   }
   print_table(rows);
   if (!batch.annotations.empty()) std::printf("\nDetections against %s:\n%s", args["annotations"].as<std::string>().c_str(), format_confusion(confusion).c_str());
-  std::printf("\n%zu scans, %d failed\n", scans.size(), failures);
+  std::printf("\n%zu scans%s, %d failed\n", scans.size(),
+              shard.whole() ? "" : (" of " + shard.describe()).c_str(), failures);
   return failures == 0 ? 0 : 1;
 }
 

@@ -21,19 +21,6 @@ bool is_safe_character(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
 }
 
-// FNV-1a: stable across processes, hosts and builds (std::hash is not).
-uint32_t stable_hash(const std::string& text) {
-  uint32_t hash = 2166136261u;
-  for (const unsigned char c : text) hash = (hash ^ c) * 16777619u;
-  return hash;
-}
-
-std::string hex(uint32_t value) {
-  char text[9];
-  std::snprintf(text, sizeof text, "%08x", value);
-  return text;
-}
-
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -46,6 +33,18 @@ void remove_quietly(const fs::path& path) {
 
 }  // namespace
 
+uint32_t stable_hash(const std::string& text) {
+  uint32_t hash = 2166136261u;
+  for (const unsigned char c : text) hash = (hash ^ c) * 16777619u;
+  return hash;
+}
+
+std::string stable_hash_hex(const std::string& text) {
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", stable_hash(text));
+  return hex;
+}
+
 std::string scan_folder_name(const std::string& series_uid) {
   std::string name;
   for (const char c : series_uid) name += is_safe_character(c) ? c : '_';
@@ -53,7 +52,7 @@ std::string scan_folder_name(const std::string& series_uid) {
   const bool changed = name != series_uid || name.empty() || name[0] == '.';
   if (!changed) return name;
   if (!name.empty() && name[0] == '.') name[0] = '_';
-  return (name.empty() ? "scan" : name) + "-" + hex(stable_hash(series_uid));
+  return (name.empty() ? "scan" : name) + "-" + stable_hash_hex(series_uid);
 }
 
 ScanOutput::ScanOutput(std::string run_folder, const std::string& series_uid)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -12,6 +13,12 @@ namespace dlwpt::ct_segment {
 /// anything, a hash of the original name is appended ("x_y-1a2b3c4d"), so that two scans whose
 /// names differ only in such characters ("x y" and "x_y") never share a folder.
 std::string scan_folder_name(const std::string& series_uid);
+
+/// FNV-1a of the bytes: the same in every process, on every host and in every build (std::hash
+/// is not), for names that concurrent runs must agree on.
+uint32_t stable_hash(const std::string& text);
+/// stable_hash as 8 hex digits.
+std::string stable_hash_hex(const std::string& text);
 
 /// One scan's results inside a run's output folder, and the protocol that lets any number of
 /// ct-segment processes (on one machine or on many, over a shared filesystem) work on one
