@@ -27,7 +27,8 @@ JOBS=${JOBS:-$(nproc)}
 
 # Debian packages: toolchain, libtorch with OpenBLAS (without it torch falls back to the
 # reference BLAS and runs 2-40x slower), Python torch for the reference tools, and the
-# libraries of the apps, the server and the tests.
+# libraries of the apps, the server and the tests; Slurm and munge for the test of ct-segment's
+# job arrays on a local cluster (tools/slurm-local.sh starts it inside the test, no systemd).
 PACKAGES=(
   g++ make cmake ccache git
   libtorch-dev libopenblas0-pthread
@@ -36,6 +37,7 @@ PACKAGES=(
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
   libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil python3-yaml
+  slurmctld slurmd slurm-client munge
 )
 # Only for `bench-serve`: the load generator and the Python peers.
 SERVE_BENCH_PACKAGES=(wrk gunicorn python3-flask python3-aiohttp)
