@@ -34,9 +34,13 @@ if(DLWPT_BUILD_APPS)
           RENAME dlwpt-train COMPONENT apps)
 endif()
 
-# dlwpt-serve alone is its own component: deploy/docker/Dockerfile installs only it.
+# dlwpt-serve and ct-segment are also components of their own: deploy/docker/Dockerfile
+# installs only them.
 if(TARGET dlwpt-serve)
   install(TARGETS dlwpt-serve RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT serve)
+endif()
+if(DLWPT_BUILD_APPS)
+  install(TARGETS ct-segment RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT ct-segment)
 endif()
 
 set(CPACK_PACKAGE_NAME "dlwpt")
