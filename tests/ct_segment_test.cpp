@@ -19,19 +19,25 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// Runs ct-segment on one thread with the seeded reference models; returns the exit status, output in `log`.
-// `shell_prefix` runs before it in the same shell (e.g. "ulimit -f 96; ").
-int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr,
-                   const std::string& shell_prefix = "") {
-  const std::string command = shell_prefix + "'" + binary_dir() + "/apps/ct-segment' --segmentation '" +
-                              reference_path("unet_book.pt") + "' --classifier '" +
-                              reference_path("luna.pt") + "' --threads 1 " + arguments + " > '" +
+// Runs ct-segment with `arguments`; returns the exit status, output in `log`. `shell_prefix`
+// runs before it in the same shell (e.g. "ulimit -f 96; ").
+int run_tool(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr,
+             const std::string& shell_prefix = "") {
+  const std::string command = shell_prefix + "'" + binary_dir() + "/apps/ct-segment' " + arguments + " > '" +
                               folder.path("log.txt") + "' 2>&1";
   const int status = run_command(command);
   const std::string output = read_text(folder.path("log.txt"));
   std::cout << "$ " << command << "\n" << output;
   if (log) *log = output;
   return status;
+}
+
+// Runs ct-segment on one thread with the seeded reference models.
+int run_ct_segment(const std::string& arguments, const TemporaryFolder& folder, std::string* log = nullptr,
+                   const std::string& shell_prefix = "") {
+  return run_tool("--segmentation '" + reference_path("unet_book.pt") + "' --classifier '" +
+                      reference_path("luna.pt") + "' --threads 1 " + arguments,
+                  folder, log, shell_prefix);
 }
 
 void write_phantom(const std::string& path, int slices) {
@@ -104,7 +110,8 @@ TEST(CtSegmentApp, BatchReportsBadScansAndFinishesTheOthers) {
   EXPECT_EQ(previews, std::min<int64_t>(2, static_cast<int64_t>(sorted.size())));
   for (const auto& entry : fs::directory_iterator(folder.path("out"))) {
     const std::string name = entry.path().filename().string();
-    if (name == ".claims") continue;  // the claim locks stay (scan_output.h)
+    // The claim locks stay (scan_output.h), the plan and failures are recorded (run_records.h).
+    if (name == ".claims" || name == ".plans" || name == ".failed") continue;
     EXPECT_EQ(name, "good") << "only complete scans have folders";
   }
   std::cout << "good: " << sorted.size() << " candidates\n";
@@ -133,16 +140,18 @@ TEST(CtSegmentApp, CompleteScansAreSkippedAndPartialOnesRedone) {
   EXPECT_THAT(log, ::testing::Not(HasSubstr("skipped")));
 }
 
-// The folders of a run's complete scans, and whether anything else but the claims is left.
+// The folders of a run's complete scans, and whether anything else hidden but the run's
+// records (claims, plans, failures) is left.
 std::vector<std::string> result_folders(const std::string& output, bool* leftovers) {
   std::vector<std::string> names;
-  *leftovers = false;
+  bool hidden = false;
   for (const auto& entry : fs::directory_iterator(output)) {
     const std::string name = entry.path().filename().string();
-    if (name == ".claims") continue;
-    if (name[0] == '.') *leftovers = true;
-    else names.push_back(name);
+    if (name == ".claims" || name == ".plans" || name == ".failed") continue;
+    if (name[0] == '.') hidden = true;
+    else if (entry.is_directory()) names.push_back(name);
   }
+  if (leftovers) *leftovers = hidden;
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -202,7 +211,8 @@ TEST(CtSegmentApp, ConcurrentRunsDoEveryScanOnce) {
 }
 
 // Every shard count from 1 to the number of scans: the shards' results, merged, are those of
-// one run, and the merge names the failed scan; with a shard not run, its scans are missing.
+// one run, and the merge names the failed scan; with a shard not run, its scans are missing. A
+// DICOM folder is listed only by the process whose shard holds it.
 TEST(CtSegmentApp, ShardedRunsMergeIntoTheResultsOfOneRun) {
   TemporaryFolder folder;
   fs::create_directories(folder.path("scans"));
@@ -210,51 +220,55 @@ TEST(CtSegmentApp, ShardedRunsMergeIntoTheResultsOfOneRun) {
   write_file(folder.path("scans/corrupt.mhd"), "NDims = 3\nDimSize = 64 64 10\nElementType = MET_SHORT\n"
                                                  "ElementDataFile = corrupt.raw\n");
   write_file(folder.path("scans/corrupt.raw"), std::string(100, '\0'));
-  const std::string inputs = "'" + folder.path("scans") + "' ";
+  ASSERT_EQ(run_command("'" + python() + "' '" + source_dir() + "/tools/testing/dicom_phantom.py' '" +
+                        folder.path("dicom") + "' --slices 10 --size 64 > /dev/null"), 0);
+  const std::string inputs = "'" + folder.path("scans") + "' '" + folder.path("dicom") + "' ";
   std::string log;
   ASSERT_EQ(run_ct_segment(inputs + "-o '" + folder.path("single") + "'", folder), 1);
-  ASSERT_EQ(run_ct_segment("--merge '" + folder.path("single") + "'", folder, &log), 1);
-  EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+  ASSERT_EQ(run_tool("--merge '" + folder.path("single") + "'", folder, &log), 1);
+  EXPECT_THAT(log, HasSubstr("8 scans: 7 done, 1 failed, 0 missing"));
   const std::string single = read_text(folder.path("single/candidates.csv"));
   EXPECT_GT(count_of(single, "\nscan5,"), 0u) << "every row starts with its scan's series UID";
 
-  for (int count = 1; count <= 7; ++count) {
+  for (int count = 1; count <= 8; ++count) {
     const std::string output = folder.path("sharded" + std::to_string(count));
-    int analysed = 0;
+    size_t analysed = 0, dicom_listings = 0;
     for (int index = 0; index < count; ++index) {
       run_ct_segment(inputs + "--shard " + std::to_string(index) + "/" + std::to_string(count) + " -o '" + output + "'",
                      folder, &log);
-      analysed += static_cast<int>(count_of(log, " -> " + output + "/"));
+      analysed += count_of(log, " -> " + output + "/");
+      dicom_listings += count_of(log, "(series ");
     }
-    EXPECT_EQ(analysed, 6) << count << " shards";
-    ASSERT_EQ(run_ct_segment("--merge '" + output + "'", folder, &log), 1);
-    EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+    EXPECT_EQ(analysed, 7u) << count << " shards";
+    EXPECT_EQ(dicom_listings, 1u) << count << " shards: only the DICOM folder's shard lists it";
+    ASSERT_EQ(run_tool("--merge '" + output + "'", folder, &log), 1);
+    EXPECT_THAT(log, HasSubstr("8 scans: 7 done, 1 failed, 0 missing"));
     EXPECT_EQ(read_text(output + "/candidates.csv"), single) << count << " shards";
-    for (int i = 0; i < 6; ++i) {
-      const std::string mask = "/scan" + std::to_string(i) + "/mask.raw";
-      EXPECT_EQ(read_text(output + mask), read_text(folder.path("single") + mask)) << count << " shards" << mask;
+    for (const auto& name : result_folders(folder.path("single"), nullptr)) {
+      EXPECT_EQ(read_text(output + "/" + name + "/mask.raw"), read_text(folder.path("single/" + name + "/mask.raw")))
+          << count << " shards, " << name;
     }
   }
 
   // Shard 2/3 never ran: its scans are missing, by name and shard; exit status 1.
   const std::string partial = folder.path("partial");
   for (const char* shard : {"0/3", "1/3"}) run_ct_segment(inputs + "--shard " + shard + " -o '" + partial + "'", folder);
-  ASSERT_EQ(run_ct_segment("--merge '" + partial + "' --all-scans", folder, &log), 1);
-  const size_t missing = count_of(log, "no process completed it (shard 2/3)");
+  ASSERT_EQ(run_tool("--merge '" + partial + "' --all-scans", folder, &log), 1);
+  const size_t missing = count_of(log, "completed it (shard 2/3)");
   EXPECT_GT(missing, 0u);
   EXPECT_THAT(log, HasSubstr(std::to_string(missing) + " missing"));
   EXPECT_THAT(read_text(partial + "/scans.csv"), HasSubstr(",missing,2/3,"));
   // The missing shard, run late, completes the run.
   run_ct_segment(inputs + "--shard 2/3 -o '" + partial + "'", folder);
-  ASSERT_EQ(run_ct_segment("--merge '" + partial + "'", folder, &log), 1);
-  EXPECT_THAT(log, HasSubstr("7 scans: 6 done, 1 failed, 0 missing"));
+  ASSERT_EQ(run_tool("--merge '" + partial + "'", folder, &log), 1);
+  EXPECT_THAT(log, HasSubstr("8 scans: 7 done, 1 failed, 0 missing"));
   EXPECT_EQ(read_text(partial + "/candidates.csv"), single);
   // A failed scan, repaired and rerun, is done and no longer reported failed.
   fs::remove(folder.path("scans/corrupt.mhd"));
   fs::copy_file(folder.path("scans/scan0.mhd"), folder.path("scans/corrupt.mhd"));
   ASSERT_EQ(run_ct_segment(inputs + "-o '" + partial + "'", folder), 0);
-  ASSERT_EQ(run_ct_segment("--merge '" + partial + "'", folder, &log), 0);
-  EXPECT_THAT(log, HasSubstr("7 scans: 7 done, 0 failed, 0 missing"));
+  ASSERT_EQ(run_tool("--merge '" + partial + "'", folder, &log), 0);
+  EXPECT_THAT(log, HasSubstr("8 scans: 8 done, 0 failed, 0 missing"));
 }
 
 // kill -9 in the middle of a batch: no folder under a final name is incomplete, and a rerun

@@ -4,6 +4,9 @@
 #include <map>
 #include <random>
 
+#include <sys/stat.h>
+
+#include "apps/ct_segment/merge.h"
 #include "apps/ct_segment/run_records.h"
 #include "apps/ct_segment/scan_output.h"
 #include "apps/ct_segment/sharding.h"
@@ -87,7 +90,7 @@ std::vector<ScanSource> luna_like_scans(int count) {
   for (int i = 0; i < count; ++i) {
     // LUNA16's series UIDs share their first 31 characters.
     const std::string uid = "1.3.6.1.4.1.14519.5.2.1.6279.6001." + std::to_string(random() % 1000000000000ULL);
-    scans.push_back({uid + ".mhd", nullptr, uid, "/data/" + uid + ".mhd"});
+    scans.push_back({uid + ".mhd", nullptr, uid, "/data/" + uid + ".mhd", nullptr, ""});
   }
   return scans;
 }
@@ -117,7 +120,7 @@ TEST(ScanSharding, ShardsPartitionTheScansEvenlyAndStably) {
   EXPECT_EQ(shard_of("scan4", 3), 2);
   EXPECT_EQ(shard_of("1.3.6.1.4.1.14519.5.2.1.6279.6001.100225287222365663678666836860", 16), 15);
   // Inputs that name no scan are sharded too, by a key made from the input.
-  const ScanSource unreadable{"/no/such/scan.mhd", nullptr, "", ""};
+  const ScanSource unreadable{"/no/such/scan.mhd", nullptr, "", "", nullptr, ""};
   EXPECT_EQ(scan_key(unreadable).rfind("input__no_such_scan.mhd-", 0), 0u) << scan_key(unreadable);
 }
 
@@ -144,12 +147,65 @@ TEST(RunRecords, PlansAndFailuresRoundTrip) {
   EXPECT_EQ(failures.at("a").message, "bad voxels");
   EXPECT_EQ(failures.at("a").who, "host pid 1");
 
-  write_file(folder.path("run/.plans/broken.tsv"), "# ct-segment plan 1: key, shard, shards, input\nk\t1\tx\tin\n");
+  write_file(folder.path("run/.plans/broken.tsv"),
+             "# ct-segment plan 1: key, shard, shards, input, listed from\nk\t1\tx\tin\t\n");
   EXPECT_THAT(error_message_of<FileError>([&] { read_plans(folder.path("run")); }),
               HasSubstr("broken.tsv' line 2: 'x' is not a whole number"));
   write_file(folder.path("run/.plans/broken.tsv"), "key\tshard\n");
   EXPECT_THAT(error_message_of<FileError>([&] { read_plans(folder.path("run")); }),
               HasSubstr("is not a ct-segment plan"));
+}
+
+std::string results_json(const std::string& uid, const std::string& id) {
+  return "{\"series_uid\": \"" + uid + "\", \"candidates\": [{\"id\": " + id +
+         ", \"center_irc\": [1, 2, 3], \"center_xyz\": [4, 5, 6], \"voxels\": 7, \"nodule_probability\": 0.75}]}";
+}
+
+// What --merge reads was written by other processes, or by hand: damaged results fail their
+// scan, hostile records are refused by name before they are read, and the two tables are
+// written both or neither.
+TEST(RunRecords, MergeRefusesHostileRecordsAndDamagedResults) {
+  TemporaryFolder folder;
+  const std::string run = folder.path("run");
+  std::vector<ScanSource> scans;
+  for (const std::string uid : {"a", "b", "c"}) scans.push_back({uid + ".mhd", nullptr, uid, "/" + uid, nullptr, ""});
+  record_plan(run, scans, 2);
+  for (const std::string uid : {"a", "b"}) fs::create_directories(run + "/" + uid);
+  write_file(run + "/a/candidates.json", results_json("a", "1"));
+  write_file(run + "/b/candidates.json", results_json("other", "1"));  // another scan's results
+  auto report = merge_run(run);
+  ASSERT_EQ(report.scans.size(), 3u);
+  EXPECT_EQ(report.scans[0].status, MergedScan::Status::done);
+  EXPECT_EQ(report.scans[1].status, MergedScan::Status::failed);
+  EXPECT_THAT(report.scans[1].detail, HasSubstr("names series 'other'"));
+  EXPECT_EQ(report.scans[2].status, MergedScan::Status::missing);
+  EXPECT_EQ(read_text(run + "/candidates.csv"),
+            "series_uid,id,index,row,column,x_mm,y_mm,z_mm,voxels,nodule_probability\na,1,1,2,3,4,5,6,7,0.75\n");
+
+  write_file(run + "/a/candidates.json", results_json("a", "1e300"));  // no integer
+  report = merge_run(run);
+  EXPECT_EQ(report.scans[0].status, MergedScan::Status::failed);
+  EXPECT_THAT(report.scans[0].detail, HasSubstr("'id' is 1e+300, not a count"));
+  write_file(run + "/a/candidates.json", results_json("a", "1"));
+
+  // A FIFO would block its reader forever, a huge record fill the memory.
+  fs::create_directories(run + "/.failed");
+  ASSERT_EQ(::mkfifo((run + "/.failed/c.txt").c_str(), 0600), 0);
+  EXPECT_THAT(error_message_of<FileError>([&] { merge_run(run); }), HasSubstr("c.txt' is not a regular file"));
+  fs::remove(run + "/.failed/c.txt");
+  write_file(run + "/.failed/c.txt", std::string(100000, 'x'));
+  EXPECT_THAT(error_message_of<FileError>([&] { merge_run(run); }), HasSubstr("more than a failure record can be"));
+  fs::remove(run + "/.failed/c.txt");
+
+  // A folder in the way of one table: neither is written.
+  fs::remove(run + "/candidates.csv");
+  fs::remove(run + "/scans.csv");
+  fs::create_directories(run + "/scans.csv/x");
+  EXPECT_THAT(error_message_of<FileError>([&] { merge_run(run); }), HasSubstr("is in the way of the merged table"));
+  EXPECT_FALSE(fs::exists(run + "/candidates.csv"));
+  // The tables' names are never a scan's folder.
+  EXPECT_NE(scan_folder_name("scans.csv"), "scans.csv");
+  EXPECT_NE(scan_folder_name("candidates.csv"), "candidates.csv");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // candidate grouping, LunaModel classification, with masks and candidate reports per scan.
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -259,9 +260,18 @@ void record_outcome(const std::string& run_folder, const ScanSource& scan, const
   }
 }
 
+// The options of an analysis, meaningless to --merge.
+constexpr const char* kAnalysisOptions[] = {
+    "inputs", "output", "shard", "shard-count", "segmentation", "classifier", "malignancy-weights", "series",
+    "batch-size", "chunk-batch-size", "format", "probability", "volume", "previews", "force", "max-voxels", "threads"};
+
 int run_merge(const cxxopts::ParseResult& args) {
-  if (args.count("inputs") || args.count("output")) {
-    throw UsageError("--merge FOLDER takes no scans and no --output: it reads what the runs wrote to FOLDER");
+  if (args.count("merge") > 1) throw UsageError("--merge takes one folder (merge each run on its own)");
+  for (const char* option : kAnalysisOptions) {
+    if (!args.count(option)) continue;
+    const std::string given = std::strcmp(option, "inputs") == 0 ? "scans" : "--" + std::string(option);
+    throw UsageError(given + " given with --merge, which only reads what the runs wrote to its folder "
+                     "(it takes --annotations and --all-scans)");
   }
   const std::string folder = args["merge"].as<std::string>();
   std::map<std::string, std::vector<ct::Annotation>> annotations;
@@ -280,6 +290,7 @@ Shard shard_of_this_process(const cxxopts::ParseResult& args) {
 
 int run(const cxxopts::ParseResult& args) {
   if (args.count("merge")) return run_merge(args);
+  if (args.count("all-scans")) throw UsageError("--all-scans is an option of --merge");
   if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
   const BatchOptions batch = batch_options(args);
   const Shard shard = shard_of_this_process(args);
@@ -289,15 +300,18 @@ int run(const cxxopts::ParseResult& args) {
                                        args.count("series") ? args["series"].as<std::string>() : "",
                                        batch.max_voxels);
   if (all_scans.empty()) throw UsageError("no scans found in the inputs");
-  const auto scans = scans_of_shard(all_scans, shard);
-  if (!shard.whole()) {
-    std::cerr << kProgram << ": " << shard.describe() << ": " << scans.size() << " of " << all_scans.size()
-              << " scans\n";
-  }
   fs::create_directories(batch.output);
   record_plan(batch.output, all_scans, shard.count);
+  const auto scans = list_dicom_folders(scans_of_shard(all_scans, shard));
+  if (std::any_of(scans.begin(), scans.end(), [](const auto& scan) { return !scan.listed_from.empty(); })) {
+    record_plan(batch.output, scans, shard.count);
+  }
+  if (!shard.whole()) {
+    std::cerr << kProgram << ": " << shard.describe() << ": " << scans.size() << " scans of "
+              << all_scans.size() << " inputs and DICOM folders\n";
+  }
   if (scans.empty()) {
-    std::printf("\n%s has none of the %zu scans\n", shard.describe().c_str(), all_scans.size());
+    std::printf("\n%s has no scan of these %zu inputs\n", shard.describe().c_str(), all_scans.size());
     return 0;
   }
   auto models = load_models(args);

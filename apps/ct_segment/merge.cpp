@@ -9,6 +9,7 @@
 
 #include "apps/ct_segment/report.h"
 #include "apps/ct_segment/run_records.h"
+#include "apps/ct_segment/scan_output.h"
 #include "dlwpt/weights/atomic_file.h"
 #include "dlwpt/weights/errors.h"
 
@@ -21,6 +22,8 @@ using ct::operator+=;
 namespace {
 
 constexpr const char* kResultsFile = "candidates.json";
+// About 250 bytes per candidate: a million candidates.
+constexpr uintmax_t kMaxResultsBytes = uintmax_t{256} << 20;
 
 // A complete scan's results, read back from its candidates.json.
 struct ScanResults {
@@ -41,19 +44,34 @@ std::array<double, N> json_array(const nlohmann::json& values) {
   return array;
 }
 
-ScanResults read_results(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw FileError("cannot read '" + file.string() + "'");
+// A count: an integer JSON number from 0 to 2^63 - 1 (not 1e300, not -5).
+int64_t json_count(const nlohmann::json& item, const char* name) {
+  const auto& value = item.at(name);
+  const bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= uint64_t{INT64_MAX}
+                                               : value.is_number_integer() && value.get<int64_t>() >= 0;
+  if (!fits) throw FileError(std::string("'") + name + "' is " + value.dump() + ", not a count");
+  return value.get<int64_t>();
+}
+
+// The results of the scan whose results folder is `key`.
+ScanResults read_results(const fs::path& file, const std::string& key) {
   try {
-    const auto json = nlohmann::json::parse(in);
+    const auto json = nlohmann::json::parse(read_run_file(file.string(), "candidates file", kMaxResultsBytes));
     ScanResults results;
     results.series_uid = json.at("series_uid").get<std::string>();
+    // Its results folder is named after it: a UID of another scan, or of a million characters
+    // repeated on every row of the merged table, is not this scan's.
+    if (scan_folder_name(results.series_uid) != key) {
+      throw FileError("it names series '" + results.series_uid.substr(0, 80) + "', whose results would not be in '" +
+                      key + "'");
+    }
+    if (!json.at("candidates").is_array()) throw FileError("'candidates' is not an array");
     for (const auto& item : json.at("candidates")) {
       ct::Candidate candidate;
-      candidate.id = item.at("id").get<int64_t>();
+      candidate.id = json_count(item, "id");
       candidate.center_irc = json_array<3>(item.at("center_irc"));
       candidate.center_xyz = json_array<3>(item.at("center_xyz"));
-      candidate.voxels = item.at("voxels").get<int64_t>();
+      candidate.voxels = json_count(item, "voxels");
       candidate.nodule_probability = json_double(item.at("nodule_probability"));
       if (item.contains("malignancy_probability")) {
         candidate.malignancy_probability = json_double(item.at("malignancy_probability"));
@@ -64,9 +82,27 @@ ScanResults read_results(const fs::path& file) {
     return results;
   } catch (const nlohmann::json::exception& error) {
     throw FileError("'" + file.string() + "' is not a ct-segment candidates.json: " + error.what());
-  } catch (const FileError& error) {
+  } catch (const std::exception& error) {  // FileError, and the stream's own failures
     throw FileError("'" + file.string() + "': " + error.what());
   }
+}
+
+// The merge writes two tables that belong together: neither is written when either cannot be
+// (a folder in the way would fail the second after the first was replaced).
+void check_replaceable(const fs::path& path) {
+  std::error_code error;
+  const auto status = fs::symlink_status(path, error);
+  if (fs::exists(status) && !fs::is_regular_file(status)) {
+    throw FileError("'" + path.string() + "' is in the way of the merged table (it is not a regular file)");
+  }
+}
+
+// Keys and messages come from files: no terminal control characters reach the console.
+std::string printable(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return text;
 }
 
 std::string csv_field(const std::string& text) {
@@ -147,12 +183,19 @@ MergeReport merge_run(const std::string& run_folder,
   if (plans.empty() && failures.empty() && complete.empty()) {
     throw FileError("'" + run_folder + "' holds no ct-segment run (no plans, results or failures)");
   }
+  std::set<std::string> listed_folders;
+  for (const auto& [key, plan] : plans) {
+    if (!plan.listed_from.empty()) listed_folders.insert(plan.listed_from);
+  }
   std::map<std::string, MergedScan> scans;
   for (const auto& [key, plan] : plans) {
+    if (listed_folders.count(key)) continue;  // its series stand for it
     auto& scan = scans[key];
     scan.input = plan.label;
     scan.shard = std::to_string(plan.shard) + "/" + std::to_string(plan.shards);
-    scan.detail = "no process completed it (shard " + scan.shard + ")";
+    scan.detail = plan.listed_from.empty() && key.rfind("input_", 0) == 0
+                      ? "no process listed or completed it (shard " + scan.shard + ")"
+                      : "no process completed it (shard " + scan.shard + ")";
   }
   for (const auto& [key, failure] : failures) {
     auto& scan = scans[key];
@@ -166,7 +209,7 @@ MergeReport merge_run(const std::string& run_folder,
   for (const auto& key : complete) {
     auto& scan = scans[key];
     try {
-      done.push_back(read_results(fs::path(run_folder) / key / kResultsFile));
+      done.push_back(read_results(fs::path(run_folder) / key / kResultsFile, key));
     } catch (const FileError& damaged) {
       scan.status = Status::failed;
       scan.detail = std::string("its results are damaged: ") + damaged.what();
@@ -196,8 +239,12 @@ MergeReport merge_run(const std::string& run_folder,
     scan.key = key;
     report.scans.push_back(std::move(scan));
   }
-  write_file_atomically((fs::path(run_folder) / "candidates.csv").string(), table);
-  write_file_atomically((fs::path(run_folder) / "scans.csv").string(), scans_csv(report.scans));
+  const fs::path candidates_path = fs::path(run_folder) / "candidates.csv";
+  const fs::path scans_path = fs::path(run_folder) / "scans.csv";
+  check_replaceable(candidates_path);
+  check_replaceable(scans_path);
+  write_file_atomically(candidates_path.string(), table);
+  write_file_atomically(scans_path.string(), scans_csv(report.scans));
   return report;
 }
 
@@ -209,9 +256,9 @@ std::string format_merge_report(const MergeReport& report, bool every_scan) {
   for (const auto& scan : report.scans) {
     if (!every_scan && scan.status == Status::done) continue;
     const bool done = scan.status == Status::done;
-    std::snprintf(line, sizeof line, "%-64s %-8s %10s %8s  %s\n", scan.key.substr(0, 64).c_str(),
+    std::snprintf(line, sizeof line, "%-64s %-8s %10s %8s  %s\n", printable(scan.key.substr(0, 64)).c_str(),
                   status_name(scan.status).c_str(), done ? std::to_string(scan.candidates).c_str() : "",
-                  done ? std::to_string(scan.nodules).c_str() : "", scan.detail.substr(0, 200).c_str());
+                  done ? std::to_string(scan.nodules).c_str() : "", printable(scan.detail.substr(0, 200)).c_str());
     out << line;
   }
   out << "\n" << report.scans.size() << " scans: " << report.count(Status::done) << " done, "

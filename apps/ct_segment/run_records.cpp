@@ -19,7 +19,10 @@ namespace {
 
 constexpr const char* kPlanFolder = ".plans";
 constexpr const char* kFailureFolder = ".failed";
-constexpr const char* kPlanHeader = "# ct-segment plan 1: key, shard, shards, input";
+constexpr const char* kPlanHeader = "# ct-segment plan 1: key, shard, shards, input, listed from";
+// A plan line is about 150 bytes: a million scans. A failure record is three short lines.
+constexpr uintmax_t kMaxPlanBytes = uintmax_t{256} << 20;
+constexpr uintmax_t kMaxFailureBytes = uintmax_t{64} << 10;
 
 // Records are lines of tab-separated fields: labels and messages lose their tabs and breaks.
 std::string field(std::string text) {
@@ -35,27 +38,25 @@ std::vector<std::string> split_tabs(const std::string& line) {
   return fields;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw FileError("cannot read '" + path.string() + "'");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 fs::path failure_path(const std::string& run_folder, const std::string& key) {
   return fs::path(run_folder) / kFailureFolder / (key + ".txt");
 }
 
-// The files of a record folder, oldest first; none when the folder does not exist.
+// The files of a record folder, oldest first; none when the folder does not exist. A folder
+// that cannot be read is an error: records silently skipped would turn missing scans into none.
 std::vector<fs::path> records_in(const fs::path& folder, const std::string& extension) {
   std::vector<std::pair<fs::file_time_type, fs::path>> found;
   std::error_code error;
-  for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {
+  fs::directory_iterator it(folder, error);
+  if (error == std::errc::no_such_file_or_directory) return {};
+  for (fs::directory_iterator end; !error && it != end; it.increment(error)) {
     const auto& path = it->path();
     // Atomic writes leave hidden temporaries only while they run (or after a crash).
     if (path.extension() != extension || path.filename().string()[0] == '.') continue;
     std::error_code time_error;
     found.emplace_back(fs::last_write_time(path, time_error), path);
   }
+  if (error) throw FileError("cannot read the run's records in '" + folder.string() + "': " + error.message());
   std::sort(found.begin(), found.end());
   std::vector<fs::path> paths;
   for (auto& [time, path] : found) paths.push_back(std::move(path));
@@ -63,46 +64,68 @@ std::vector<fs::path> records_in(const fs::path& folder, const std::string& exte
 }
 
 int64_t plan_number(const std::string& text, const fs::path& file, int line) {
-  try {
-    size_t used = 0;
-    const long long value = std::stoll(text, &used);
-    if (used == text.size() && value >= 0) return value;
-  } catch (const std::exception&) {
+  const bool digits = !text.empty() && text.size() <= 18 &&
+                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    throw FileError("plan '" + file.string() + "' line " + std::to_string(line) + ": '" + text +
+                    "' is not a whole number");
   }
-  throw FileError("plan '" + file.string() + "' line " + std::to_string(line) + ": '" + text +
-                  "' is not a whole number");
+  return std::stoll(text);
 }
 
 void read_plan(const fs::path& file, std::map<std::string, PlannedScan>& plans) {
-  std::istringstream in(read_text(file));
+  std::istringstream in(read_run_file(file.string(), "plan", kMaxPlanBytes));
   std::string line;
   if (!std::getline(in, line) || line != kPlanHeader) {
     throw FileError("'" + file.string() + "' is not a ct-segment plan (its first line is not '" + kPlanHeader + "')");
   }
   for (int number = 2; std::getline(in, line); ++number) {
     const auto fields = split_tabs(line);
-    if (fields.size() != 4 || fields[0].empty()) {
-      throw FileError("plan '" + file.string() + "' line " + std::to_string(number) + ": expected 4 tab-separated fields");
+    if (fields.size() != 5 || fields[0].empty()) {
+      throw FileError("plan '" + file.string() + "' line " + std::to_string(number) + ": expected 5 tab-separated fields");
     }
-    PlannedScan scan{fields[0], fields[3], plan_number(fields[1], file, number), plan_number(fields[2], file, number)};
+    PlannedScan scan{fields[0], fields[3], plan_number(fields[1], file, number), plan_number(fields[2], file, number),
+                     fields[4]};
+    if (scan.shards < 1 || scan.shard >= scan.shards) {
+      throw FileError("plan '" + file.string() + "' line " + std::to_string(number) + ": shard " + fields[1] +
+                      " of " + fields[2] + " shards");
+    }
     plans[scan.key] = std::move(scan);
   }
 }
 
 }  // namespace
 
+std::string read_run_file(const std::string& path, const std::string& role, uintmax_t max_bytes) {
+  require_regular_file(path, role);
+  std::error_code error;
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) throw FileError("the " + role + " '" + path + "' cannot be read: " + error.message());
+  if (size > max_bytes) {
+    throw FileError("the " + role + " '" + path + "' is " + std::to_string(size) + " bytes, more than a " + role +
+                    " can be (" + std::to_string(max_bytes) + ")");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(size, '\0');
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size)) || in.gcount() != static_cast<std::streamsize>(size)) {
+    throw FileError("the " + role + " '" + path + "' cannot be read");
+  }
+  return bytes;
+}
+
 void record_plan(const std::string& run_folder, const std::vector<ScanSource>& scans, int64_t shard_count) {
   std::string text = std::string(kPlanHeader) + "\n";
   for (const auto& scan : scans) {
-    const std::string key = scan_key(scan);
-    text += key + "\t" + std::to_string(shard_of(key, shard_count)) + "\t" + std::to_string(shard_count) + "\t" +
-            field(scan.label) + "\n";
+    text += scan_key(scan) + "\t" + std::to_string(shard_of(shard_key(scan), shard_count)) + "\t" +
+            std::to_string(shard_count) + "\t" + field(scan.label) + "\t" + scan.listed_from + "\n";
   }
   const fs::path folder = fs::path(run_folder) / kPlanFolder;
   fs::create_directories(folder);
-  // Processes with the same inputs write the same bytes to the same name: one file, whoever
-  // renames last.
-  write_file_atomically((folder / (stable_hash_hex(text) + ".tsv")).string(), text);
+  // Processes with the same inputs have the same plan, named by its hash: the first writes it,
+  // the others (a thousand tasks of an array, on a shared filesystem) find it there.
+  const fs::path path = folder / (stable_hash_hex(text) + ".tsv");
+  std::error_code error;
+  if (!fs::exists(path, error)) write_file_atomically(path.string(), text);
 }
 
 std::map<std::string, PlannedScan> read_plans(const std::string& run_folder) {
@@ -125,7 +148,7 @@ void clear_failure(const std::string& run_folder, const std::string& key) {
 std::map<std::string, FailureRecord> read_failures(const std::string& run_folder) {
   std::map<std::string, FailureRecord> failures;
   for (const auto& file : records_in(fs::path(run_folder) / kFailureFolder, ".txt")) {
-    std::istringstream in(read_text(file));
+    std::istringstream in(read_run_file(file.string(), "failure record", kMaxFailureBytes));
     FailureRecord record;
     std::getline(in, record.label);
     std::getline(in, record.message);

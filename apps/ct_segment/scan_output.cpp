@@ -48,8 +48,10 @@ std::string stable_hash_hex(const std::string& text) {
 std::string scan_folder_name(const std::string& series_uid) {
   std::string name;
   for (const char c : series_uid) name += is_safe_character(c) ? c : '_';
-  // "." and ".." are folders of their own; hidden names are this protocol's.
-  const bool changed = name != series_uid || name.empty() || name[0] == '.';
+  // "." and ".." are folders of their own; hidden names are this protocol's; the merge's
+  // tables are the run folder's own.
+  const bool reserved = name == "candidates.csv" || name == "scans.csv";
+  const bool changed = name != series_uid || name.empty() || name[0] == '.' || reserved;
   if (!changed) return name;
   if (!name.empty() && name[0] == '.') name[0] = '_';
   return (name.empty() ? "scan" : name) + "-" + stable_hash_hex(series_uid);

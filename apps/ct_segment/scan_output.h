@@ -11,7 +11,8 @@ namespace dlwpt::ct_segment {
 /// The folder name of a scan's results: its series UID (or MetaImage stem) with characters
 /// other than letters, digits, '.', '-' and '_' replaced by '_'. When that replacement changed
 /// anything, a hash of the original name is appended ("x_y-1a2b3c4d"), so that two scans whose
-/// names differ only in such characters ("x y" and "x_y") never share a folder.
+/// names differ only in such characters ("x y" and "x_y") never share a folder. Hidden names
+/// and the merge's table names (candidates.csv, scans.csv) also gain the hash.
 std::string scan_folder_name(const std::string& series_uid);
 
 /// FNV-1a of the bytes: the same in every process, on every host and in every build (std::hash

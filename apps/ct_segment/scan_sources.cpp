@@ -26,17 +26,44 @@ ScanSource metaimage_source(const std::string& path, int64_t max_voxels) {
   std::error_code error;
   const fs::path absolute = fs::weakly_canonical(fs::absolute(path), error);
   return {path, [path, max_voxels] { return ct::read_metaimage(path, max_voxels); }, fs::path(path).stem().string(),
-          error ? fs::absolute(path).string() : absolute.string()};
+          error ? fs::absolute(path).string() : absolute.string(), nullptr, ""};
 }
 
 ScanSource dicom_source(const std::string& folder, const std::string& uid, int64_t max_voxels) {
   return {folder + " (series " + uid + ")",
-          [folder, uid, max_voxels] { return ct::read_dicom_series(folder, uid, max_voxels); }, uid, "DICOM series " + uid};
+          [folder, uid, max_voxels] { return ct::read_dicom_series(folder, uid, max_voxels); }, uid, "DICOM series " + uid,
+          nullptr, ""};
 }
 
 // An input that names no readable scan still takes its place in the batch, failing alone.
 ScanSource failing_source(const std::string& label, const std::string& message) {
-  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }, "", ""};
+  return {label, [message]() -> ct::CtVolume { throw ct::ScanError(message); }, "", "", nullptr, ""};
+}
+
+std::vector<ScanSource> dicom_folder_series(const std::string& folder, const std::string& series_uid,
+                                            int64_t max_voxels) {
+  const auto uids = ct::list_dicom_series(folder);
+  if (uids.empty()) return {failing_source(folder, "folder '" + folder + "' holds no MetaImage or DICOM scan")};
+  std::vector<ScanSource> scans;
+  for (const auto& uid : uids) {
+    if (series_uid.empty() || uid == series_uid) scans.push_back(dicom_source(folder, uid, max_voxels));
+  }
+  if (scans.empty()) return {failing_source(folder, "folder '" + folder + "' holds no DICOM series " + series_uid)};
+  return scans;
+}
+
+// A DICOM folder as one entry until it is listed; its reading, were it ever read unlisted,
+// fails (list_dicom_folders replaces it first).
+ScanSource unlisted_dicom_folder(const std::string& folder, const std::string& series_uid, int64_t max_voxels) {
+  ScanSource source = failing_source(folder, "DICOM folder '" + folder + "' was not listed");
+  source.list_series = [folder, series_uid, max_voxels] {
+    try {
+      return dicom_folder_series(folder, series_uid, max_voxels);
+    } catch (const std::exception& error) {
+      return std::vector<ScanSource>{failing_source(folder, error.what())};
+    }
+  };
+  return source;
 }
 
 // The list files being expanded, outermost first, to refuse a list that includes itself.
@@ -85,21 +112,7 @@ void add_folder(const std::string& folder, const std::string& series_uid, int64_
   }
   std::sort(metaimages.begin(), metaimages.end());
   for (const auto& path : metaimages) scans.push_back(metaimage_source(path, max_voxels));
-  if (!metaimages.empty()) return;
-
-  const auto uids = ct::list_dicom_series(folder);
-  if (uids.empty()) {
-    scans.push_back(failing_source(folder, "folder '" + folder + "' holds no MetaImage or DICOM scan"));
-    return;
-  }
-  for (const auto& uid : uids) {
-    if (!series_uid.empty() && uid != series_uid) continue;
-    scans.push_back(dicom_source(folder, uid, max_voxels));
-  }
-  if (!series_uid.empty() && std::none_of(uids.begin(), uids.end(),
-                                          [&](const auto& uid) { return uid == series_uid; })) {
-    scans.push_back(failing_source(folder, "folder '" + folder + "' holds no DICOM series " + series_uid));
-  }
+  if (metaimages.empty()) scans.push_back(unlisted_dicom_folder(folder, series_uid, max_voxels));
 }
 
 void add_inputs(const std::vector<std::string>& inputs, const std::string& series_uid,
@@ -132,6 +145,29 @@ void add_inputs(const std::vector<std::string>& inputs, const std::string& serie
 }
 
 }  // namespace
+
+std::string scan_key(const ScanSource& scan) {
+  if (!scan.series_uid.empty()) return scan_folder_name(scan.series_uid);
+  // The space makes the name unsafe, so it always gains a hash of the whole input.
+  return scan_folder_name("input " + scan.label);
+}
+
+std::vector<ScanSource> list_dicom_folders(const std::vector<ScanSource>& scans) {
+  std::vector<ScanSource> listed;
+  for (const auto& scan : scans) {
+    if (!scan.list_series) {
+      listed.push_back(scan);
+      continue;
+    }
+    for (auto& series : scan.list_series()) {
+      // A folder that fails to list keeps its own key, so that its failure is recorded under it.
+      if (!series.series_uid.empty()) series.listed_from = scan_key(scan);
+      listed.push_back(std::move(series));
+    }
+  }
+  fail_duplicate_outputs(listed);
+  return listed;
+}
 
 std::vector<ScanSource> collect_scans(const std::vector<std::string>& inputs,
                                       const std::string& series_uid, int64_t max_voxels) {

@@ -21,11 +21,13 @@ std::optional<int64_t> parse_count(const std::string& text) {
   return value;
 }
 
+constexpr const char* kNotANumber = "' is not a whole number from 0 to 10^18";
+
 int64_t required_number(const Environment& environment, const std::string& name) {
   const auto text = environment(name);
   if (!text) throw UsageError(name + " is not set, but SLURM_ARRAY_TASK_ID is (is this a job array?)");
   const auto value = parse_count(*text);
-  if (!value) throw UsageError(name + "='" + *text + "' is not a whole number >= 0");
+  if (!value) throw UsageError(name + "='" + *text + kNotANumber);
   return *value;
 }
 
@@ -59,13 +61,17 @@ Shard shard_from_flag(const std::string& flag) {
 Shard shard_from_slurm(const std::string& task_id, const std::optional<int64_t>& count_flag,
                        const Environment& environment) {
   const auto id = parse_count(task_id);
-  if (!id) throw UsageError("SLURM_ARRAY_TASK_ID='" + task_id + "' is not a whole number >= 0");
+  if (!id) throw UsageError("SLURM_ARRAY_TASK_ID='" + task_id + kNotANumber);
   const int64_t first = required_number(environment, "SLURM_ARRAY_TASK_MIN");
   const auto step_text = environment("SLURM_ARRAY_TASK_STEP");
   const int64_t step = step_text ? required_number(environment, "SLURM_ARRAY_TASK_STEP") : 1;
   const int64_t count = count_flag ? *count_flag : required_number(environment, "SLURM_ARRAY_TASK_COUNT");
   const std::string origin = "SLURM_ARRAY_TASK_ID=" + task_id;
-  if (step < 1 || *id < first || (*id - first) % step != 0) {
+  if (step < 1) throw UsageError("SLURM_ARRAY_TASK_STEP must be at least 1, not " + std::to_string(step));
+  if (*id < first) {
+    throw UsageError(origin + " is below SLURM_ARRAY_TASK_MIN=" + std::to_string(first));
+  }
+  if ((*id - first) % step != 0) {
     throw UsageError(origin + " is not on the range SLURM_ARRAY_TASK_MIN=" + std::to_string(first) +
                      " step " + std::to_string(step) +
                      ": an array of listed task IDs cannot be sharded by its IDs, give --shard K/N");
@@ -83,7 +89,7 @@ Shard shard_from_indexed_job(const std::string& index_text, const std::optional<
                              const Environment& environment) {
   const std::string origin = "JOB_COMPLETION_INDEX=" + index_text;
   const auto index = parse_count(index_text);
-  if (!index) throw UsageError(origin + " is not a whole number >= 0");
+  if (!index) throw UsageError("JOB_COMPLETION_INDEX='" + index_text + kNotANumber);
   std::optional<int64_t> count = count_flag;
   if (!count) {
     const auto text = environment("DLWPT_SHARD_COUNT");
@@ -92,7 +98,8 @@ Shard shard_from_indexed_job(const std::string& index_text, const std::optional<
                        "(the Indexed Job's completions)");
     }
     count = parse_count(*text);
-    if (!count) throw UsageError("DLWPT_SHARD_COUNT='" + *text + "' is not a whole number");
+    if (!count) throw UsageError("DLWPT_SHARD_COUNT='" + *text + kNotANumber);
+    check_count(*count, "DLWPT_SHARD_COUNT");
   }
   return checked({*index, *count, origin});
 }
@@ -131,10 +138,8 @@ Shard choose_shard(const std::optional<std::string>& flag, const std::optional<i
   return {};
 }
 
-std::string scan_key(const ScanSource& scan) {
-  if (!scan.series_uid.empty()) return scan_folder_name(scan.series_uid);
-  // The space makes the name unsafe, so it always gains a hash of the whole input.
-  return scan_folder_name("input " + scan.label);
+std::string shard_key(const ScanSource& scan) {
+  return scan.listed_from.empty() ? scan_key(scan) : scan.listed_from;
 }
 
 int64_t shard_of(const std::string& key, int64_t count) {
@@ -151,7 +156,7 @@ int64_t shard_of(const std::string& key, int64_t count) {
 std::vector<ScanSource> scans_of_shard(const std::vector<ScanSource>& scans, const Shard& shard) {
   std::vector<ScanSource> mine;
   for (const auto& scan : scans) {
-    if (shard_of(scan_key(scan), shard.count) == shard.index) mine.push_back(scan);
+    if (shard_of(shard_key(scan), shard.count) == shard.index) mine.push_back(scan);
   }
   return mine;
 }

@@ -10,10 +10,10 @@
 
 namespace dlwpt::ct_segment {
 
-/// The part of a batch one process does: the scans whose key hashes to `index` modulo `count`.
-/// The rule depends only on a scan's key (scan_key), never on its position in the inputs, so
-/// every process of a job array agrees on it, and adding scans to a run does not move old ones
-/// to other shards.
+/// The part of a batch one process does: the scans whose shard key hashes to `index` modulo
+/// `count`. The rule depends only on that key (shard_key), never on a scan's position in the
+/// inputs, so every process of a job array agrees on it, and adding scans to a run does not
+/// move old ones to other shards.
 struct Shard {
   int64_t index = 0;   ///< 0 .. count - 1
   int64_t count = 1;
@@ -44,16 +44,16 @@ Environment process_environment();
 Shard choose_shard(const std::optional<std::string>& flag, const std::optional<int64_t>& count_flag,
                    const Environment& environment);
 
-/// What a scan is sharded and recorded by before it is read: the name of its results folder
-/// (scan_folder_name of its series UID), or, for an input that names no scan, a name made
-/// from the input ("input_" and its sanitized text, with a hash).
-std::string scan_key(const ScanSource& scan);
+/// What a scan is sharded by: its scan_key, or for the series of a DICOM folder the key of
+/// the folder, so that only the process whose shard holds a folder reads its files to list
+/// its series.
+std::string shard_key(const ScanSource& scan);
 
 /// The shard of a key among `count`: a stable hash (the same on every host and build), mixed
 /// so that similar keys (series UIDs share long prefixes) spread evenly.
 int64_t shard_of(const std::string& key, int64_t count);
 
-/// The scans of `shard`, in their input order.
+/// The scans of `shard`, in their input order (DICOM folders unlisted or listed).
 std::vector<ScanSource> scans_of_shard(const std::vector<ScanSource>& scans, const Shard& shard);
 
 }  // namespace dlwpt::ct_segment
