@@ -260,6 +260,7 @@ class Server::Request {
   std::map<std::string, std::string> parts;  // multipart/form-data fields by name
   Clock::time_point deadline;
   std::optional<ModelResult> result;  // timing of the model's run, when it ran
+  Clock::duration queued{};           // from its submission to the model to its batch's start
   json summary;                       // a short result for the prediction log
 };
 
@@ -408,8 +409,9 @@ std::string Server::prediction_line(const Request& request, const std::string& e
   json line = {{"time", iso_time_now()}, {"id", request.id}, {"endpoint", endpoint},
                {"model", request.model}, {"status", status}, {"total_us", microseconds(duration)}};
   if (request.result) {
+    // The rest of total_us is the request's own: reading and decoding it, encoding the answer.
     line["compute_us"] = microseconds(request.result->compute);
-    line["queue_us"] = std::max<int64_t>(0, microseconds(duration - request.result->compute));
+    line["queue_us"] = microseconds(request.queued);
     line["batch_size"] = request.result->batch_size;
   }
   if (!error.empty()) line["error"] = error;
@@ -494,8 +496,10 @@ Result Server::await_result(const std::string& model, const std::function<std::f
 }
 
 ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& request) {
+  const auto submitted = Clock::now();
   request.result = await_result<ModelResult>(
       model.name(), [&] { return model.submit(std::move(input), request.deadline); }, request);
+  request.queued = std::max(Clock::duration::zero(), Clock::now() - submitted - request.result->compute);
   return *request.result;
 }
 

@@ -28,6 +28,7 @@ import json
 import os
 import pathlib
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -299,7 +300,10 @@ def main():
     parser.add_argument('--soak', type=int, default=0, help='LunaModel requests for the memory soak')
     parser.add_argument('--overload', type=int, default=0, help='seconds of overload')
     parser.add_argument('--out', type=pathlib.Path)
+    parser.add_argument('--serve-args', default='',
+                        help='more dlwpt-serve flags for every model, e.g. "--instances 2 --threads 1"')
     args = parser.parse_args()
+    serve_args = shlex.split(args.serve_args)
     build = args.build.resolve()
     references = build / 'references'
     data = args.dlwpt if args.dlwpt.exists() else None
@@ -333,7 +337,7 @@ def main():
                 row['model'] = model
 
         if 'nodule' in args.models:
-            run('nodule', 'dlwpt-serve', dlwpt_serve(build, {'nodule': archives['nodule']}), '/predict',
+            run('nodule', 'dlwpt-serve', dlwpt_serve(build, {'nodule': archives['nodule']}, serve_args), '/predict',
                 bodies['predict'])
             flask = Process(['gunicorn', '-w', str(CORES), '-b', f'127.0.0.1:{free_port()}',
                              '--chdir', str(ROOT / 'tools' / 'testing'), 'book_flask_server:app'],
@@ -343,7 +347,8 @@ def main():
         if 'zebra' in args.models:
             # A queue of 8 pictures is 3 s of work here; the default 64 would be half a minute.
             run('zebra', 'dlwpt-serve', dlwpt_serve(build, {'zebra': archives['zebra']},
-                                                    ['--max-queue-size', '8']), '/image', bodies['image'])
+                                                    ['--max-queue-size', '8', *serve_args]), '/image',
+                bodies['image'])
             port = free_port()
             batching = Process([PYTHON, str(ROOT / 'tools' / 'testing' / 'book_batching_server.py'),
                                 str(archives['zebra']), str(port)], 'listening on')
@@ -352,7 +357,7 @@ def main():
         if 'segmentation' in args.models:
             # A U-Net slice is 7 MiB: a queue of 16 bounds what waiting requests hold.
             run('segmentation', 'dlwpt-serve', dlwpt_serve(build, {'segmentation': archives['segmentation']},
-                                                           ['--max-queue-size', '16']),
+                                                           ['--max-queue-size', '16', *serve_args]),
                 '/v2/models/segmentation/infer', bodies['infer'])
 
         text = table(rows, offline)
