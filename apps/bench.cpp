@@ -49,8 +49,10 @@ std::vector<double> time_runs(const std::function<void()>& step, int warmup, int
   return times;
 }
 
-std::function<void()> native_step(const std::string& archive, const torch::Tensor& input) {
-  auto model = std::make_shared<dlwpt::weights::AnyModel>(dlwpt::weights::load_any_model(archive));
+std::function<void()> native_step(const std::string& archive, const torch::Tensor& input,
+                                  dlwpt::Precision precision) {
+  auto model = std::make_shared<dlwpt::weights::AnyModel>(dlwpt::weights::load_any_model(
+      archive, dlwpt::weights::Optimization::for_inference, dlwpt::InferenceOptions().precision(precision)));
   return [model, input] {
     torch::InferenceMode guard;
     model->forward(input);
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
       ("runs", "measured runs", cxxopts::value<int>()->default_value("5"))
       ("warmup", "unmeasured runs first", cxxopts::value<int>()->default_value("1"))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("precision", "native engine: float32 or bfloat16", cxxopts::value<std::string>()->default_value("float32"))
       ("train", "native engine: time training steps (the book's recipe) instead of inference")
       ("h,help", "print this help");
   try {
@@ -149,7 +152,7 @@ int main(int argc, char** argv) {
     if (engine == "native" && args.count("train")) {
       step = training_step(archive, input);
     } else if (engine == "native") {
-      step = native_step(archive, input);
+      step = native_step(archive, input, dlwpt::parse_precision(args["precision"].as<std::string>()));
     } else if (engine == "jit") {
       step = jit_step(archive, input);
     } else if (engine == "opencv") {
@@ -163,6 +166,7 @@ int main(int argc, char** argv) {
     std::ostringstream line;
     line << "{\"median_ms\": " << times[times.size() / 2] << ", \"min_ms\": " << times.front()
          << ", \"max_ms\": " << times.back() << ", \"threads\": " << used_threads
+         << ", \"precision\": \"" << args["precision"].as<std::string>() << "\""
          << ", \"times_ms\": [";
     for (size_t i = 0; i < times.size(); ++i) line << (i ? ", " : "") << times[i];
     std::cout << line.str() << "]}" << std::endl;

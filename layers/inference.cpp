@@ -194,6 +194,34 @@ torch::Tensor ChannelsLastConv2dImpl::forward(const torch::Tensor& input) {
   return Conv2dImpl::forward(input.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+IndexedReflectionPad2dImpl::IndexedReflectionPad2dImpl(const nn::ReflectionPad2d& layer)
+    : nn::Module(*layer), LayerVariant(layer) {}
+
+namespace {
+
+// The source index of each position of a dimension of `size` reflected by `before` and `after`
+// (reflection excludes the edge: ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...).
+torch::Tensor reflected_indices(int64_t size, int64_t before, int64_t after, const torch::Device& device) {
+  TORCH_CHECK(before < size && after < size, "reflection padding of ", before, " and ", after,
+              " needs more than that many values along the dimension, got ", size);
+  std::vector<int64_t> indices;
+  indices.reserve(static_cast<size_t>(before + size + after));
+  for (int64_t i = -before; i < size + after; ++i) indices.push_back(i < 0 ? -i : i >= size ? 2 * (size - 1) - i : i);
+  return torch::tensor(indices, torch::TensorOptions(torch::kLong).device(device));
+}
+
+}  // namespace
+
+torch::Tensor IndexedReflectionPad2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 3 || input.dim() == 4, "IndexedReflectionPad2d expects a (N x) C x H x W input, got ",
+              input.sizes());
+  const auto& padding = *options.padding();  // left, right, top, bottom
+  const int64_t rows = input.dim() - 2;
+  const auto columns = reflected_indices(input.size(rows + 1), padding[0], padding[1], input.device());
+  const auto row_indices = reflected_indices(input.size(rows), padding[2], padding[3], input.device());
+  return input.index_select(rows + 1, columns).index_select(rows, row_indices);
+}
+
 torch::Tensor PackedConv3d::forward(const nn::Conv3dImpl& layer,
                                     const torch::Tensor& mkldnn_input) {
   const auto& options = layer.options;

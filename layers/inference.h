@@ -12,6 +12,7 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/padding.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
@@ -115,6 +116,18 @@ class ChannelsLastConv2dImpl : public LayerVariant<ChannelsLastConv2dImpl, torch
 };
 
 TORCH_MODULE(ChannelsLastConv2d);
+
+/// ReflectionPad2d by gathering rows and columns (index_select), for any dtype: ATen 1.13 has
+/// no bfloat16 kernel for reflection padding. The same values as ReflectionPad2d (a copy).
+class IndexedReflectionPad2dImpl
+    : public LayerVariant<IndexedReflectionPad2dImpl, torch::nn::ReflectionPad2d> {
+ public:
+  explicit IndexedReflectionPad2dImpl(const torch::nn::ReflectionPad2d& layer);
+
+  torch::Tensor forward(const torch::Tensor& input);
+};
+
+TORCH_MODULE(IndexedReflectionPad2d);
 
 /// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
 /// reordered into that layout once instead of on every call.

@@ -41,8 +41,9 @@ BlockedLunaBlockImpl::BlockedLunaBlockImpl(const LunaBlockImpl& block, bool dens
     : torch::nn::Module(block), LunaBlockImpl(block), dense_output_(dense_output) {}
 
 torch::Tensor BlockedLunaBlockImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.device().is_cpu() && input.scalar_type() == torch::kFloat,
-              "BlockedLunaBlock runs on float CPU tensors, got ", input.scalar_type(), " on ",
+  TORCH_CHECK(input.device().is_cpu() &&
+                  (input.scalar_type() == torch::kFloat || input.scalar_type() == torch::kBFloat16),
+              "BlockedLunaBlock runs on float or bfloat16 CPU tensors, got ", input.scalar_type(), " on ",
               input.device());
   auto x = relu1(packed_conv1_.forward(*conv1, input.is_mkldnn() ? input : input.to_mkldnn()));
   x = relu2(packed_conv2_.forward(*conv2, x));

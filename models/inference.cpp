@@ -7,10 +7,14 @@
 
 #include <ATen/Context.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/padding.h>
 
 #include "dlwpt/layers/inference.h"
 #include "dlwpt/layers/luna_block.h"
+#include "dlwpt/layers/resnet_block.h"
 #include "dlwpt/layers/unet_blocks.h"
+#include "dlwpt/weights/errors.h"
 
 namespace dlwpt {
 
@@ -21,6 +25,28 @@ namespace {
 void freeze_for_eval(nn::Module& model) {
   model.eval();
   for (auto& parameter : model.parameters()) parameter.requires_grad_(false);
+}
+
+bool is_weighted_layer(const nn::Module& module) {
+  return dynamic_cast<const nn::Conv2dImpl*>(&module) || dynamic_cast<const nn::Conv3dImpl*>(&module) ||
+         dynamic_cast<const nn::ConvTranspose2dImpl*>(&module) || dynamic_cast<const nn::LinearImpl*>(&module);
+}
+
+// Convolutions and linear layers compute in bfloat16; normalizations keep their float32
+// statistics (ATen normalizes bfloat16 activations with float32 parameters), which bfloat16's
+// 8-bit mantissa would blur. Layers found by type: the prepared variants are convolutions too.
+void use_bfloat16(nn::Module& model) {
+  if (const auto reason = bfloat16_unsupported_reason()) throw ConfigError("bfloat16 inference: " + *reason);
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (is_weighted_layer(*module)) module->to(torch::kBFloat16);
+  }
+}
+
+// A ReflectionPad2d becomes an IndexedReflectionPad2d; any other layer stays.
+nn::AnyModule indexed_reflection_padding(const nn::AnyModule& layer) {
+  const auto padding = std::dynamic_pointer_cast<nn::ReflectionPad2dImpl>(layer.ptr());
+  if (!padding || std::dynamic_pointer_cast<IndexedReflectionPad2dImpl>(padding)) return layer;
+  return nn::AnyModule(IndexedReflectionPad2d(nn::ReflectionPad2d(padding)));
 }
 
 // oneDNN's layouts pay only where its kernels run: ATen built with it, float CPU weights.
@@ -97,44 +123,96 @@ LunaModelOutput concatenate(std::vector<LunaModelOutput> outputs) {
   return {torch::cat(logits, 0), torch::cat(probabilities, 0)};
 }
 
+torch::Tensor as_float(const torch::Tensor& output) { return output.to(torch::kFloat); }
+
+LunaModelOutput as_float(const LunaModelOutput& output) {
+  return {output.logits.to(torch::kFloat), output.probabilities.to(torch::kFloat)};
+}
+
 template <typename Model>
-auto each_sample(Model& model, const torch::Tensor& batch) {
+auto each_sample(Model& model, const torch::Tensor& float_batch) {
   TORCH_CHECK(!model->is_training(),
               "forward_each_sample needs a model in eval mode: in training mode its batch norms "
               "would see single samples instead of the batch");
-  TORCH_CHECK(batch.dim() > 0 && batch.size(0) > 0, "forward_each_sample needs a batch, got ",
-              batch.sizes());
+  TORCH_CHECK(float_batch.dim() > 0 && float_batch.size(0) > 0, "forward_each_sample needs a batch, got ",
+              float_batch.sizes());
+  const bool reduced = precision_of(*model) == Precision::bfloat16;
+  const torch::Tensor batch = reduced ? float_batch.to(torch::kBFloat16) : float_batch;
   using Output = decltype(model->forward(batch));
   std::vector<Output> outputs;
   outputs.reserve(static_cast<size_t>(batch.size(0)));
   for (int64_t i = 0; i < batch.size(0); ++i) outputs.push_back(model(batch.narrow(0, i, 1)));
-  return outputs.size() == 1 ? outputs.front() : concatenate(std::move(outputs));
+  const Output output = outputs.size() == 1 ? outputs.front() : concatenate(std::move(outputs));
+  return reduced ? as_float(output) : output;
 }
 
 }  // namespace
 
-ResNetGenerator optimize_for_inference(ResNetGenerator model) {
+std::string to_string(Precision precision) {
+  return precision == Precision::bfloat16 ? "bfloat16" : "float32";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "float32" || name == "fp32") return Precision::float32;
+  if (name == "bfloat16" || name == "bf16") return Precision::bfloat16;
+  throw ConfigError("precision '" + name + "' is none of float32, bfloat16");
+}
+
+std::optional<std::string> bfloat16_unsupported_reason() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!at::hasMKLDNN()) return "this libtorch was built without oneDNN";
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq")) {
+    return std::nullopt;
+  }
+  return "oneDNN's bfloat16 kernels need AVX-512 (BW, VL and DQ), which this CPU lacks: use float32";
+#else
+  return "bfloat16 inference is built for x86-64 CPUs only";
+#endif
+}
+
+Precision precision_of(const nn::Module& model) {
+  for (const auto& parameter : model.parameters()) {
+    if (parameter.scalar_type() == torch::kBFloat16) return Precision::bfloat16;
+  }
+  return Precision::float32;
+}
+
+ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOptions& options) {
   freeze_for_eval(*model);
   model->model = model->replace_module("model", swapped(model->model, subpixel_upsampling));
+  if (options.precision() == Precision::bfloat16) {
+    use_bfloat16(*model);
+    model->model = model->replace_module("model", swapped(model->model, indexed_reflection_padding));
+    for (const auto& child : *model->model) {
+      if (auto* block = child.ptr()->as<ResNetBlock>()) {
+        block->conv_block = block->replace_module("conv_block", swapped(block->conv_block, indexed_reflection_padding));
+      }
+    }
+  }
   return model;
 }
 
-UNet optimize_for_inference(UNet model) {
+UNet optimize_for_inference(UNet model, const InferenceOptions& options) {
   freeze_for_eval(*model);
   use_subpixel_upsampling(model);
   if (onednn_applies(*model)) use_channels_last_convolutions(model);
+  if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
   return model;
 }
 
-UNetWrapper optimize_for_inference(UNetWrapper model) {
+UNetWrapper optimize_for_inference(UNetWrapper model, const InferenceOptions& options) {
   freeze_for_eval(*model);
-  optimize_for_inference(model->unet);
+  optimize_for_inference(model->unet, options);
   return model;
 }
 
-LunaModel optimize_for_inference(LunaModel model) {
+LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& options) {
   freeze_for_eval(*model);
-  if (!onednn_applies(*model)) return model;
+  if (!onednn_applies(*model)) {
+    if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
+    return model;
+  }
   const std::pair<const char*, LunaBlock*> blocks[] = {{"block1", &model->block1},
                                                         {"block2", &model->block2},
                                                         {"block3", &model->block3},
@@ -147,6 +225,7 @@ LunaModel optimize_for_inference(LunaModel model) {
         std::make_shared<BlockedLunaBlockImpl>(**block, /*dense_output=*/last);
     *block = model->replace_module(name, LunaBlock(blocked));
   }
+  if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
   return model;
 }
 

@@ -5,6 +5,10 @@
 // and `forward_each_sample` runs a batch the way a CPU runs it fastest. The models' own
 // forward() is the book's math and nothing else.
 
+#include <optional>
+#include <string>
+
+#include <torch/arg.h>
 #include <torch/types.h>
 
 #include "dlwpt/models/luna_model.h"
@@ -12,6 +16,37 @@
 #include "dlwpt/models/unet.h"
 
 namespace dlwpt {
+
+/// The number format a prepared model computes in.
+enum class Precision {
+  /// The reference: outputs equal PyTorch's up to float rounding.
+  float32,
+  /// Convolution and linear weights and the activations between layers in bfloat16 (8 bits of
+  /// mantissa), computed by oneDNN's bfloat16 kernels (AMX or AVX512_BF16 where the CPU has
+  /// them, which run several times faster than float32); normalization statistics and
+  /// parameters stay float32. Inputs and outputs of forward_each_sample stay float32. The
+  /// accuracy against float32 is measured per model (README).
+  bfloat16,
+};
+
+/// "float32" or "bfloat16".
+std::string to_string(Precision precision);
+/// The precision a name gives ("float32", "fp32", "bfloat16", "bf16"); ConfigError otherwise.
+Precision parse_precision(const std::string& name);
+
+/// Why this CPU cannot run bfloat16 inference (oneDNN's bfloat16 kernels need AVX-512 with its
+/// BW, VL and DQ extensions), or nullopt when it can.
+std::optional<std::string> bfloat16_unsupported_reason();
+
+/// The precision of a model prepared by optimize_for_inference: bfloat16 when any of its
+/// parameters is, else float32.
+Precision precision_of(const torch::nn::Module& model);
+
+/// How optimize_for_inference prepares a model.
+struct InferenceOptions {
+  /// float32 by default; bfloat16 throws ConfigError on a CPU that cannot run it.
+  TORCH_ARG(Precision, precision) = Precision::float32;
+};
 
 /// Prepares `model` for inference, in place, and returns it:
 /// - eval mode, and every parameter frozen (requires_grad false);
@@ -28,13 +63,18 @@ namespace dlwpt {
 /// Layers are found by type, so a model changed by surgery is prepared as it is; change it
 /// afterwards and call this again (which changes nothing twice). A clone() has the same
 /// weights, but not all of its layers need be the prepared ones: prepare it too.
-ResNetGenerator optimize_for_inference(ResNetGenerator model);
-UNet optimize_for_inference(UNet model);
-UNetWrapper optimize_for_inference(UNetWrapper model);
-LunaModel optimize_for_inference(LunaModel model);
+/// With Precision::bfloat16 the convolution and linear layers' parameters become bfloat16
+/// (the state_dict keeps its keys; its values are then rounded), and the generator's
+/// reflection padding runs by indexing (ATen has no bfloat16 kernel for it). Such a model
+/// takes bfloat16 inputs and gives bfloat16 outputs; forward_each_sample converts for it.
+ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOptions& options = {});
+UNet optimize_for_inference(UNet model, const InferenceOptions& options = {});
+UNetWrapper optimize_for_inference(UNetWrapper model, const InferenceOptions& options = {});
+LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& options = {});
 
 /// `model` applied to each sample of `batch` as a batch of one, the outputs concatenated
-/// along the batch. In eval mode (its batch norms then use running statistics, so samples do
+/// along the batch. The batch goes in, and the outputs come out, as float32 whatever the
+/// model's precision. In eval mode (its batch norms then use running statistics, so samples do
 /// not affect each other) this equals `model(batch)`, and on CPU it is the fastest per sample:
 /// one sample's activations stay in cache (8 U-Net slices of 512x512 took 1.49 s as one
 /// batch, 8 x 75 ms one by one; 32 LunaModel chunks 255 ms against 32 x 3.9 ms), and peak

@@ -214,8 +214,9 @@ std::vector<std::string> output_names(const std::string& python_class) {
 namespace {
 
 template <typename Model>
-AnyModel any_model(const ModelConfig& config, Model model, Optimization optimization) {
-  if (optimization == Optimization::for_inference) optimize_for_inference(model);
+AnyModel any_model(const ModelConfig& config, Model model, Optimization optimization,
+                   const InferenceOptions& inference) {
+  if (optimization == Optimization::for_inference) optimize_for_inference(model, inference);
   auto forward = [model, optimization](const torch::Tensor& x) mutable {
     return optimization == Optimization::for_inference ? forward_each_sample(model, x) : model(x);
   };
@@ -227,16 +228,16 @@ AnyModel any_model(const ModelConfig& config, Model model, Optimization optimiza
 }  // namespace
 
 template <typename Model>
-AnyModel as_any_model(Model model, Optimization optimization) {
+AnyModel as_any_model(Model model, Optimization optimization, const InferenceOptions& inference) {
   const ModelConfig config = to_model_config(model->options);  // before the model is moved
-  return any_model(config, std::move(model), optimization);
+  return any_model(config, std::move(model), optimization, inference);
 }
 
-template AnyModel as_any_model<ResNetGenerator>(ResNetGenerator, Optimization);
-template AnyModel as_any_model<LunaModel>(LunaModel, Optimization);
-template AnyModel as_any_model<UNetWrapper>(UNetWrapper, Optimization);
+template AnyModel as_any_model<ResNetGenerator>(ResNetGenerator, Optimization, const InferenceOptions&);
+template AnyModel as_any_model<LunaModel>(LunaModel, Optimization, const InferenceOptions&);
+template AnyModel as_any_model<UNetWrapper>(UNetWrapper, Optimization, const InferenceOptions&);
 
-AnyModel load_any_model(const std::string& path, Optimization optimization) {
+AnyModel load_any_model(const std::string& path, Optimization optimization, const InferenceOptions& inference) {
   const Archive archive = read_archive(path);
   if (!archive.model_config) {
     throw ArchiveError("weights archive '" + path + "' does not say which model it holds (no " +
@@ -244,13 +245,13 @@ AnyModel load_any_model(const std::string& path, Optimization optimization) {
   }
   const ModelConfig& config = *archive.model_config;
   if (config.model == class_of<ResNetGenerator>()) {
-    return any_model(config, model_from_archive<ResNetGenerator>(archive, path), optimization);
+    return any_model(config, model_from_archive<ResNetGenerator>(archive, path), optimization, inference);
   }
   if (config.model == class_of<UNetWrapper>()) {
-    return any_model(config, model_from_archive<UNetWrapper>(archive, path), optimization);
+    return any_model(config, model_from_archive<UNetWrapper>(archive, path), optimization, inference);
   }
   if (config.model == class_of<LunaModel>()) {
-    return any_model(config, model_from_archive<LunaModel>(archive, path), optimization);
+    return any_model(config, model_from_archive<LunaModel>(archive, path), optimization, inference);
   }
   throw ArchiveError("weights archive '" + path + "' holds an unknown model '" + config.model +
                      "'");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "dlwpt/models/inference.h"
 #include "dlwpt/models/luna_model.h"
 #include "dlwpt/models/resnet_generator.h"
 #include "dlwpt/models/unet.h"
@@ -75,14 +76,18 @@ enum class Optimization {
   for_inference,  ///< optimize_for_inference, batches run by forward_each_sample (the apps')
 };
 
-/// The native model an archive's configuration names, strictly loaded, in eval mode.
+/// The native model an archive's configuration names, strictly loaded, in eval mode; prepared
+/// for inference with `inference` (its precision) unless `optimization` is none. Its forward
+/// takes and gives float32 whatever the precision.
 AnyModel load_any_model(const std::string& path,
-                        Optimization optimization = Optimization::for_inference);
+                        Optimization optimization = Optimization::for_inference,
+                        const InferenceOptions& inference = {});
 
 /// The same for a model built in code (seeded random weights, say), prepared likewise; its
 /// configuration is its options'.
 template <typename Model>
-AnyModel as_any_model(Model model, Optimization optimization = Optimization::for_inference);
+AnyModel as_any_model(Model model, Optimization optimization = Optimization::for_inference,
+                      const InferenceOptions& inference = {});
 
 /// Names the outputs of a model class, in the order its forward returns them.
 std::vector<std::string> output_names(const std::string& python_class);
