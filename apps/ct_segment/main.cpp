@@ -56,28 +56,35 @@ std::string weights_path(const cxxopts::ParseResult& args, const char* option, c
 // Loads an archive, checks that its model fits the pipeline before any scan is read (the
 // pipeline's ConfigError gains the archive's path), and prepares it for fast inference.
 template <typename Model, typename Check>
-Model load_for_pipeline(const std::string& path, const Check& check) {
+Model load_for_pipeline(const std::string& path, const Check& check, const InferenceOptions& inference) {
   auto model = weights::load_model<Model>(path);
   try {
     check(model);
   } catch (const ConfigError& error) {
     throw ConfigError("weights archive '" + path + "': " + error.what());
   }
-  return optimize_for_inference(model);
+  return optimize_for_inference(model, inference);
 }
 
 ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {
   const auto classifier = [](const std::string& role) {
     return [role](const LunaModel& model) { ct::check_classification_model(model, role); };
   };
+  // --precision sets both; --segmentation-precision and --classifier-precision one each.
+  const auto precision_of_option = [&](const char* option) {
+    const std::string name = args.count(option) ? args[option].as<std::string>() : args["precision"].as<std::string>();
+    return InferenceOptions().precision(parse_precision(name));
+  };
+  const auto segmentation = precision_of_option("segmentation-precision");
+  const auto classification = precision_of_option("classifier-precision");
   ct::AnalysisModels models;
   models.segmentation = load_for_pipeline<UNetWrapper>(
-      weights_path(args, "segmentation", "segmentation.pt"), ct::check_segmentation_model);
+      weights_path(args, "segmentation", "segmentation.pt"), ct::check_segmentation_model, segmentation);
   models.nodule = load_for_pipeline<LunaModel>(weights_path(args, "classifier", "classifier.pt"),
-                                               classifier("nodule"));
+                                               classifier("nodule"), classification);
   if (args.count("malignancy-weights")) {
     models.malignancy = load_for_pipeline<LunaModel>(
-        args["malignancy-weights"].as<std::string>(), classifier("malignancy"));
+        args["malignancy-weights"].as<std::string>(), classifier("malignancy"), classification);
   }
   return models;
 }
@@ -215,6 +222,11 @@ cxxopts::Options make_options() {
       ("max-voxels", "refuse scans of more voxels (memory: about 24 bytes each)",
        cxxopts::value<int64_t>()->default_value(std::to_string(ct::kDefaultMaxVoxels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("precision", "float32 (the book's results), or bfloat16 (faster where the CPU has AMX or "
+       "AVX512_BF16; see README for what it changes on the book's CT)",
+       cxxopts::value<std::string>()->default_value("float32"))
+      ("segmentation-precision", "the U-Net's precision, if not --precision's", cxxopts::value<std::string>())
+      ("classifier-precision", "the LunaModels' precision, if not --precision's", cxxopts::value<std::string>())
       ("inputs", "scans, folders or @list files", cxxopts::value<std::vector<std::string>>())
       ("h,help", "print this help");
   options.parse_positional({"inputs"});
@@ -263,7 +275,8 @@ void record_outcome(const std::string& run_folder, const ScanSource& scan, const
 // The options of an analysis, meaningless to --merge.
 constexpr const char* kAnalysisOptions[] = {
     "inputs", "output", "shard", "shard-count", "segmentation", "classifier", "malignancy-weights", "series",
-    "batch-size", "chunk-batch-size", "format", "probability", "volume", "previews", "force", "max-voxels", "threads"};
+    "batch-size", "chunk-batch-size", "format", "probability", "volume", "previews", "force", "max-voxels", "threads",
+    "precision", "segmentation-precision", "classifier-precision"};
 
 int run_merge(const cxxopts::ParseResult& args) {
   if (args.count("merge") > 1) throw UsageError("--merge takes one folder (merge each run on its own)");

@@ -54,6 +54,8 @@ cxxopts::Options command_line() {
        cxxopts::value<int>()->default_value("0"))
       ("threads", "intra-op threads of each instance (0: the cores shared among the instances)",
        cxxopts::value<int>()->default_value("0"))
+      ("precision", "float32, or bfloat16 for every model (faster where the CPU has AMX or "
+       "AVX512_BF16; see README for its accuracy)", cxxopts::value<std::string>()->default_value("float32"))
       ("max-batch-size", "requests a model runs together at most",
        cxxopts::value<int64_t>()->default_value("1"))
       ("max-queue-delay-us", "how long the oldest request may wait for a batch to fill",
@@ -175,7 +177,7 @@ ModelPlacement model_placement(const cxxopts::ParseResult& args) {
   if (instances < 0 || instances > 64) throw UsageError("--instances: 0 (the model's default) to 64");
   const int threads = args["threads"].as<int>();
   return {instances, threads == 0 ? 0 : dlwpt::apps::checked_thread_count("--threads", threads),
-          dlwpt::apps::available_cores()};
+          dlwpt::apps::available_cores(), dlwpt::parse_precision(args["precision"].as<std::string>())};
 }
 
 std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult& args,
@@ -246,6 +248,7 @@ std::unique_ptr<ScanService> scan_service(const cxxopts::ParseResult& args,
   std::cerr << kProgram << ": /v1/ct/nodules: " << segmentation->name() << " and " << nodule->name() << "\n";
   return std::make_unique<ScanService>(
       segmentation->source(), nodule->source(), positive<int64_t>(args, "max-scan-queue"),
+      dlwpt::parse_precision(args["precision"].as<std::string>()),
       [metrics](const std::string& name, const BatchStats& stats) { metrics->observe_batch(name, stats); });
 }
 

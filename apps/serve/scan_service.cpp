@@ -26,7 +26,7 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 
 template <typename Model, typename Check>
-Model pipeline_model(const ModelSource& source, Model untrained, const Check& check) {
+Model pipeline_model(const ModelSource& source, Model untrained, const Check& check, Precision precision) {
   Model model = source.source == "untrained" ? untrained : weights::load_model<Model>(source.source);
   try {
     check(model);
@@ -34,7 +34,7 @@ Model pipeline_model(const ModelSource& source, Model untrained, const Check& ch
     throw ConfigError("--model " + source.name + ": " + error.what());
   }
   model->eval();
-  return optimize_for_inference(model);
+  return optimize_for_inference(model, InferenceOptions().precision(precision));
 }
 
 // The value of the header's ElementDataFile line ("" when there is none in the header).
@@ -81,15 +81,15 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 }  // namespace
 
 ScanService::ScanService(const ModelSource& segmentation, const ModelSource& nodule,
-                         int64_t max_queue_size,
+                         int64_t max_queue_size, Precision precision,
                          std::function<void(const std::string&, const BatchStats&)> on_batch) {
   admission_ = AdmissionLimit(max_queue_size + 1);
   torch::manual_seed(0);
   models_.segmentation = pipeline_model(segmentation, UNetWrapper(book_segmentation_options()),
-                                        ct::check_segmentation_model);
-  models_.nodule = pipeline_model(nodule, LunaModel(), [](const LunaModel& model) {
-    ct::check_classification_model(model, "nodule");
-  });
+                                        ct::check_segmentation_model, precision);
+  models_.nodule = pipeline_model(
+      nodule, LunaModel(), [](const LunaModel& model) { ct::check_classification_model(model, "nodule"); },
+      precision);
   batcher_ = std::make_unique<DynamicBatcher<std::shared_ptr<const ct::CtVolume>, std::string>>(
       BatcherOptions().max_batch_size(1).max_queue_size(max_queue_size),
       [this](std::vector<std::shared_ptr<const ct::CtVolume>>& scans) {

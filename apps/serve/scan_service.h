@@ -12,6 +12,7 @@
 #include "apps/serve/batcher.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/volume.h"
+#include "dlwpt/models/inference.h"
 
 namespace dlwpt::serve {
 
@@ -22,7 +23,7 @@ class ScanService {
   /// The U-Net and the nodule classifier from their sources (`--model` values: archives, or
   /// "untrained"), checked to fit the pipeline; ConfigError naming the archive otherwise.
   ScanService(const ModelSource& segmentation, const ModelSource& nodule, int64_t max_queue_size,
-              std::function<void(const std::string& model, const BatchStats&)> on_batch);
+              Precision precision, std::function<void(const std::string& model, const BatchStats&)> on_batch);
   ~ScanService();
   ScanService(const ScanService&) = delete;
   ScanService& operator=(const ScanService&) = delete;

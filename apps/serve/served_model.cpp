@@ -22,10 +22,13 @@ constexpr uint64_t kUntrainedSeed = 0;
 template <typename Model>
 std::function<Forward()> new_instances_of(const std::optional<weights::ModelConfig>& config,
                                           const typename Model::Impl::Options& options,
-                                          const std::string& path) {
-  return [config, options, path] {
+                                          const std::string& path, Precision precision) {
+  return [config, options, path, precision] {
     torch::manual_seed(kUntrainedSeed);
-    return config ? weights::load_any_model(path).forward : weights::as_any_model(Model(options)).forward;
+    const auto inference = InferenceOptions().precision(precision);
+    constexpr auto prepared = weights::Optimization::for_inference;
+    return config ? weights::load_any_model(path, prepared, inference).forward
+                  : weights::as_any_model(Model(options), prepared, inference).forward;
   };
 }
 
@@ -105,17 +108,18 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   const int instances = placement.instances;
   description_ += ", " + std::to_string(instances) + (instances == 1 ? " instance" : " instances") +
                   " of " + std::to_string(placement.threads) +
-                  (placement.threads == 1 ? " thread" : " threads");
+                  (placement.threads == 1 ? " thread" : " threads") +
+                  (placement.precision == Precision::float32 ? "" : ", " + to_string(placement.precision));
 
   // Each instance is a model of its own, loaded (or seeded) alike: forward passes never share
   // a module between runner threads.
   std::function<Forward()> new_instance;
   switch (kind_) {
     case ModelKind::zebra: {
-      new_instance = [untrained, path = source.source]() -> Forward {
+      new_instance = [untrained, path = source.source, precision = placement.precision]() -> Forward {
         const auto zebraifier = std::make_shared<zebraify::Zebraifier>(
-            untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed)
-                      : zebraify::Zebraifier::from_archive(path, zebraify::Engine::native));
+            untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed, precision)
+                      : zebraify::Zebraifier::from_archive(path, zebraify::Engine::native, precision));
         return [zebraifier](const torch::Tensor& x) { return TensorMap{{"output", zebraifier->forward(x)}}; };
       };
       inputs_ = {{"input", {-1, 3, -1, -1}}};
@@ -125,7 +129,7 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     }
     case ModelKind::nodule: {
       const LunaModelOptions options = config ? weights::luna_model_options(*config) : LunaModelOptions();
-      new_instance = new_instances_of<LunaModel>(config, options, source.source);
+      new_instance = new_instances_of<LunaModel>(config, options, source.source, placement.precision);
       inputs_ = luna_specs_in(options);
       outputs_ = luna_specs_out();
       break;
@@ -133,7 +137,7 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
     case ModelKind::segmentation: {
       const UNetWrapperOptions options =
           config ? weights::unet_wrapper_options(*config) : book_segmentation_options();
-      new_instance = new_instances_of<UNetWrapper>(config, options, source.source);
+      new_instance = new_instances_of<UNetWrapper>(config, options, source.source, placement.precision);
       inputs_ = {{"input", {-1, options.in_channels(), -1, -1}}};
       outputs_ = {{"output", {-1, options.n_classes(), -1, -1}}};
       side_multiple_ = int64_t{1} << (options.depth() - 1);

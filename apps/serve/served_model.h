@@ -16,6 +16,7 @@
 
 #include "apps/serve/batcher.h"
 #include "apps/serve/protocol.h"
+#include "dlwpt/models/inference.h"
 
 namespace dlwpt::serve {
 
@@ -51,6 +52,9 @@ struct ModelPlacement {
   int instances = 0;
   int threads = 0;
   int cores = 1;
+  /// The number format the instances compute in (models/inference.h); inputs and outputs
+  /// stay float32.
+  Precision precision = Precision::float32;
 };
 
 /// The placement a model kind runs best with, measured with tools/dev.sh bench-serve on two

@@ -24,6 +24,8 @@ using dlwpt::apps::ImageReadOptions;
 using dlwpt::apps::load_image;
 using dlwpt::apps::save_image;
 using dlwpt::apps::UsageError;
+using dlwpt::parse_precision;
+using dlwpt::Precision;
 
 namespace {
 
@@ -59,12 +61,13 @@ Zebraifier make_zebraifier(const cxxopts::ParseResult& args) {
   const Engine engine = engine_from_string(args["engine"].as<std::string>());
   std::string path = args.count("weights") ? args["weights"].as<std::string>() : "";
   if (path.empty() && fs::exists(default_weights())) path = default_weights();
-  if (!path.empty()) return Zebraifier::from_archive(path, engine);
+  const Precision precision = parse_precision(args["precision"].as<std::string>());
+  if (!path.empty()) return Zebraifier::from_archive(path, engine, precision);
   if (engine == Engine::jit) {
     throw UsageError("the jit engine runs a TorchScript archive: give --weights (no trained "
                      "weights at " + default_weights() + ")");
   }
-  return Zebraifier::untrained(args["seed"].as<uint64_t>());
+  return Zebraifier::untrained(args["seed"].as<uint64_t>(), precision);
 }
 
 // Where the zebra of `input` goes: `output` itself for one input and a file name, otherwise
@@ -162,6 +165,8 @@ cxxopts::Options make_options() {
                      "decoding", cxxopts::value<int64_t>()->default_value(
                          std::to_string(dlwpt::apps::kDefaultMaxImagePixels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+      ("precision", "native engine: float32, or bfloat16 (faster where the CPU has AMX or AVX512_BF16; "
+       "see README for its accuracy)", cxxopts::value<std::string>()->default_value("float32"))
       ("seed", "seed of the untrained weights", cxxopts::value<uint64_t>()->default_value("0"))
       ("inputs", "images or folders", cxxopts::value<std::vector<std::string>>())
       ("h,help", "print this help");

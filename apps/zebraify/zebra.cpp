@@ -102,12 +102,19 @@ ResNetGeneratorOptions infer_options(const weights::TensorMap& tensors, const st
 }
 
 std::function<torch::Tensor(const torch::Tensor&)> native_forward(ResNetGenerator generator,
-                                                                  Convention convention) {
-  optimize_for_inference(generator);
+                                                                  Convention convention, Precision precision) {
+  optimize_for_inference(generator, InferenceOptions().precision(precision));
+  // forward_each_sample: float32 in and out whatever the generator's precision.
   if (convention == Convention::book_wrapper) {
-    return [generator](const torch::Tensor& x) mutable { return generator(x * 255.0) / 2 + 0.5; };
+    return [generator](const torch::Tensor& x) mutable {
+      return forward_each_sample(generator, x * 255.0) / 2 + 0.5;
+    };
   }
-  return [generator](const torch::Tensor& x) mutable { return (generator(x) + 1) / 2; };
+  return [generator](const torch::Tensor& x) mutable { return (forward_each_sample(generator, x) + 1) / 2; };
+}
+
+std::string precision_note(Precision precision) {
+  return precision == Precision::float32 ? "" : ", " + to_string(precision);
 }
 
 std::function<torch::Tensor(const torch::Tensor&)> jit_forward(const std::string& path,
@@ -122,7 +129,11 @@ std::function<torch::Tensor(const torch::Tensor&)> jit_forward(const std::string
 
 }  // namespace
 
-Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine) {
+Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine, Precision precision) {
+  if (engine == Engine::jit && precision != Precision::float32) {
+    throw ConfigError("the jit engine runs the archive as it is, in float32: " + to_string(precision) +
+                      " is for the native engine");
+  }
   const weights::Archive archive = weights::read_archive(path);
   const std::string prefix = generator_prefix(archive, path);
   const Convention convention = prefix.empty() ? Convention::plain : Convention::book_wrapper;
@@ -151,21 +162,21 @@ Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine) {
 
   Zebraifier zebraifier;
   zebraifier.trained_ = true;
-  zebraifier.forward_ = engine == Engine::native ? native_forward(generator, convention)
+  zebraifier.forward_ = engine == Engine::native ? native_forward(generator, convention, precision)
                                                  : jit_forward(path, convention);
   zebraifier.description_ = std::string(engine == Engine::native ? "native" : "jit") +
-                            " engine, weights " + path +
+                            " engine" + precision_note(precision) + ", weights " + path +
                             (convention == Convention::book_wrapper ? " (book's traced wrapper)" : "");
   return zebraifier;
 }
 
-Zebraifier Zebraifier::untrained(uint64_t seed) {
+Zebraifier Zebraifier::untrained(uint64_t seed, Precision precision) {
   torch::manual_seed(seed);
   ResNetGenerator generator;
   Zebraifier zebraifier;
-  zebraifier.forward_ = native_forward(generator, Convention::plain);
-  zebraifier.description_ =
-      "native engine, UNTRAINED weights (seed " + std::to_string(seed) + "): not a zebra";
+  zebraifier.forward_ = native_forward(generator, Convention::plain, precision);
+  zebraifier.description_ = "native engine" + precision_note(precision) + ", UNTRAINED weights (seed " +
+                            std::to_string(seed) + "): not a zebra";
   return zebraifier;
 }
 

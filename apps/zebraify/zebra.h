@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include "apps/common/image_io.h"
+#include "dlwpt/models/inference.h"
 
 namespace dlwpt::zebraify {
 
@@ -65,9 +66,11 @@ class Zebraifier {
   /// Loads a TorchScript archive: a converted horse2zebra (tools/convert.py, tools/fetch.py)
   /// or the book's traced wrapper. The native engine loads it strictly into ResNetGenerator;
   /// the jit engine runs it through torch::jit::load.
-  static Zebraifier from_archive(const std::string& path, Engine engine);
+  /// `precision` is the native engine's (models/inference.h); the jit engine runs float32.
+  static Zebraifier from_archive(const std::string& path, Engine engine,
+                                 Precision precision = Precision::float32);
   /// A ResNetGenerator with default options and seeded random (untrained) weights.
-  static Zebraifier untrained(uint64_t seed);
+  static Zebraifier untrained(uint64_t seed, Precision precision = Precision::float32);
 
   /// Generator stage: 1 x 3 x H x W in [0, 1] (H, W multiples of 4) to [0, 1], unclamped.
   torch::Tensor forward(const torch::Tensor& image01) const;
