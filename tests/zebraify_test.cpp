@@ -161,6 +161,35 @@ TEST(ZebraPipeline, NativeAndJitEnginesAgree) {
               HasSubstr("book's traced wrapper"));
 }
 
+// bfloat16 through the whole pipeline, both archive conventions: close to float32 in grey
+// levels; the jit engine refuses it.
+TEST(ZebraPipeline, BFloat16StaysCloseToFloat32) {
+  if (const auto reason = bfloat16_unsupported_reason()) {
+    EXPECT_THROW(zebraify::Zebraifier::untrained(0, Precision::bfloat16), ConfigError) << *reason;
+    return;
+  }
+  for (const char* archive : {"cyclegan_default.pt", "cyclegan_book_wrapper.pt"}) {
+    const auto exact = zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::native);
+    const auto reduced =
+        zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::native, Precision::bfloat16);
+    const auto a = exact.convert(test_picture(96, 64), 0);
+    const auto b = reduced.convert(test_picture(96, 64), 0);
+    ASSERT_EQ(a.planes.size(), b.planes.size());
+    const auto as_tensor = [](const apps::RgbImage& image) {
+      return torch::tensor(std::vector<double>(image.planes.begin(), image.planes.end()));
+    };
+    const auto difference = as_tensor(a) - as_tensor(b);
+    const double psnr = 10 * std::log10(255.0 * 255.0 / difference.pow(2).mean().item<double>());
+    std::cout << archive << " (" << reduced.description() << "): bfloat16 against float32 "
+              << difference.abs().mean().item<double>() << " grey levels on average, PSNR " << psnr << " dB\n";
+    EXPECT_THAT(reduced.description(), HasSubstr("bfloat16"));
+    EXPECT_GE(psnr, 35.0);
+  }
+  EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("cyclegan_small.pt"), zebraify::Engine::jit,
+                                                  Precision::bfloat16),
+               ConfigError);
+}
+
 TEST(ZebraPipeline, WrongArchivesAreRefused) {
   EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("luna.pt"), zebraify::Engine::native),
                weights::ArchiveError);

@@ -77,6 +77,8 @@ ct::AnalysisModels load_models(const cxxopts::ParseResult& args) {
   };
   const auto segmentation = precision_of_option("segmentation-precision");
   const auto classification = precision_of_option("classifier-precision");
+  std::cerr << kProgram << ": U-Net in " << to_string(segmentation.precision()) << ", classifier in "
+            << to_string(classification.precision()) << "\n";
   ct::AnalysisModels models;
   models.segmentation = load_for_pipeline<UNetWrapper>(
       weights_path(args, "segmentation", "segmentation.pt"), ct::check_segmentation_model, segmentation);
