@@ -30,12 +30,13 @@ TIME_LIMIT_S = 10.0 * float(os.environ.get("DLWPT_TEST_TIME_SCALE", "1"))
 MEMORY_LIMIT_MB = 1024.0 * float(os.environ.get("DLWPT_TEST_MEMORY_SCALE", "1"))
 
 
-def run(argv, cwd):
-    """Runs argv; returns (status, signal, seconds, peak RSS in MB, stderr)."""
+def run(argv, cwd, env=None):
+    """Runs argv (with `env` added to the environment); returns (status, signal, seconds, peak
+    RSS in MB, stderr)."""
     start = time.monotonic()
     with tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=err)
+        process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=err, env={**os.environ, **(env or {})})
         # A hung program is stopped well after the limit, so that the case fails, not the run.
         status, usage = wait_bounded(process, start + 6 * TIME_LIMIT_S)
         seconds = time.monotonic() - start
@@ -51,8 +52,8 @@ class Checker:
         self.passed = 0
         self.failed = 0
 
-    def check(self, name, argv, cwd, expected_status=(1, 2), expected_text=None):
-        code, killed, seconds, rss, text = run(argv, cwd)
+    def check(self, name, argv, cwd, expected_status=(1, 2), expected_text=None, env=None):
+        code, killed, seconds, rss, text = run(argv, cwd, env)
         problems = []
         if killed:
             problems.append(f"killed by signal {killed} ({signal.Signals(killed).name})")
@@ -149,6 +150,20 @@ def main():
         c("ct-segment: /dev/zero as annotations", segment + ["--annotations", "/dev/zero", bad_mhd, "-o", out],
           tmp, (2,), "not a regular file")
         c("zebraify: a named pipe as a picture", zebra + [str(fifo), "-o", out], tmp, (1,), "not a regular file")
+        # Shards and their merge (apps/ct_segment/sharding.h, merge.h).
+        c("ct-segment: shard 3 of 3", segment + ["--shard", "3/3", bad_mhd, "-o", out], tmp, (2,),
+          "indices count from 0 to 2")
+        c("ct-segment: an array task ID below its minimum", segment + [bad_mhd, "-o", out], tmp, (2,),
+          "is below SLURM_ARRAY_TASK_MIN",
+          env={"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "3"})
+        (tmp / "merge_run" / ".plans").mkdir(parents=True)
+        os.mkfifo(tmp / "merge_run" / ".plans" / "pipe.tsv")
+        c("ct-segment --merge: a named pipe as a plan", [ct_segment, "--merge", str(tmp / "merge_run")], tmp, (2,),
+          "not a regular file")
+        c("ct-segment --merge: with scans", [ct_segment, "--merge", str(tmp / "merge_run"), bad_mhd], tmp, (2,),
+          "scans given with --merge")
+        c("ct-segment: precision float16", segment + ["--precision", "float16", bad_mhd, "-o", out], tmp, (2,),
+          "precision 'float16' is none of")
         # Spacings ITK takes but no scan has; the scan is otherwise fine (16 x 16 x 8 voxels).
         for name, spacing, says in (("zero", "0 1 1", "spacing of 0"), ("nan", "nan 1 1", "spacing_nan.mha"),
                                     ("huge", "1e300 1 1", "each must be positive and below")):
