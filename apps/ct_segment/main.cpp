@@ -303,14 +303,10 @@ Shard shard_of_this_process(const cxxopts::ParseResult& args) {
   return choose_shard(flag, count, process_environment());
 }
 
-int run(const cxxopts::ParseResult& args) {
-  if (args.count("merge")) return run_merge(args);
-  if (args.count("all-scans")) throw UsageError("--all-scans is an option of --merge");
-  if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
-  const BatchOptions batch = batch_options(args);
-  const Shard shard = shard_of_this_process(args);
-  apps::set_threads(args["threads"].as<int>());
-
+// The scans of this process's shard, with its DICOM folders listed; records the run's plan
+// (and the series listed) in the output folder first.
+std::vector<ScanSource> scans_of_this_shard(const cxxopts::ParseResult& args, const BatchOptions& batch,
+                                            const Shard& shard) {
   const auto all_scans = collect_scans(args["inputs"].as<std::vector<std::string>>(),
                                        args.count("series") ? args["series"].as<std::string>() : "",
                                        batch.max_voxels);
@@ -325,12 +321,12 @@ int run(const cxxopts::ParseResult& args) {
     std::cerr << kProgram << ": " << shard.describe() << ": " << scans.size() << " scans of "
               << all_scans.size() << " inputs and DICOM folders\n";
   }
-  if (scans.empty()) {
-    std::printf("\n%s has no scan of these %zu inputs\n", shard.describe().c_str(), all_scans.size());
-    return 0;
-  }
-  auto models = load_models(args);
+  return scans;
+}
 
+// Analyses every scan, each failure its own; prints the table. Returns the failures.
+int analyse_scans(const std::vector<ScanSource>& scans, ct::AnalysisModels& models, const BatchOptions& batch,
+                  const std::string& annotations) {
   std::vector<ScanRow> rows;
   Confusion confusion{};
   int failures = 0;
@@ -353,7 +349,28 @@ int run(const cxxopts::ParseResult& args) {
               << apps::format_duration(elapsed / (i + 1) * (scans.size() - i - 1)) << "\n";
   }
   print_table(rows);
-  if (!batch.annotations.empty()) std::printf("\nDetections against %s:\n%s", args["annotations"].as<std::string>().c_str(), format_confusion(confusion).c_str());
+  if (!batch.annotations.empty()) {
+    std::printf("\nDetections against %s:\n%s", annotations.c_str(), format_confusion(confusion).c_str());
+  }
+  return failures;
+}
+
+int run(const cxxopts::ParseResult& args) {
+  if (args.count("merge")) return run_merge(args);
+  if (args.count("all-scans")) throw UsageError("--all-scans is an option of --merge");
+  if (!args.count("inputs")) throw UsageError("no scans given (see --help)");
+  const BatchOptions batch = batch_options(args);
+  const Shard shard = shard_of_this_process(args);
+  apps::set_threads(args["threads"].as<int>());
+
+  const auto scans = scans_of_this_shard(args, batch, shard);
+  if (scans.empty()) {
+    std::printf("\n%s has no scan of these inputs\n", shard.describe().c_str());
+    return 0;
+  }
+  auto models = load_models(args);
+  const int failures = analyse_scans(scans, models, batch,
+                                     args.count("annotations") ? args["annotations"].as<std::string>() : "");
   std::printf("\n%zu scans%s, %d failed\n", scans.size(),
               shard.whole() ? "" : (" of " + shard.describe()).c_str(), failures);
   return failures == 0 ? 0 : 1;
