@@ -128,5 +128,7 @@ def make_app(runner):
 
 
 if __name__ == '__main__':
+    if len(sys.argv) != 3 or sys.argv[1].startswith('-'):
+        sys.exit(__doc__)
     web.run_app(make_app(ModelRunner(sys.argv[1])), host='127.0.0.1', port=int(sys.argv[2]),
                 print=lambda *_: print(f'listening on http://127.0.0.1:{sys.argv[2]}', flush=True))

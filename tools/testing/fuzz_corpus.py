@@ -8,6 +8,7 @@ ElementDataFile line into fuzz.mhd + fuzz.raw (inputs ending in .split).
 usage: fuzz_corpus.py [REGRESSIONS_FOLDER]   (default tests/fuzz/regressions)
 """
 
+import argparse
 import pathlib
 import struct
 import sys
@@ -105,7 +106,11 @@ def write(folder, inputs):
 
 
 def main():
-    root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / 'tests/fuzz/regressions'
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('folder', nargs='?', type=pathlib.Path, default=ROOT / 'tests/fuzz/regressions',
+                        help='where to write metaimage_fuzzer/ and dicom_fuzzer/ (default %(default)s)')
+    root = parser.parse_args().folder
     write(root / 'metaimage_fuzzer', metaimage_inputs())
     write(root / 'dicom_fuzzer', dicom_inputs())
 

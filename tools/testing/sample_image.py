@@ -63,7 +63,7 @@ def main():
             sys.exit(__doc__)
         tensors = args[at + 1]
         del args[at:at + 2]
-    if len(args) not in (1, 3):
+    if len(args) not in (1, 3) or args[0].startswith('-'):
         sys.exit(__doc__)
     width, height = (int(args[1]), int(args[2])) if len(args) == 3 else (480, 320)
     picture = sample_picture(width, height)
