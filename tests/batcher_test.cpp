@@ -201,5 +201,36 @@ TEST(DynamicBatcher, StopRunsTheQueuedRequestsAndRefusesNewOnes) {
   for (auto& future : accepted) EXPECT_EQ(future.get(), 6);
 }
 
+TEST(DynamicBatcher, ARequestKeepsItsAdmissionUntilTheModelIsDoneWithIt) {
+  HeldModel model;
+  model.hold();
+  serve::AdmissionLimit admission(1);
+  Batcher batcher(BatcherOptions().max_batch_size(1), model.run());
+  ReleaseOnExit release{model};
+  auto token = admission.try_admit();
+  ASSERT_TRUE(token);
+  auto running = batcher.submit(1, no_deadline(), token);
+  ASSERT_TRUE(model.wait_until_running());
+  // The caller gives up (its deadline passed and it answered 504): the model still runs it.
+  token.reset();
+  EXPECT_FALSE(admission.has_room());
+  EXPECT_FALSE(admission.try_admit());
+  model.release();
+  EXPECT_EQ(running.get(), 2);
+  EXPECT_TRUE(admission.has_room());
+
+  // A request dropped from the queue for its deadline gives its room back when it is dropped.
+  model.hold();
+  auto blocker = batcher.submit(1, no_deadline());
+  ASSERT_TRUE(model.wait_until_running());
+  auto late = batcher.submit(7, Clock::now() + 10ms, admission.try_admit());
+  EXPECT_FALSE(admission.has_room());
+  std::this_thread::sleep_for(50ms);
+  model.release();
+  EXPECT_THROW(late.get(), serve::DeadlineExceeded);
+  EXPECT_TRUE(admission.has_room());
+  EXPECT_EQ(blocker.get(), 2);
+}
+
 }  // namespace
 }  // namespace dlwpt::testing

@@ -121,8 +121,11 @@ class DynamicBatcher {
   ~DynamicBatcher() { stop(); }
 
   /// Queues `input`; the future holds its output, or DeadlineExceeded, or the model's
-  /// exception. Throws QueueFull or ShuttingDown instead of queueing.
-  std::future<Output> submit(Input input, Clock::time_point deadline) {
+  /// exception. Throws QueueFull or ShuttingDown instead of queueing. `hold` (an AdmissionLimit
+  /// token) is kept until the model has finished with the request, not merely until its
+  /// caller stops waiting: a request answered 504 while its batch runs still occupies the
+  /// runner, so its room must not be given to a new request yet.
+  std::future<Output> submit(Input input, Clock::time_point deadline, std::shared_ptr<void> hold = {}) {
     std::promise<Output> promise;
     auto future = promise.get_future();
     {
@@ -131,7 +134,7 @@ class DynamicBatcher {
       if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size()) {
         throw QueueFull("the queue holds " + std::to_string(queue_.size()) + " requests");
       }
-      queue_.push_back({std::move(input), Clock::now(), deadline, std::move(promise)});
+      queue_.push_back({std::move(input), Clock::now(), deadline, std::move(promise), std::move(hold)});
     }
     changed_.notify_all();
     return future;
@@ -163,6 +166,7 @@ class DynamicBatcher {
     Clock::time_point arrival;
     Clock::time_point deadline;
     std::promise<Output> promise;
+    std::shared_ptr<void> hold;  // released with the Pending, once the request is done
   };
 
   // Waits for the next batch: a runner is free now. Empty when stopping with nothing queued.
@@ -182,6 +186,7 @@ class DynamicBatcher {
         Pending pending = std::move(queue_.front());
         queue_.pop_front();
         if (pending.deadline <= now) {
+          pending.hold.reset();
           pending.promise.set_exception(std::make_exception_ptr(
               DeadlineExceeded("the request's deadline passed while it waited in the queue")));
           ++stats.expired;
@@ -192,6 +197,11 @@ class DynamicBatcher {
       }
       if (!batch.empty()) return batch;
     }
+  }
+
+  // Before the answers: whoever sees an answer may count on the room it held being free.
+  static void release_holds(std::vector<Pending>& batch) {
+    for (auto& pending : batch) pending.hold.reset();
   }
 
   void run_batches(const RunBatch& run) {
@@ -206,6 +216,7 @@ class DynamicBatcher {
       const auto start = Clock::now();
       try {
         std::vector<Output> outputs = run(inputs);
+        release_holds(batch);
         if (outputs.size() != batch.size()) {
           throw std::logic_error("the model returned " + std::to_string(outputs.size()) +
                                  " outputs for a batch of " + std::to_string(batch.size()));
@@ -213,6 +224,7 @@ class DynamicBatcher {
         for (size_t i = 0; i < batch.size(); ++i) batch[i].promise.set_value(std::move(outputs[i]));
       } catch (...) {
         stats.failed = true;
+        release_holds(batch);
         for (auto& pending : batch) pending.promise.set_exception(std::current_exception());
       }
       stats.compute = Clock::now() - start;

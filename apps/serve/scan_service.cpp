@@ -137,8 +137,8 @@ ct::CtVolume ScanService::read_body(std::string_view body, int64_t max_voxels) {
 }
 
 std::future<std::string> ScanService::submit(std::shared_ptr<const ct::CtVolume> volume,
-                                             Clock::time_point deadline) {
-  return batcher_->submit(std::move(volume), deadline);
+                                             Clock::time_point deadline, std::shared_ptr<void> admission) {
+  return batcher_->submit(std::move(volume), deadline, std::move(admission));
 }
 
 int64_t ScanService::queue_size() const { return batcher_->queue_size(); }

@@ -32,8 +32,10 @@ class ScanService {
   /// files is refused) of at most `max_voxels`; RequestError 400 or 413 naming the problem.
   static ct::CtVolume read_body(std::string_view body, int64_t max_voxels);
 
-  /// Queues the analysis of `volume`; the future holds candidates.json's text.
-  std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline);
+  /// Queues the analysis of `volume`; the future holds candidates.json's text. `admission` is
+  /// held until the analysis is done (see DynamicBatcher::submit).
+  std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline,
+                                  std::shared_ptr<void> admission = {});
 
   int64_t queue_size() const;
   /// Admission before a scan is read: the queue and the running scan.

@@ -175,8 +175,9 @@ void ServedModel::check_input(const torch::Tensor& input) const {
   }
 }
 
-std::future<ModelResult> ServedModel::submit(torch::Tensor input, Clock::time_point deadline) {
-  return batcher_->submit(std::move(input), deadline);
+std::future<ModelResult> ServedModel::submit(torch::Tensor input, Clock::time_point deadline,
+                                             std::shared_ptr<void> admission) {
+  return batcher_->submit(std::move(input), deadline, std::move(admission));
 }
 
 int64_t ServedModel::queue_size() const { return batcher_->queue_size(); }

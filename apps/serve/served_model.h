@@ -92,8 +92,10 @@ class ServedModel {
   /// the network can halve); RequestError (400) naming the problem.
   void check_input(const torch::Tensor& input) const;
 
-  /// Queues a checked input batch; see DynamicBatcher::submit for what the future may hold.
-  std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline);
+  /// Queues a checked input batch; see DynamicBatcher::submit for what the future may hold
+  /// and how long `admission` is held.
+  std::future<ModelResult> submit(torch::Tensor input, Clock::time_point deadline,
+                                  std::shared_ptr<void> admission = {});
 
   int64_t queue_size() const;
   /// Admission before a request's body is read: room for a full queue and a batch on every
