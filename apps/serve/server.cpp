@@ -255,7 +255,7 @@ class Server::Request {
  public:
   std::string id;
   std::string model;
-  std::shared_ptr<void> admission;           // held until answered (AdmissionLimit)
+  std::shared_ptr<void> admission;           // held until answered and out of the model (AdmissionLimit)
   std::string body;                          // when not multipart
   std::map<std::string, std::string> parts;  // multipart/form-data fields by name
   Clock::time_point deadline;
@@ -498,7 +498,8 @@ Result Server::await_result(const std::string& model, const std::function<std::f
 ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& request) {
   const auto submitted = Clock::now();
   request.result = await_result<ModelResult>(
-      model.name(), [&] { return model.submit(std::move(input), request.deadline); }, request);
+      model.name(), [&] { return model.submit(std::move(input), request.deadline, request.admission); },
+      request);
   request.queued = std::max(Clock::duration::zero(), Clock::now() - submitted - request.result->compute);
   return *request.result;
 }
@@ -507,7 +508,7 @@ void Server::ct_nodules(httplib::Response& response, Request& request) {
   auto volume = std::make_shared<const ct::CtVolume>(
       ScanService::read_body(request.body, options_.max_scan_voxels()));
   const std::string candidates = await_result<std::string>(
-      request.model, [&] { return scans_->submit(volume, request.deadline); }, request);
+      request.model, [&] { return scans_->submit(volume, request.deadline, request.admission); }, request);
   request.summary = {{"bytes", candidates.size()}};
   response.set_content(candidates, "application/json");
 }
