@@ -18,15 +18,6 @@ namespace nn = torch::nn;
 
 namespace {
 
-// Options hold padding and padding mode as variants: c10::variant in libtorch 1.x,
-// std::variant in 2.x. With std::get_if in scope, argument-dependent lookup finds the right
-// get_if for either.
-template <typename Alternative, typename Variant>
-const Alternative* alternative_of(const Variant& value) {
-  using std::get_if;
-  return get_if<Alternative>(&value);
-}
-
 // The taps of one spatial dimension of a transposed convolution, regrouped by output phase.
 // Output o = stride * i - padding + k takes input i through kernel tap k; writing
 // o = stride * j + phase gives i = j + offset with offset = (phase + padding - k) / stride,

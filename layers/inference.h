@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <variant>
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
@@ -17,6 +18,15 @@
 #include <torch/types.h>
 
 namespace dlwpt {
+
+/// The `Alternative` a layer option's variant holds, or null. Options hold padding and padding
+/// mode as variants: c10::variant in libtorch 1.x, std::variant in 2.x; with std::get_if in
+/// scope, argument-dependent lookup finds the right get_if for either.
+template <typename Alternative, typename Variant>
+const Alternative* alternative_of(const Variant& value) {
+  using std::get_if;
+  return get_if<Alternative>(&value);
+}
 
 /// The device of a module's parameters (and buffers): where its inputs must go. CPU for a
 /// module without any.

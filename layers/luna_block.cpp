@@ -51,4 +51,16 @@ torch::Tensor BlockedLunaBlockImpl::forward(const torch::Tensor& input) {
   return dense_output_ ? x.to_dense() : x;
 }
 
+Int8LunaBlockImpl::Int8LunaBlockImpl(const LunaBlockImpl& block)
+    : torch::nn::Module(block), LunaBlockImpl(block), int8_conv1_(conv1), int8_conv2_(conv2) {}
+
+torch::Tensor Int8LunaBlockImpl::forward(const torch::Tensor& input) {
+  return maxpool(relu2(int8_conv2_(relu1(int8_conv1_(input)))));
+}
+
+void Int8LunaBlockImpl::finish_calibration() {
+  int8_conv1_->finish_calibration();
+  int8_conv2_->finish_calibration();
+}
+
 }  // namespace dlwpt

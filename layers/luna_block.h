@@ -9,6 +9,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "dlwpt/layers/inference.h"
+#include "dlwpt/layers/int8.h"
 
 namespace dlwpt {
 
@@ -63,6 +64,22 @@ class BlockedLunaBlockImpl : public LunaBlockImpl {
   bool dense_output_;
   PackedConv3d packed_conv1_;
   PackedConv3d packed_conv2_;
+};
+
+/// A LunaBlock whose convolutions compute in int8 (layers/int8.h), sharing the block's
+/// layers under the same names; calibrating until finish_calibration(). Its convolutions' are
+/// the only int8 part: ReLUs and pooling run on their float32 outputs. A clone is a plain
+/// LunaBlockImpl.
+class Int8LunaBlockImpl : public LunaBlockImpl {
+ public:
+  explicit Int8LunaBlockImpl(const LunaBlockImpl& block);
+
+  torch::Tensor forward(const torch::Tensor& input) override;
+  void finish_calibration();
+
+ private:
+  Int8Conv3d int8_conv1_;
+  Int8Conv3d int8_conv2_;
 };
 
 }  // namespace dlwpt

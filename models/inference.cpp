@@ -1,5 +1,6 @@
 #include "dlwpt/models/inference.h"
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -11,6 +12,7 @@
 #include <torch/nn/modules/padding.h>
 
 #include "dlwpt/layers/inference.h"
+#include "dlwpt/layers/int8.h"
 #include "dlwpt/layers/luna_block.h"
 #include "dlwpt/layers/resnet_block.h"
 #include "dlwpt/layers/unet_blocks.h"
@@ -40,6 +42,21 @@ void use_bfloat16(nn::Module& model) {
   for (const auto& module : model.modules(/*include_self=*/false)) {
     if (is_weighted_layer(*module)) module->to(torch::kBFloat16);
   }
+}
+
+// A Conv2d (or a variant of it) becomes an Int8Conv2d sharing its parameters, when its options
+// allow; any other layer stays.
+nn::AnyModule int8_convolution(const nn::AnyModule& layer) {
+  const auto convolution = std::dynamic_pointer_cast<nn::Conv2dImpl>(layer.ptr());
+  if (!convolution || std::dynamic_pointer_cast<Int8Conv2dImpl>(convolution) ||
+      !Int8Conv2dImpl::is_compatible(convolution->options)) {
+    return layer;
+  }
+  return nn::AnyModule(Int8Conv2d(nn::Conv2d(convolution)));
+}
+
+void check_int8_runs_here() {
+  if (const auto reason = int8_unsupported_reason()) throw ConfigError("int8 inference: " + *reason);
 }
 
 // A ReflectionPad2d becomes an IndexedReflectionPad2d; any other layer stays.
@@ -104,6 +121,20 @@ void use_channels_last_convolutions(UNet& model) {
   }
 }
 
+std::array<std::pair<const char*, LunaBlock*>, 4> named_blocks(LunaModel& model) {
+  return {{{"block1", &model->block1}, {"block2", &model->block2}, {"block3", &model->block3}, {"block4", &model->block4}}};
+}
+
+void use_int8_convolutions(UNet& model) {
+  for (const auto& path : {model->down_path, model->up_path}) {
+    for (const auto& child : *path) {
+      auto* block = child->as<UNetConvBlock>();
+      if (!block) block = child->as<UNetUpBlock>()->conv_block.get();
+      block->block = block->replace_module("block", swapped(block->block, int8_convolution));
+    }
+  }
+}
+
 template <typename Output>
 Output concatenate(std::vector<Output> outputs);
 
@@ -146,16 +177,39 @@ auto each_sample(Model& model, const torch::Tensor& float_batch) {
   return reduced ? as_float(output) : output;
 }
 
+// The model prepared for int8 and calibrated on `options.calibration_inputs()`.
+template <typename Model>
+Model calibrated_int8(Model model, const InferenceOptions& options) {
+  check_int8_runs_here();
+  if (options.calibration_inputs().empty()) {
+    throw ConfigError("int8 inference needs calibration inputs: representative batches that set each "
+                      "convolution's input range (InferenceOptions::calibration_inputs)");
+  }
+  model = begin_int8_calibration(model);
+  const torch::NoGradGuard no_gradients;
+  for (const auto& batch : options.calibration_inputs()) forward_each_sample(model, batch);
+  finish_int8_calibration(*model);
+  return model;
+}
+
 }  // namespace
 
 std::string to_string(Precision precision) {
-  return precision == Precision::bfloat16 ? "bfloat16" : "float32";
+  switch (precision) {
+    case Precision::bfloat16:
+      return "bfloat16";
+    case Precision::int8:
+      return "int8";
+    default:
+      return "float32";
+  }
 }
 
 Precision parse_precision(const std::string& name) {
   if (name == "float32" || name == "fp32") return Precision::float32;
   if (name == "bfloat16" || name == "bf16") return Precision::bfloat16;
-  throw ConfigError("precision '" + name + "' is none of float32, bfloat16");
+  if (name == "int8") return Precision::int8;
+  throw ConfigError("precision '" + name + "' is none of float32, bfloat16, int8");
 }
 
 std::optional<std::string> bfloat16_unsupported_reason() {
@@ -172,6 +226,11 @@ std::optional<std::string> bfloat16_unsupported_reason() {
 }
 
 Precision precision_of(const nn::Module& model) {
+  for (const auto& module : model.modules()) {
+    if (dynamic_cast<const Int8Convolution*>(module.get()) || dynamic_cast<const Int8LunaBlockImpl*>(module.get())) {
+      return Precision::int8;
+    }
+  }
   for (const auto& parameter : model.parameters()) {
     if (parameter.scalar_type() == torch::kBFloat16) return Precision::bfloat16;
   }
@@ -179,6 +238,7 @@ Precision precision_of(const nn::Module& model) {
 }
 
 ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOptions& options) {
+  if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   model->model = model->replace_module("model", swapped(model->model, subpixel_upsampling));
   if (options.precision() == Precision::bfloat16) {
@@ -194,6 +254,7 @@ ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOpt
 }
 
 UNet optimize_for_inference(UNet model, const InferenceOptions& options) {
+  if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   use_subpixel_upsampling(model);
   if (onednn_applies(*model)) use_channels_last_convolutions(model);
@@ -202,23 +263,21 @@ UNet optimize_for_inference(UNet model, const InferenceOptions& options) {
 }
 
 UNetWrapper optimize_for_inference(UNetWrapper model, const InferenceOptions& options) {
+  if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   optimize_for_inference(model->unet, options);
   return model;
 }
 
 LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& options) {
+  if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   if (!onednn_applies(*model)) {
     if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
     return model;
   }
-  const std::pair<const char*, LunaBlock*> blocks[] = {{"block1", &model->block1},
-                                                        {"block2", &model->block2},
-                                                        {"block3", &model->block3},
-                                                        {"block4", &model->block4}};
   // Activations stay blocked from the first block's input to the last block's output.
-  for (const auto& [name, block] : blocks) {
+  for (const auto& [name, block] : named_blocks(model)) {
     if (std::dynamic_pointer_cast<BlockedLunaBlockImpl>(block->ptr())) continue;  // done before
     const bool last = block == &model->block4;
     const std::shared_ptr<LunaBlockImpl> blocked =
@@ -227,6 +286,59 @@ LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& option
   }
   if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
   return model;
+}
+
+ResNetGenerator begin_int8_calibration(ResNetGenerator model) {
+  check_int8_runs_here();
+  model = optimize_for_inference(model);
+  model->model = model->replace_module("model", swapped(model->model, int8_convolution));
+  for (const auto& child : *model->model) {
+    if (auto* block = child.ptr()->as<ResNetBlock>()) {
+      block->conv_block = block->replace_module("conv_block", swapped(block->conv_block, int8_convolution));
+    }
+  }
+  return model;
+}
+
+UNet begin_int8_calibration(UNet model) {
+  check_int8_runs_here();
+  model = optimize_for_inference(model);
+  use_int8_convolutions(model);
+  return model;
+}
+
+UNetWrapper begin_int8_calibration(UNetWrapper model) {
+  freeze_for_eval(*model);
+  begin_int8_calibration(model->unet);
+  return model;
+}
+
+LunaModel begin_int8_calibration(LunaModel model) {
+  check_int8_runs_here();
+  freeze_for_eval(*model);
+  for (const auto& [name, block] : named_blocks(model)) {
+    if (std::dynamic_pointer_cast<Int8LunaBlockImpl>(block->ptr())) continue;  // done before
+    const std::shared_ptr<LunaBlockImpl> int8 = std::make_shared<Int8LunaBlockImpl>(**block);
+    *block = model->replace_module(name, LunaBlock(int8));
+  }
+  return model;
+}
+
+void finish_int8_calibration(nn::Module& model) {
+  int64_t finished = 0;
+  for (const auto& module : model.modules()) {
+    if (auto* convolution = dynamic_cast<Int8Conv2dImpl*>(module.get())) {
+      convolution->finish_calibration();
+      ++finished;
+    } else if (auto* block = dynamic_cast<Int8LunaBlockImpl*>(module.get())) {
+      block->finish_calibration();
+      ++finished;
+    }
+  }
+  if (finished == 0) {
+    throw ConfigError("finish_int8_calibration: the model has no int8 convolutions (begin_int8_calibration "
+                      "prepares them)");
+  }
 }
 
 torch::Tensor forward_each_sample(ResNetGenerator& model, const torch::Tensor& batch) {

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/arg.h>
 #include <torch/types.h>
@@ -27,25 +28,36 @@ enum class Precision {
   /// parameters stay float32. Inputs and outputs of forward_each_sample stay float32. The
   /// accuracy against float32 is measured per model (README).
   bfloat16,
+  /// Convolutions in int8 (post-training static quantization, layers/int8.h): inputs quantized
+  /// per tensor with ranges calibrated on representative inputs, weights per output channel,
+  /// outputs back in float32; everything else float32. Linear layers and transposed
+  /// convolutions stay float32 (a small share of each model's work). The accuracy against
+  /// float32 is measured per model (README).
+  int8,
 };
 
-/// "float32" or "bfloat16".
+/// "float32", "bfloat16" or "int8".
 std::string to_string(Precision precision);
-/// The precision a name gives ("float32", "fp32", "bfloat16", "bf16"); ConfigError otherwise.
+/// The precision a name gives ("float32", "fp32", "bfloat16", "bf16", "int8"); ConfigError
+/// otherwise.
 Precision parse_precision(const std::string& name);
 
 /// Why this CPU cannot run bfloat16 inference (oneDNN's bfloat16 kernels need AVX-512 with its
 /// BW, VL and DQ extensions), or nullopt when it can.
 std::optional<std::string> bfloat16_unsupported_reason();
 
-/// The precision of a model prepared by optimize_for_inference: bfloat16 when any of its
-/// parameters is, else float32.
+/// The precision of a model prepared by optimize_for_inference: int8 when it holds int8
+/// convolutions, bfloat16 when any of its parameters is, else float32.
 Precision precision_of(const torch::nn::Module& model);
 
 /// How optimize_for_inference prepares a model.
 struct InferenceOptions {
-  /// float32 by default; bfloat16 throws ConfigError on a CPU that cannot run it.
+  /// float32 by default; bfloat16 and int8 throw ConfigError where they cannot run.
   TORCH_ARG(Precision, precision) = Precision::float32;
+  /// int8 only, and needed by it: representative input batches (as forward_each_sample takes
+  /// them), run through the model in float32 to find each convolution's input range. Values
+  /// beyond the ranges they give saturate, so they should cover what the model will see.
+  TORCH_ARG(std::vector<torch::Tensor>, calibration_inputs) = {};
 };
 
 /// Prepares `model` for inference, in place, and returns it:
@@ -71,6 +83,18 @@ ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOpt
 UNet optimize_for_inference(UNet model, const InferenceOptions& options = {});
 UNetWrapper optimize_for_inference(UNetWrapper model, const InferenceOptions& options = {});
 LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& options = {});
+
+/// int8 in two steps, for calibration inputs that only a pipeline makes (the U-Net slices of
+/// a scan, the chunks around its candidates): `begin_int8_calibration` prepares the model as
+/// optimize_for_inference does, with int8 convolutions that compute in float32 and record
+/// their inputs' ranges; run representative inputs through it (its outputs are the float32
+/// ones); `finish_int8_calibration` then switches them to int8 (ConfigError when one of them
+/// saw no input).
+ResNetGenerator begin_int8_calibration(ResNetGenerator model);
+UNet begin_int8_calibration(UNet model);
+UNetWrapper begin_int8_calibration(UNetWrapper model);
+LunaModel begin_int8_calibration(LunaModel model);
+void finish_int8_calibration(torch::nn::Module& model);
 
 /// `model` applied to each sample of `batch` as a batch of one, the outputs concatenated
 /// along the batch. The batch goes in, and the outputs come out, as float32 whatever the

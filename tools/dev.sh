@@ -6,6 +6,9 @@
 #   tools/dev.sh test    set up, build, then run every test (ctest)
 #   tools/dev.sh parity  set up, build, then print each model's parity with PyTorch
 #   tools/dev.sh bench   set up, build, get the weights, then run the speed benchmark
+#   tools/dev.sh accuracy  set up, build, get the weights, then measure bfloat16 and int8
+#                        against float32: CycleGAN on the book's horse and generated pictures,
+#                        the nodule pipeline on the book's real CT (dlwpt-accuracy)
 #   tools/dev.sh bench-serve [soak N | overload SECONDS]  dlwpt-serve under wrk load against
 #                        the book's Flask server and its batching server (ported to aiohttp);
 #                        or N LunaModel requests watching memory; or overload for SECONDS
@@ -26,12 +29,13 @@ DATA_DIR=${DLWPT_DATA_DIR:-$ROOT/../shared/dlwpt}
 JOBS=${JOBS:-$(nproc)}
 
 # Debian packages: toolchain, libtorch with OpenBLAS (without it torch falls back to the
-# reference BLAS and runs 2-40x slower), Python torch for the reference tools, and the
-# libraries of the apps, the server and the tests; Slurm and munge for the test of ct-segment's
-# job arrays on a local cluster (tools/slurm-local.sh starts it inside the test, no systemd).
+# reference BLAS and runs 2-40x slower) and oneDNN's headers (int8 inference), Python torch
+# for the reference tools, and the libraries of the apps, the server and the tests; Slurm and
+# munge for the test of ct-segment's job arrays on a local cluster (tools/slurm-local.sh
+# starts it inside the test, no systemd).
 PACKAGES=(
   g++ make cmake ccache git
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libdnnl-dev
   python3 python3-torch python3-numpy python3-scipy python3-onnx python3-opencv python3-nibabel
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
@@ -125,6 +129,29 @@ run_bench() {
   "$(python_with_torch)" "$ROOT/tools/testing/benchmark.py" --build "$BUILD_DIR" --dlwpt "$DATA_DIR"
 }
 
+# bfloat16 and int8 against float32 on the book's inputs. int8 CycleGAN scales come from
+# generated pictures, not from the pictures measured.
+run_accuracy() {
+  build
+  fetch_weights
+  local python pictures="$BUILD_DIR/accuracy" series horse
+  python=$(python_with_torch)
+  mkdir -p "$pictures/calibration" "$pictures/measured"
+  "$python" "$ROOT/tools/testing/sample_image.py" "$pictures/calibration/sample_480x320.png" 480 320
+  "$python" "$ROOT/tools/testing/sample_image.py" "$pictures/calibration/sample_256x256.png" 256 256
+  "$python" "$ROOT/tools/testing/sample_image.py" "$pictures/measured/sample_320x480.png" 320 480
+  local args=(--pictures "$pictures/measured" --calibration-pictures "$pictures/calibration")
+  horse=$(ls "$DATA_DIR/data/p1ch2/horse.jpg" 2>/dev/null || true)
+  [ -n "$horse" ] && args+=(--pictures "$horse")
+  series=$(ls -d "$DATA_DIR/data/p1ch4/volumetric-dicom/"*/ 2>/dev/null | head -1 || true)
+  if [ -n "$series" ] && [ -f "$ROOT/pretrained/segmentation.pt" ] && [ -f "$ROOT/pretrained/classifier.pt" ]; then
+    args+=(--scan "$series")
+  else
+    log "no book CT series or trained CT checkpoints: measuring CycleGAN only"
+  fi
+  "$BUILD_DIR/apps/dlwpt-accuracy" "${args[@]}"
+}
+
 run_bench_serve() {
   setup "${PACKAGES[@]}" "${SERVE_BENCH_PACKAGES[@]}"
   build
@@ -199,10 +226,11 @@ case "${1:-}" in
   test) run_tests ;;
   parity) run_parity ;;
   bench) run_bench ;;
+  accuracy) run_accuracy ;;
   bench-serve) run_bench_serve "${2:-}" "${3:-}" ;;
   fuzz) run_fuzz "${2:-60}" "${3:--1}" ;;
   sanitize) run_sanitize ;;
   setup) setup ;;
   build) build ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
