@@ -27,7 +27,7 @@ install(FILES "${PROJECT_BINARY_DIR}/dlwptConfig.cmake" "${PROJECT_BINARY_DIR}/d
         DESTINATION "${DLWPT_CMAKE_DIR}" COMPONENT development)
 
 if(DLWPT_BUILD_APPS)
-  install(TARGETS zebraify ct-segment dlwpt-parity RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
+  install(TARGETS zebraify ct-segment dlwpt-parity dlwpt-accuracy RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}"
           COMPONENT apps)
   # "train" alone would be too generic a command in a system's bin folder.
   install(PROGRAMS "$<TARGET_FILE:train>" DESTINATION "${CMAKE_INSTALL_BINDIR}"

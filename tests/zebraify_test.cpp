@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "apps/common/image_io.h"
+#include "dlwpt/layers/int8.h"
 #include "dlwpt/weights/errors.h"
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
@@ -161,17 +162,27 @@ TEST(ZebraPipeline, NativeAndJitEnginesAgree) {
               HasSubstr("book's traced wrapper"));
 }
 
-// bfloat16 through the whole pipeline, both archive conventions: close to float32 in grey
-// levels; the jit engine refuses it.
-TEST(ZebraPipeline, BFloat16StaysCloseToFloat32) {
-  if (const auto reason = bfloat16_unsupported_reason()) {
-    EXPECT_THROW(zebraify::Zebraifier::untrained(0, Precision::bfloat16), ConfigError) << *reason;
+// A reduced precision through the whole pipeline, both archive conventions: close to float32
+// in grey levels (PSNR at least `min_psnr`); the jit engine refuses it. int8 is calibrated on
+// pictures other than the one compared.
+void expect_close_to_float32(Precision precision, double min_psnr) {
+  const auto reason = precision == Precision::int8 ? int8_unsupported_reason() : bfloat16_unsupported_reason();
+  if (reason) {
+    auto refused = [&] {
+      auto zebraifier = zebraify::Zebraifier::untrained(0, precision);
+      zebraifier.calibrate({test_picture(64, 48)}, 0);
+    };
+    EXPECT_THROW(refused(), ConfigError) << *reason;
     return;
   }
   for (const char* archive : {"cyclegan_default.pt", "cyclegan_book_wrapper.pt"}) {
     const auto exact = zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::native);
-    const auto reduced =
-        zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::native, Precision::bfloat16);
+    auto reduced = zebraify::Zebraifier::from_archive(reference_path(archive), zebraify::Engine::native, precision);
+    if (reduced.needs_calibration()) {
+      EXPECT_THROW(reduced.convert(test_picture(96, 64), 0), ConfigError) << "converted before calibration";
+      reduced.calibrate({test_picture(128, 96), test_picture(64, 80)}, 0);
+    }
+    EXPECT_FALSE(reduced.needs_calibration());
     const auto a = exact.convert(test_picture(96, 64), 0);
     const auto b = reduced.convert(test_picture(96, 64), 0);
     ASSERT_EQ(a.planes.size(), b.planes.size());
@@ -180,15 +191,19 @@ TEST(ZebraPipeline, BFloat16StaysCloseToFloat32) {
     };
     const auto difference = as_tensor(a) - as_tensor(b);
     const double psnr = 10 * std::log10(255.0 * 255.0 / difference.pow(2).mean().item<double>());
-    std::cout << archive << " (" << reduced.description() << "): bfloat16 against float32 "
+    std::cout << archive << " (" << reduced.description() << "): " << to_string(precision) << " against float32 "
               << difference.abs().mean().item<double>() << " grey levels on average, PSNR " << psnr << " dB\n";
-    EXPECT_THAT(reduced.description(), HasSubstr("bfloat16"));
-    EXPECT_GE(psnr, 35.0);
+    EXPECT_THAT(reduced.description(), HasSubstr(to_string(precision)));
+    EXPECT_GE(psnr, min_psnr);
   }
-  EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("cyclegan_small.pt"), zebraify::Engine::jit,
-                                                  Precision::bfloat16),
+  EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("cyclegan_small.pt"), zebraify::Engine::jit, precision),
                ConfigError);
 }
+
+TEST(ZebraPipeline, BFloat16StaysCloseToFloat32) { expect_close_to_float32(Precision::bfloat16, 35.0); }
+
+X
+TEST(ZebraPipeline, Int8StaysCloseToFloat32) { expect_close_to_float32(Precision::int8, 28.0); }
 
 TEST(ZebraPipeline, WrongArchivesAreRefused) {
   EXPECT_THROW(zebraify::Zebraifier::from_archive(reference_path("luna.pt"), zebraify::Engine::native),

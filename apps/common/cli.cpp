@@ -74,4 +74,10 @@ void set_threads(int requested) {
   torch::set_num_threads(checked_thread_count("--threads", requested));
 }
 
+Precision float_precision(const std::string& option, const std::string& name, const std::string& why_not_int8) {
+  const Precision precision = parse_precision(name);
+  if (precision == Precision::int8) throw UsageError(option + " int8: " + why_not_int8);
+  return precision;
+}
+
 }  // namespace dlwpt::apps

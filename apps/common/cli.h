@@ -5,6 +5,7 @@
 
 #include <cxxopts.hpp>
 
+#include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
 
 namespace dlwpt::apps {
@@ -28,5 +29,9 @@ int checked_thread_count(const std::string& option, int requested);
 
 /// Applies --threads (`checked_thread_count`; libtorch's own default here is one thread).
 void set_threads(int requested);
+
+/// The precision an app's `option` names (models/inference.h parse_precision), for an app that
+/// runs float32 and bfloat16 only: int8 is a UsageError ending with `why_not_int8`.
+Precision float_precision(const std::string& option, const std::string& name, const std::string& why_not_int8);
 
 }  // namespace dlwpt::apps

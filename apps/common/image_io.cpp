@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <new>
 
 // jpeglib.h needs FILE and size_t declared first.
@@ -603,6 +604,25 @@ std::string encode_png(const RgbImage& image) {
 bool has_image_extension(const std::string& path) {
   const std::string extension = lowercase_extension(path);
   return extension == ".png" || extension == ".jpg" || extension == ".jpeg";
+}
+
+std::vector<std::string> image_files(const char* program, const std::vector<std::string>& arguments) {
+  std::vector<std::string> files;
+  for (const auto& argument : arguments) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(argument, error)) {
+      files.push_back(argument);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(argument)) {
+      if (entry.is_regular_file() && has_image_extension(entry.path().string())) found.push_back(entry.path().string());
+    }
+    std::sort(found.begin(), found.end());
+    if (found.empty()) std::cerr << program << ": folder '" << argument << "' holds no JPEG or PNG files\n";
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
 }
 
 }  // namespace dlwpt::apps

@@ -60,4 +60,9 @@ std::string encode_png(const RgbImage& image);
 /// Whether the name ends in an extension the converter reads (.jpg, .jpeg, .png, any case).
 bool has_image_extension(const std::string& path);
 
+/// The images named on a command line, folders expanded to their JPEG and PNG files (sorted);
+/// a folder without any is reported on stderr under `program`'s name. Files are taken as
+/// named: a missing or unreadable one is reported when it is read.
+std::vector<std::string> image_files(const char* program, const std::vector<std::string>& arguments);
+
 }  // namespace dlwpt::apps

@@ -171,13 +171,20 @@ BatcherOptions batcher_options(const cxxopts::ParseResult& args) {
       .max_queue_size(positive<int64_t>(args, "max-queue-size"));
 }
 
+// --precision: int8 needs calibration inputs for each model, which the server does not take.
+dlwpt::Precision served_precision(const cxxopts::ParseResult& args) {
+  return dlwpt::apps::float_precision("--precision", args["precision"].as<std::string>(),
+                                      "dlwpt-serve runs float32 or bfloat16 (int8 needs calibration inputs "
+                                      "for each model: see zebraify --calibrate-on and dlwpt-accuracy)");
+}
+
 // --instances and --threads, 0 (each model's measured default, ServedModel) unless given.
 ModelPlacement model_placement(const cxxopts::ParseResult& args) {
   const int instances = args["instances"].as<int>();
   if (instances < 0 || instances > 64) throw UsageError("--instances: 0 (the model's default) to 64");
   const int threads = args["threads"].as<int>();
   return {instances, threads == 0 ? 0 : dlwpt::apps::checked_thread_count("--threads", threads),
-          dlwpt::apps::available_cores(), dlwpt::parse_precision(args["precision"].as<std::string>())};
+          dlwpt::apps::available_cores(), served_precision(args)};
 }
 
 std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult& args,
@@ -248,7 +255,7 @@ std::unique_ptr<ScanService> scan_service(const cxxopts::ParseResult& args,
   std::cerr << kProgram << ": /v1/ct/nodules: " << segmentation->name() << " and " << nodule->name() << "\n";
   return std::make_unique<ScanService>(
       segmentation->source(), nodule->source(), positive<int64_t>(args, "max-scan-queue"),
-      dlwpt::parse_precision(args["precision"].as<std::string>()),
+      served_precision(args),
       [metrics](const std::string& name, const BatchStats& stats) { metrics->observe_batch(name, stats); });
 }
 

@@ -20,8 +20,10 @@
 namespace fs = std::filesystem;
 using namespace dlwpt::zebraify;
 using dlwpt::apps::has_image_extension;
+using dlwpt::apps::image_files;
 using dlwpt::apps::ImageReadOptions;
 using dlwpt::apps::load_image;
+using dlwpt::apps::RgbImage;
 using dlwpt::apps::save_image;
 using dlwpt::apps::UsageError;
 using dlwpt::parse_precision;
@@ -30,28 +32,8 @@ using dlwpt::Precision;
 namespace {
 
 constexpr const char* kProgram = "zebraify";
-
-// The images named on the command line, folders expanded to their JPEG and PNG files (sorted).
-std::vector<std::string> collect_inputs(const std::vector<std::string>& arguments) {
-  std::vector<std::string> inputs;
-  for (const auto& argument : arguments) {
-    std::error_code error;
-    if (fs::is_directory(argument, error)) {
-      std::vector<std::string> found;
-      for (const auto& entry : fs::directory_iterator(argument)) {
-        if (entry.is_regular_file() && has_image_extension(entry.path().string())) {
-          found.push_back(entry.path().string());
-        }
-      }
-      std::sort(found.begin(), found.end());
-      if (found.empty()) std::cerr << kProgram << ": folder '" << argument << "' holds no JPEG or PNG files\n";
-      inputs.insert(inputs.end(), found.begin(), found.end());
-    } else {
-      inputs.push_back(argument);  // a missing or unreadable file is reported when converted
-    }
-  }
-  return inputs;
-}
+// Pictures an int8 generator is calibrated on when --calibrate-on is not given.
+constexpr size_t kDefaultCalibrationPictures = 8;
 
 std::string default_weights() {
   return (fs::path(DLWPT_WEIGHTS_DIR) / "horse2zebra.pt").string();
@@ -165,14 +147,32 @@ cxxopts::Options make_options() {
                      "decoding", cxxopts::value<int64_t>()->default_value(
                          std::to_string(dlwpt::apps::kDefaultMaxImagePixels)))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
-      ("precision", "native engine: float32, or bfloat16 (faster where the CPU has AMX or AVX512_BF16; "
-       "see README for its accuracy)", cxxopts::value<std::string>()->default_value("float32"))
+      ("precision", "native engine: float32, bfloat16 (faster where the CPU has AMX or AVX512_BF16) or "
+       "int8 (oneDNN, calibrated on --calibrate-on); see README for their accuracy",
+       cxxopts::value<std::string>()->default_value("float32"))
+      ("calibrate-on", "int8: images or folders whose conversion sets the int8 scales (default: the "
+       "first " + std::to_string(kDefaultCalibrationPictures) + " inputs)",
+       cxxopts::value<std::vector<std::string>>())
       ("seed", "seed of the untrained weights", cxxopts::value<uint64_t>()->default_value("0"))
       ("inputs", "images or folders", cxxopts::value<std::vector<std::string>>())
       ("h,help", "print this help");
   options.parse_positional({"inputs"});
   options.positional_help("IMAGE_OR_FOLDER...");
   return options;
+}
+
+// An int8 generator's scales, from --calibrate-on or the first inputs.
+void calibrate(Zebraifier& zebraifier, const cxxopts::ParseResult& args, const std::vector<std::string>& inputs,
+               int64_t size, const ImageReadOptions& read_options) {
+  std::vector<std::string> paths =
+      args.count("calibrate-on") ? image_files(kProgram, args["calibrate-on"].as<std::vector<std::string>>()) : inputs;
+  if (!args.count("calibrate-on") && paths.size() > kDefaultCalibrationPictures) paths.resize(kDefaultCalibrationPictures);
+  if (paths.empty()) throw UsageError("--calibrate-on names no JPEG or PNG images");
+  std::vector<RgbImage> pictures;
+  for (const auto& path : paths) pictures.push_back(load_image(path, read_options));
+  zebraifier.calibrate(pictures, size);
+  std::cerr << kProgram << ": int8 scales calibrated on " << pictures.size() << " picture"
+            << (pictures.size() == 1 ? "" : "s") << "\n";
 }
 
 int run(const cxxopts::ParseResult& args) {
@@ -184,9 +184,10 @@ int run(const cxxopts::ParseResult& args) {
   if (read_options.max_pixels < 1) throw UsageError("--max-pixels must be at least 1");
   dlwpt::apps::set_threads(args["threads"].as<int>());
 
-  const auto inputs = collect_inputs(args["inputs"].as<std::vector<std::string>>());
+  const auto inputs = image_files(kProgram, args["inputs"].as<std::vector<std::string>>());
   if (inputs.empty()) throw UsageError("no JPEG or PNG images to convert");
-  const Zebraifier zebraifier = make_zebraifier(args);
+  Zebraifier zebraifier = make_zebraifier(args);
+  if (zebraifier.needs_calibration()) calibrate(zebraifier, args, inputs, size, read_options);
   std::cerr << kProgram << ": " << zebraifier.description() << "\n";
   if (!zebraifier.trained()) {
     std::cerr << kProgram << ": WARNING: no trained weights; the output shows the pipeline "

@@ -101,16 +101,29 @@ ResNetGeneratorOptions infer_options(const weights::TensorMap& tensors, const st
       .n_blocks(blocks);
 }
 
-std::function<torch::Tensor(const torch::Tensor&)> native_forward(ResNetGenerator generator,
-                                                                  Convention convention, Precision precision) {
-  optimize_for_inference(generator, InferenceOptions().precision(precision));
+// The native generator's forward, and for int8 what ends its calibration.
+struct NativeGenerator {
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  std::function<void()> finish_calibration;
+};
+
+NativeGenerator native_forward(ResNetGenerator generator, Convention convention, Precision precision) {
+  NativeGenerator native;
+  if (precision == Precision::int8) {
+    generator = begin_int8_calibration(generator);  // calibrated on pictures later: calibrate()
+    native.finish_calibration = [generator]() mutable { finish_int8_calibration(*generator); };
+  } else {
+    optimize_for_inference(generator, InferenceOptions().precision(precision));
+  }
   // forward_each_sample: float32 in and out whatever the generator's precision.
   if (convention == Convention::book_wrapper) {
-    return [generator](const torch::Tensor& x) mutable {
+    native.forward = [generator](const torch::Tensor& x) mutable {
       return forward_each_sample(generator, x * 255.0) / 2 + 0.5;
     };
+  } else {
+    native.forward = [generator](const torch::Tensor& x) mutable { return (forward_each_sample(generator, x) + 1) / 2; };
   }
-  return [generator](const torch::Tensor& x) mutable { return (forward_each_sample(generator, x) + 1) / 2; };
+  return native;
 }
 
 std::string precision_note(Precision precision) {
@@ -162,8 +175,13 @@ Zebraifier Zebraifier::from_archive(const std::string& path, Engine engine, Prec
 
   Zebraifier zebraifier;
   zebraifier.trained_ = true;
-  zebraifier.forward_ = engine == Engine::native ? native_forward(generator, convention, precision)
-                                                 : jit_forward(path, convention);
+  if (engine == Engine::native) {
+    NativeGenerator native = native_forward(generator, convention, precision);
+    zebraifier.forward_ = std::move(native.forward);
+    zebraifier.finish_calibration_ = std::move(native.finish_calibration);
+  } else {
+    zebraifier.forward_ = jit_forward(path, convention);
+  }
   zebraifier.description_ = std::string(engine == Engine::native ? "native" : "jit") +
                             " engine" + precision_note(precision) + ", weights " + path +
                             (convention == Convention::book_wrapper ? " (book's traced wrapper)" : "");
@@ -174,15 +192,23 @@ Zebraifier Zebraifier::untrained(uint64_t seed, Precision precision) {
   torch::manual_seed(seed);
   ResNetGenerator generator;
   Zebraifier zebraifier;
-  zebraifier.forward_ = native_forward(generator, Convention::plain, precision);
+  NativeGenerator native = native_forward(generator, Convention::plain, precision);
+  zebraifier.forward_ = std::move(native.forward);
+  zebraifier.finish_calibration_ = std::move(native.finish_calibration);
   zebraifier.description_ = "native engine" + precision_note(precision) + ", UNTRAINED weights (seed " +
                             std::to_string(seed) + "): not a zebra";
   return zebraifier;
 }
 
 torch::Tensor Zebraifier::forward(const torch::Tensor& image01) const {
-  torch::InferenceMode inference;
-  return forward_(image01);
+  forward_ready();
+  return run(image01);
+}
+
+void Zebraifier::forward_ready() const {
+  if (finish_calibration_) {
+    throw ConfigError("the int8 generator is not calibrated yet: calibrate() it on representative pictures");
+  }
 }
 
 PreparedImage prepare_image(const RgbImage& image, int64_t max_side) {
@@ -203,9 +229,27 @@ RgbImage finish_image(const torch::Tensor& output01, const PreparedImage& prepar
   return to_image(output01.narrow(2, 0, prepared.height).narrow(3, 0, prepared.width));
 }
 
-RgbImage Zebraifier::convert(const RgbImage& image, int64_t max_side) const {
+void Zebraifier::calibrate(const std::vector<RgbImage>& pictures, int64_t max_side) {
+  if (!finish_calibration_) throw ConfigError("only an int8 generator is calibrated, and only once");
+  if (pictures.empty()) throw ConfigError("int8 calibration needs at least one picture");
+  for (const auto& picture : pictures) run_pipeline(picture, max_side);
+  finish_calibration_();
+  finish_calibration_ = nullptr;
+}
+
+torch::Tensor Zebraifier::run(const torch::Tensor& image01) const {
+  torch::InferenceMode inference;
+  return forward_(image01);
+}
+
+RgbImage Zebraifier::run_pipeline(const RgbImage& image, int64_t max_side) const {
   const PreparedImage prepared = prepare_image(image, max_side);
-  return finish_image(forward(prepared.padded), prepared);
+  return finish_image(run(prepared.padded), prepared);
+}
+
+RgbImage Zebraifier::convert(const RgbImage& image, int64_t max_side) const {
+  forward_ready();
+  return run_pipeline(image, max_side);
 }
 
 }  // namespace dlwpt::zebraify

@@ -72,6 +72,12 @@ class Zebraifier {
   /// A ResNetGenerator with default options and seeded random (untrained) weights.
   static Zebraifier untrained(uint64_t seed, Precision precision = Precision::float32);
 
+  /// int8 only: sets each convolution's input range from `pictures` (converted as convert()
+  /// does, in float32), then switches the generator to int8. Until then an int8 Zebraifier
+  /// refuses to convert (ConfigError): its scales would be unknown.
+  void calibrate(const std::vector<RgbImage>& pictures, int64_t max_side);
+  bool needs_calibration() const { return static_cast<bool>(finish_calibration_); }
+
   /// Generator stage: 1 x 3 x H x W in [0, 1] (H, W multiples of 4) to [0, 1], unclamped.
   torch::Tensor forward(const torch::Tensor& image01) const;
   /// The whole pipeline on pixels, with the longer side bounded by `max_side` (0: as is).
@@ -82,7 +88,12 @@ class Zebraifier {
   const std::string& description() const { return description_; }
 
  private:
+  void forward_ready() const;  // ConfigError while int8 awaits calibration
+  torch::Tensor run(const torch::Tensor& image01) const;
+  RgbImage run_pipeline(const RgbImage& image, int64_t max_side) const;
+
   std::function<torch::Tensor(const torch::Tensor&)> forward_;
+  std::function<void()> finish_calibration_;  // set while an int8 generator awaits calibration
   bool trained_ = false;
   std::string description_;
 };
