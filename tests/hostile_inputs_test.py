@@ -130,6 +130,15 @@ def main():
         c("zebraify: -o with another image format", zebra + [garbage, "-o", str(tmp / "o.bmp")], tmp, (2,),
           "are written as .png, .jpg or .jpeg")
         c("zebraify: -o ''", zebra + [garbage, "-o", ""], tmp, (2,), "--output is empty")
+        c("zebraify: int8 with an unreadable calibration picture",
+          zebra + ["--precision", "int8", "--calibrate-on", garbage, garbage, "-o", out], tmp, (2,), garbage)
+        accuracy = str(apps / "dlwpt-accuracy")
+        c("dlwpt-accuracy: nothing to measure", [accuracy], tmp, (2,), "give --pictures, --scan or both")
+        c("dlwpt-accuracy: float32 as a reduced precision", [accuracy, "--precisions", "float32", "--pictures", garbage],
+          tmp, (2,), "float32 is the reference")
+        c("dlwpt-accuracy: a corrupt picture", [accuracy, "--pictures", garbage], tmp, (2,), garbage)
+        c("ct-segment: --precision int8", segment + ["--precision", "int8", bad_mhd, "-o", out], tmp, (2,),
+          "ct-segment runs float32 or bfloat16")
         c("dlwpt-parity: --tolerance -1", [str(apps / "dlwpt-parity"), "--tolerance", "-1", str(references)],
           tmp, (2,), "--tolerance must be above 0")
         c("ct-segment: a header without data", segment + [bad_mhd, "-o", out], tmp, (1,), "bad.mhd")

@@ -202,7 +202,7 @@ void expect_close_to_float32(Precision precision, double min_psnr) {
 
 TEST(ZebraPipeline, BFloat16StaysCloseToFloat32) { expect_close_to_float32(Precision::bfloat16, 35.0); }
 
-X
+// Measured here 39.6 and 43.1 dB with random weights; README's accuracy table has the book's horse.
 TEST(ZebraPipeline, Int8StaysCloseToFloat32) { expect_close_to_float32(Precision::int8, 28.0); }
 
 TEST(ZebraPipeline, WrongArchivesAreRefused) {
