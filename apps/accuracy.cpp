@@ -23,7 +23,6 @@
 #include "apps/zebraify/zebra.h"
 #include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
-#include "dlwpt/layers/int8.h"
 #include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
 #include "dlwpt/weights/model_archive.h"
@@ -49,12 +48,7 @@ std::string fixed(double value, int digits) {
 }
 
 // Why `precision` cannot run here, or "".
-std::string unavailable(Precision precision) {
-  const auto reason = precision == Precision::int8       ? int8_unsupported_reason()
-                      : precision == Precision::bfloat16 ? bfloat16_unsupported_reason()
-                                                         : std::nullopt;
-  return reason ? *reason : "";
-}
+std::string unavailable(Precision precision) { return unsupported_reason(precision).value_or(""); }
 
 // ------------------------------------------------------------------ CycleGAN
 

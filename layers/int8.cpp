@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <type_traits>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -259,80 +260,61 @@ std::vector<int64_t> values_of(const torch::ExpandingArray<D>& array) {
   return std::vector<int64_t>(array->begin(), array->end());
 }
 
-template <typename Options, size_t D>
-bool plain_convolution(const Options& options) {
-  const auto dilation = values_of(options.dilation());
-  return alternative_of<torch::ExpandingArray<D>>(options.padding()) != nullptr &&
-         alternative_of<torch::enumtype::kZeros>(options.padding_mode()) != nullptr &&
-         options.groups() == 1 && std::all_of(dilation.begin(), dilation.end(), [](int64_t d) { return d == 1; });
-}
-
-template <size_t D>
-void check_input(const torch::Tensor& input, const char* name) {
-  TORCH_CHECK(input.dim() == static_cast<int64_t>(D) + 2, name, " expects a batch of ", D, "-D inputs, got ",
-              input.sizes());
+// The spatial dimensions of a Conv2d or Conv3d, from its options' padding.
+template <typename Options>
+constexpr size_t spatial_dimensions() {
+  return std::is_same_v<Options, decltype(nn::Conv2dImpl::options)> ? 2 : 3;
 }
 
 }  // namespace
 
-Int8Conv2dImpl::Int8Conv2dImpl(const nn::Conv2d& layer) : nn::Module(*layer), LayerVariant(layer) {
-  TORCH_CHECK(is_compatible(options), "Int8Conv2d: this Conv2d has groups, dilation or non-zero padding modes, "
-              "which it does not support");
+template <typename Derived, typename Layer>
+Int8ConvolutionVariant<Derived, Layer>::Int8ConvolutionVariant(const Layer& layer)
+    : LayerVariant<Derived, Layer>(layer) {
+  TORCH_CHECK(is_compatible(this->options), "int8 convolution: this layer has groups, dilation or a non-zero "
+              "padding mode, which it does not support");
 }
 
-bool Int8Conv2dImpl::is_compatible(const decltype(nn::Conv2dImpl::options)& options) {
-  return plain_convolution<decltype(nn::Conv2dImpl::options), 2>(options);
+template <typename Derived, typename Layer>
+bool Int8ConvolutionVariant<Derived, Layer>::is_compatible(const Options& options) {
+  constexpr size_t D = spatial_dimensions<Options>();
+  const auto dilation = values_of(options.dilation());
+  return alternative_of<torch::ExpandingArray<D>>(options.padding()) != nullptr &&
+         alternative_of<torch::enumtype::kZeros>(options.padding_mode()) != nullptr && options.groups() == 1 &&
+         std::all_of(dilation.begin(), dilation.end(), [](int64_t d) { return d == 1; });
 }
 
-torch::Tensor Int8Conv2dImpl::forward(const torch::Tensor& input) {
-  check_input<2>(input, "Int8Conv2d");
+template <typename Derived, typename Layer>
+torch::Tensor Int8ConvolutionVariant<Derived, Layer>::forward(const torch::Tensor& input) {
+  constexpr size_t D = spatial_dimensions<Options>();
+  TORCH_CHECK(input.dim() == static_cast<int64_t>(D) + 2, "int8 convolution expects a batch of ", D,
+              "-D inputs, got ", input.sizes());
   if (calibrating()) {
     observe(input);
-    return Conv2dImpl::forward(input);
+    return Layer::Impl::forward(input);
   }
-  return run(input, weight);
+  return run(input, this->weight);
 }
 
-void Int8Conv2dImpl::finish_calibration() {
-  finish(weight, bias, values_of(options.stride()), values_of(*alternative_of<torch::ExpandingArray<2>>(options.padding())),
-         values_of(options.dilation()), options.groups(), "a Conv2d");
+template <typename Derived, typename Layer>
+void Int8ConvolutionVariant<Derived, Layer>::finish_calibration() {
+  constexpr size_t D = spatial_dimensions<Options>();
+  const auto& options = this->options;
+  finish(this->weight, this->bias, values_of(options.stride()),
+         values_of(*alternative_of<torch::ExpandingArray<D>>(options.padding())), values_of(options.dilation()),
+         options.groups(), D == 2 ? "a Conv2d" : "a Conv3d");
 }
 
-std::shared_ptr<nn::Module> Int8Conv2dImpl::clone(const torch::optional<torch::Device>& device) const {
-  auto copy = std::dynamic_pointer_cast<Int8Conv2dImpl>(LayerVariant::clone(device));
+template <typename Derived, typename Layer>
+std::shared_ptr<nn::Module> Int8ConvolutionVariant<Derived, Layer>::clone(
+    const torch::optional<torch::Device>& device) const {
+  auto copy = std::dynamic_pointer_cast<Derived>(LayerVariant<Derived, Layer>::clone(device));
   copy->copy_calibration(*this);
   if (!calibrating()) copy->finish_calibration();
   return copy;
 }
 
-Int8Conv3dImpl::Int8Conv3dImpl(const nn::Conv3d& layer) : nn::Module(*layer), LayerVariant(layer) {
-  TORCH_CHECK(is_compatible(options), "Int8Conv3d: this Conv3d has groups, dilation or non-zero padding modes, "
-              "which it does not support");
-}
-
-bool Int8Conv3dImpl::is_compatible(const decltype(nn::Conv3dImpl::options)& options) {
-  return plain_convolution<decltype(nn::Conv3dImpl::options), 3>(options);
-}
-
-torch::Tensor Int8Conv3dImpl::forward(const torch::Tensor& input) {
-  check_input<3>(input, "Int8Conv3d");
-  if (calibrating()) {
-    observe(input);
-    return Conv3dImpl::forward(input);
-  }
-  return run(input, weight);
-}
-
-void Int8Conv3dImpl::finish_calibration() {
-  finish(weight, bias, values_of(options.stride()), values_of(*alternative_of<torch::ExpandingArray<3>>(options.padding())),
-         values_of(options.dilation()), options.groups(), "a Conv3d");
-}
-
-std::shared_ptr<nn::Module> Int8Conv3dImpl::clone(const torch::optional<torch::Device>& device) const {
-  auto copy = std::dynamic_pointer_cast<Int8Conv3dImpl>(LayerVariant::clone(device));
-  copy->copy_calibration(*this);
-  if (!calibrating()) copy->finish_calibration();
-  return copy;
-}
+template class Int8ConvolutionVariant<Int8Conv2dImpl, nn::Conv2d>;
+template class Int8ConvolutionVariant<Int8Conv3dImpl, nn::Conv3d>;
 
 }  // namespace dlwpt

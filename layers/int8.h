@@ -64,15 +64,20 @@ class Int8Convolution {
   std::shared_ptr<Int8ConvolutionKernel> kernel_;
 };
 
-/// Conv2d computing in int8 after calibration (see Int8Convolution): made from a Conv2d (any
-/// variant), sharing its parameters, so the state_dict reads the same. Takes and gives float32
-/// NCHW tensors (its output channels-last). Zero padding, no groups or dilation
-/// (`is_compatible`). If the weight changes after calibration, its quantized copy follows.
-class Int8Conv2dImpl : public LayerVariant<Int8Conv2dImpl, torch::nn::Conv2d>, public Int8Convolution {
+/// A convolution layer (`Layer`: torch::nn::Conv2d or Conv3d) computing in int8 after
+/// calibration (see Int8Convolution): made from such a layer (any variant), sharing its
+/// parameters, so the state_dict reads the same. Takes and gives float32 N x C x spatial
+/// tensors (its output channels-last). Zero padding, no groups or dilation (`is_compatible`).
+/// If the weight changes after calibration, its quantized copy follows; a clone keeps the
+/// calibration.
+template <typename Derived, typename Layer>
+class Int8ConvolutionVariant : public LayerVariant<Derived, Layer>, public Int8Convolution {
  public:
-  explicit Int8Conv2dImpl(const torch::nn::Conv2d& layer);
+  using Options = decltype(Layer::Impl::options);
 
-  static bool is_compatible(const decltype(torch::nn::Conv2dImpl::options)& options);
+  explicit Int8ConvolutionVariant(const Layer& layer);
+
+  static bool is_compatible(const Options& options);
 
   torch::Tensor forward(const torch::Tensor& input);
   /// Ends calibration: from now on forward() computes in int8.
@@ -82,21 +87,16 @@ class Int8Conv2dImpl : public LayerVariant<Int8Conv2dImpl, torch::nn::Conv2d>, p
       const torch::optional<torch::Device>& device = torch::nullopt) const override;
 };
 
+class Int8Conv2dImpl : public Int8ConvolutionVariant<Int8Conv2dImpl, torch::nn::Conv2d> {
+ public:
+  explicit Int8Conv2dImpl(const torch::nn::Conv2d& layer) : torch::nn::Module(*layer), Int8ConvolutionVariant(layer) {}
+};
+
 TORCH_MODULE(Int8Conv2d);
 
-/// Conv3d computing in int8 after calibration, as Int8Conv2dImpl (NCDHW tensors, the output
-/// channels-last).
-class Int8Conv3dImpl : public LayerVariant<Int8Conv3dImpl, torch::nn::Conv3d>, public Int8Convolution {
+class Int8Conv3dImpl : public Int8ConvolutionVariant<Int8Conv3dImpl, torch::nn::Conv3d> {
  public:
-  explicit Int8Conv3dImpl(const torch::nn::Conv3d& layer);
-
-  static bool is_compatible(const decltype(torch::nn::Conv3dImpl::options)& options);
-
-  torch::Tensor forward(const torch::Tensor& input);
-  void finish_calibration();
-
-  std::shared_ptr<torch::nn::Module> clone(
-      const torch::optional<torch::Device>& device = torch::nullopt) const override;
+  explicit Int8Conv3dImpl(const torch::nn::Conv3d& layer) : torch::nn::Module(*layer), Int8ConvolutionVariant(layer) {}
 };
 
 TORCH_MODULE(Int8Conv3d);

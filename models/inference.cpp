@@ -225,6 +225,17 @@ std::optional<std::string> bfloat16_unsupported_reason() {
 #endif
 }
 
+std::optional<std::string> unsupported_reason(Precision precision) {
+  switch (precision) {
+    case Precision::bfloat16:
+      return bfloat16_unsupported_reason();
+    case Precision::int8:
+      return int8_unsupported_reason();
+    default:
+      return std::nullopt;
+  }
+}
+
 Precision precision_of(const nn::Module& model) {
   for (const auto& module : model.modules()) {
     if (dynamic_cast<const Int8Convolution*>(module.get()) || dynamic_cast<const Int8LunaBlockImpl*>(module.get())) {

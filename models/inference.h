@@ -46,6 +46,10 @@ Precision parse_precision(const std::string& name);
 /// BW, VL and DQ extensions), or nullopt when it can.
 std::optional<std::string> bfloat16_unsupported_reason();
 
+/// Why `precision` cannot run in this build or on this CPU (bfloat16_unsupported_reason,
+/// int8_unsupported_reason in layers/int8.h), or nullopt; float32 always runs.
+std::optional<std::string> unsupported_reason(Precision precision);
+
 /// The precision of a model prepared by optimize_for_inference: int8 when it holds int8
 /// convolutions, bfloat16 when any of its parameters is, else float32.
 Precision precision_of(const torch::nn::Module& model);

@@ -320,8 +320,7 @@ std::optional<ModelPair<Model>> reduced_pair(const typename Model::Impl::Options
   Model reduced(options);
   weights::load_state_dict(*reduced, weights::state_dict(*models.plain));
   const Precision precision = reduced_options.precision();
-  const auto reason = precision == Precision::int8 ? int8_unsupported_reason() : bfloat16_unsupported_reason();
-  if (reason) {
+  if (const auto reason = unsupported_reason(precision)) {
     std::cout << "here: " << *reason << "\n";
     EXPECT_THAT(error_message_of<ConfigError>([&] { optimize_for_inference(reduced, reduced_options); }),
                 ::testing::HasSubstr(to_string(precision) + " inference: "));

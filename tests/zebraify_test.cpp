@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "apps/common/image_io.h"
-#include "dlwpt/layers/int8.h"
 #include "dlwpt/weights/errors.h"
 #include "apps/zebraify/zebra.h"
 #include "tests/test_support.h"
@@ -166,8 +165,7 @@ TEST(ZebraPipeline, NativeAndJitEnginesAgree) {
 // in grey levels (PSNR at least `min_psnr`); the jit engine refuses it. int8 is calibrated on
 // pictures other than the one compared.
 void expect_close_to_float32(Precision precision, double min_psnr) {
-  const auto reason = precision == Precision::int8 ? int8_unsupported_reason() : bfloat16_unsupported_reason();
-  if (reason) {
+  if (const auto reason = unsupported_reason(precision)) {
     auto refused = [&] {
       auto zebraifier = zebraify::Zebraifier::untrained(0, precision);
       zebraifier.calibrate({test_picture(64, 48)}, 0);
