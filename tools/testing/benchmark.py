@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The speed benchmark: every model case with every engine, in one run, as one table.
 
-Engines: `native` (the torch::nn models of this project), `native-bf16` (the same in bfloat16,
-models/inference.h), `jit` (the traced model through
+Engines: `native` (the torch::nn models of this project), `native-bf16` and `native-int8` (the
+same in bfloat16 and int8, models/inference.h; int8 calibrated on the timed input), `jit` (the traced model through
 torch::jit::load in C++, the book's cyclegan-jit), `python` (PyTorch eager, the same libtorch
 underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it imports). Each
 measurement runs in its own process (its peak resident memory is its own): median, min and max
@@ -38,7 +38,8 @@ sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(_
 from blas import use_app_kernels  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ENGINES = ('native', 'native-bf16', 'jit', 'python', 'opencv')
+ENGINES = ('native', 'native-bf16', 'native-int8', 'jit', 'python', 'opencv')
+REDUCED_PRECISIONS = {'native-bf16': 'bfloat16', 'native-int8': 'int8'}
 # Training steps of the book's recipes: name -> (inference case whose archive it trains, input
 # shape). The book trains LunaModel on batches of 32 chunks and the U-Net on 64x64 crops.
 TRAINING_CASES = {
@@ -75,8 +76,8 @@ def engine_command(engine, build, folder, case, shape, args):
     target = folder / (f'{case}.onnx' if engine == 'opencv' else f'{case}.pt')
     if engine == 'baseline':  # the native engine of another build: a change's before and after
         build, engine = args.baseline, 'native'
-    if engine == 'native-bf16':  # the native engine in bfloat16 (models/inference.h)
-        return [str(build / 'apps' / 'dlwpt-bench'), '--engine', 'native', '--precision', 'bfloat16',
+    if engine in REDUCED_PRECISIONS:  # the native engine in another precision (models/inference.h)
+        return [str(build / 'apps' / 'dlwpt-bench'), '--engine', 'native', '--precision', REDUCED_PRECISIONS[engine],
                 '--archive', str(target)] + common
     return [str(build / 'apps' / 'dlwpt-bench'), '--engine', engine, '--archive', str(target)] + common
 
