@@ -3,7 +3,8 @@
 
 Every case must end with exit status 1 (some inputs failed, the others done) or 2 (nothing
 could be done), a message on stderr whose line names the problem, no signal, within 10 s of
-wall time and, when the input is refused, 1 GB of peak memory. Besides the named cases, every
+wall time (40 s for an input accepted and worked on) and, when the input is refused, 1 GB of
+peak memory. Besides the named cases, every
 committed fuzz regression input (tests/fuzz/regressions/) is given to the app that reads such
 files; those inputs may also be valid (exit 0), but never crash, hang or exhaust memory.
 
@@ -27,6 +28,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tools' / '
 from bounded import wait_bounded  # noqa: E402
 
 TIME_LIMIT_S = 10.0 * float(os.environ.get("DLWPT_TEST_TIME_SCALE", "1"))
+# An accepted input does the real work (a valid 64-megapixel picture is decoded and resized):
+# bounded too, but not held to the cost of a refusal. It took 19 s on a loaded 2-core machine.
+ACCEPTED_TIME_LIMIT_S = 4 * TIME_LIMIT_S
 MEMORY_LIMIT_MB = 1024.0 * float(os.environ.get("DLWPT_TEST_MEMORY_SCALE", "1"))
 
 
@@ -59,8 +63,9 @@ class Checker:
             problems.append(f"killed by signal {killed} ({signal.Signals(killed).name})")
         elif code not in expected_status:
             problems.append(f"exit status {code}, expected {expected_status}")
-        if seconds > TIME_LIMIT_S:
-            problems.append(f"took {seconds:.1f} s (limit {TIME_LIMIT_S} s)")
+        time_limit = ACCEPTED_TIME_LIMIT_S if code == 0 else TIME_LIMIT_S
+        if seconds > time_limit:
+            problems.append(f"took {seconds:.1f} s (limit {time_limit} s)")
         # The bound is for refused input; an accepted large image may need more, by design.
         if code != 0 and rss > MEMORY_LIMIT_MB:
             problems.append(f"peak memory {rss:.0f} MB (limit {MEMORY_LIMIT_MB:.0f} MB)")
