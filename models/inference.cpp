@@ -111,28 +111,20 @@ void use_subpixel_upsampling(UNet& model) {
   }
 }
 
-void use_channels_last_convolutions(UNet& model) {
+// `swap` applied to the layers of every convolution block of the U-Net (its 3x3 convolutions,
+// their activations and norms).
+void swap_in_convolution_blocks(UNet& model, const LayerSwap& swap) {
   for (const auto& path : {model->down_path, model->up_path}) {
     for (const auto& child : *path) {
       auto* block = child->as<UNetConvBlock>();
       if (!block) block = child->as<UNetUpBlock>()->conv_block.get();
-      block->block = block->replace_module("block", swapped(block->block, channels_last_convolution));
+      block->block = block->replace_module("block", swapped(block->block, swap));
     }
   }
 }
 
 std::array<std::pair<const char*, LunaBlock*>, 4> named_blocks(LunaModel& model) {
   return {{{"block1", &model->block1}, {"block2", &model->block2}, {"block3", &model->block3}, {"block4", &model->block4}}};
-}
-
-void use_int8_convolutions(UNet& model) {
-  for (const auto& path : {model->down_path, model->up_path}) {
-    for (const auto& child : *path) {
-      auto* block = child->as<UNetConvBlock>();
-      if (!block) block = child->as<UNetUpBlock>()->conv_block.get();
-      block->block = block->replace_module("block", swapped(block->block, int8_convolution));
-    }
-  }
 }
 
 template <typename Output>
@@ -268,7 +260,7 @@ UNet optimize_for_inference(UNet model, const InferenceOptions& options) {
   if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   use_subpixel_upsampling(model);
-  if (onednn_applies(*model)) use_channels_last_convolutions(model);
+  if (onednn_applies(*model)) swap_in_convolution_blocks(model, channels_last_convolution);
   if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
   return model;
 }
@@ -314,7 +306,7 @@ ResNetGenerator begin_int8_calibration(ResNetGenerator model) {
 UNet begin_int8_calibration(UNet model) {
   check_int8_runs_here();
   model = optimize_for_inference(model);
-  use_int8_convolutions(model);
+  swap_in_convolution_blocks(model, int8_convolution);
   return model;
 }
 

@@ -369,21 +369,28 @@ TEST(BFloat16Inference, ResNetGeneratorStaysCloseToFloat32) {
   EXPECT_LE(grey_levels, 2.0);
 }
 
-TEST(BFloat16Inference, UNetWrapperStaysCloseToFloat32) {
-  auto models = bfloat16_pair<UNetWrapper>(book_segmentation_options(), 18);
-  if (!models) return;
+// A reduced-precision U-Net against float32 on random slices: the largest probability change
+// and the share of mask pixels (probability above 0.5) that differ, within the bounds given.
+void expect_unet_close(ModelPair<UNetWrapper>& models, const std::string& precision, double max_change,
+                       double max_flipped) {
   torch::InferenceMode inference;
   const auto slices = torch::randn({2, 7, 64, 80});
-  const auto expected = forward_each_sample(models->plain, slices);
-  const auto actual = forward_each_sample(models->optimized, slices);
+  const auto expected = forward_each_sample(models.plain, slices);
+  const auto actual = forward_each_sample(models.optimized, slices);
   ASSERT_EQ(actual.scalar_type(), torch::kFloat);
   const double worst = (actual - expected).abs().max().item<double>();
   const double flipped = ((actual > 0.5) != (expected > 0.5)).to(torch::kDouble).mean().item<double>();
-  std::cout << "U-Net bfloat16 against float32: largest probability difference " << worst << ", mask pixels "
-            << "that differ " << flipped * 100 << "%\n";
+  std::cout << "U-Net " << precision << " against float32: largest probability difference " << worst
+            << ", mask pixels that differ " << flipped * 100 << "%\n";
+  EXPECT_LE(worst, max_change);
+  EXPECT_LE(flipped, max_flipped);
+}
+
+TEST(BFloat16Inference, UNetWrapperStaysCloseToFloat32) {
+  auto models = bfloat16_pair<UNetWrapper>(book_segmentation_options(), 18);
+  if (!models) return;
   // Measured here: 0.024 and 0.22% (random weights and slices; the real CT's figures are in README).
-  EXPECT_LE(worst, 0.1);
-  EXPECT_LE(flipped, 0.02);
+  expect_unet_close(*models, "bfloat16", 0.1, 0.02);
 }
 
 TEST(BFloat16Inference, LunaModelStaysCloseToFloat32) {
@@ -509,17 +516,8 @@ TEST(Int8Inference, ResNetGeneratorStaysCloseToFloat32) {
 TEST(Int8Inference, UNetWrapperStaysCloseToFloat32) {
   auto models = int8_pair<UNetWrapper>(book_segmentation_options(), 18, {torch::randn({2, 7, 64, 80})});
   if (!models) return;
-  torch::InferenceMode inference;
-  const auto slices = torch::randn({2, 7, 64, 80});
-  const auto expected = forward_each_sample(models->plain, slices);
-  const auto actual = forward_each_sample(models->optimized, slices);
-  const double worst = (actual - expected).abs().max().item<double>();
-  const double flipped = ((actual > 0.5) != (expected > 0.5)).to(torch::kDouble).mean().item<double>();
-  std::cout << "U-Net int8 against float32: largest probability difference " << worst << ", mask pixels "
-            << "that differ " << flipped * 100 << "%\n";
   // Measured here: 0.15 and 1.4% (random weights and slices).
-  EXPECT_LE(worst, 0.3);
-  EXPECT_LE(flipped, 0.04);
+  expect_unet_close(*models, "int8", 0.3, 0.04);
 }
 
 TEST(Int8Inference, LunaModelStaysCloseToFloat32) {
