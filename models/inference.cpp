@@ -1,5 +1,6 @@
 #include "dlwpt/models/inference.h"
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <memory>
@@ -7,10 +8,15 @@
 #include <vector>
 
 #include <ATen/Context.h>
+#include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/sequential.h>
+// libtorch 1.13's module header uses the functional one without including it.
+#include <torch/nn/functional/instancenorm.h>
+#include <torch/nn/modules/instancenorm.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/padding.h>
 
+#include "dlwpt/layers/fused_instance_norm.h"
 #include "dlwpt/layers/inference.h"
 #include "dlwpt/layers/int8.h"
 #include "dlwpt/layers/luna_block.h"
@@ -100,6 +106,61 @@ nn::AnyModule channels_last_convolution(const nn::AnyModule& layer) {
 nn::Sequential swapped(const nn::Sequential& layers, const LayerSwap& swap) {
   nn::Sequential result;
   for (const auto& layer : *layers) result->push_back(swap(layer));
+  return result;
+}
+
+// `swap` as a rewrite of a whole Sequential.
+std::function<nn::Sequential(const nn::Sequential&)> each_layer(const LayerSwap& swap) {
+  return [swap](const nn::Sequential& layers) { return swapped(layers, swap); };
+}
+
+// `rewrite` applied to the generator's Sequential and to each of its residual blocks'.
+void rewrite_sequentials(ResNetGenerator& model, const std::function<nn::Sequential(const nn::Sequential&)>& rewrite) {
+  model->model = model->replace_module("model", rewrite(model->model));
+  for (const auto& child : *model->model) {
+    if (auto* block = child.ptr()->as<ResNetBlock>()) {
+      block->conv_block = block->replace_module("conv_block", rewrite(block->conv_block));
+    }
+  }
+}
+
+// The padding of a ReflectionPad2d that pads all four sides alike, or 0 for any other layer.
+int64_t uniform_reflection_padding(const nn::AnyModule& layer) {
+  const auto padding = std::dynamic_pointer_cast<nn::ReflectionPad2dImpl>(layer.ptr());
+  if (!padding) return 0;
+  const auto& sides = *padding->options.padding();
+  return std::all_of(sides.begin(), sides.end(), [&](int64_t side) { return side == sides[0]; }) ? sides[0] : 0;
+}
+
+// In `layers`, each InstanceNorm2d without affine parameters or running statistics becomes a
+// FusedInstanceNorm2d that takes in the ReLU and the ReflectionPad2d following it (each when
+// there), with an Identity in the place of each layer taken in: the indices, and so the
+// state_dict keys, stay.
+nn::Sequential fused_instance_norms(const nn::Sequential& layers) {
+  const std::vector<nn::AnyModule> list(layers->begin(), layers->end());
+  nn::Sequential result;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto norm = std::dynamic_pointer_cast<nn::InstanceNorm2dImpl>(list[i].ptr());
+    if (!norm || norm->options.affine() || norm->options.track_running_stats()) {
+      result->push_back(list[i]);
+      continue;
+    }
+    auto fused = FusedInstanceNorm2dOptions(norm->options.num_features()).eps(norm->options.eps());
+    size_t taken = 0;
+    if (i + 1 < list.size() && list[i + 1].ptr()->as<nn::ReLU>()) {
+      fused.relu(true);
+      ++taken;
+    }
+    if (i + 1 + taken < list.size()) {
+      if (const int64_t padding = uniform_reflection_padding(list[i + 1 + taken])) {
+        fused.reflection_padding(padding);
+        ++taken;
+      }
+    }
+    result->push_back(FusedInstanceNorm2d(fused));
+    for (size_t k = 0; k < taken; ++k) result->push_back(nn::Identity());
+    i += taken;
+  }
   return result;
 }
 
@@ -244,14 +305,10 @@ ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOpt
   if (options.precision() == Precision::int8) return calibrated_int8(model, options);
   freeze_for_eval(*model);
   model->model = model->replace_module("model", swapped(model->model, subpixel_upsampling));
+  rewrite_sequentials(model, fused_instance_norms);
   if (options.precision() == Precision::bfloat16) {
     use_bfloat16(*model);
-    model->model = model->replace_module("model", swapped(model->model, indexed_reflection_padding));
-    for (const auto& child : *model->model) {
-      if (auto* block = child.ptr()->as<ResNetBlock>()) {
-        block->conv_block = block->replace_module("conv_block", swapped(block->conv_block, indexed_reflection_padding));
-      }
-    }
+    rewrite_sequentials(model, each_layer(indexed_reflection_padding));
   }
   return model;
 }
@@ -294,12 +351,7 @@ LunaModel optimize_for_inference(LunaModel model, const InferenceOptions& option
 ResNetGenerator begin_int8_calibration(ResNetGenerator model) {
   check_int8_runs_here();
   model = optimize_for_inference(model);
-  model->model = model->replace_module("model", swapped(model->model, int8_convolution));
-  for (const auto& child : *model->model) {
-    if (auto* block = child.ptr()->as<ResNetBlock>()) {
-      block->conv_block = block->replace_module("conv_block", swapped(block->conv_block, int8_convolution));
-    }
-  }
+  rewrite_sequentials(model, each_layer(int8_convolution));
   return model;
 }
 
