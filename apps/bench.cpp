@@ -15,8 +15,11 @@
 
 #include "apps/common/openblas.h"
 #include "dlwpt/layers/inference.h"
+#include "dlwpt/layers/int8.h"
+#include "dlwpt/models/inference.h"
 #include "dlwpt/training/losses.h"
 #include "dlwpt/training/optimizer.h"
+#include "dlwpt/weights/errors.h"
 #include "dlwpt/weights/model_archive.h"
 #include "dlwpt/weights/numbers.h"
 
@@ -111,11 +114,41 @@ std::function<void()> opencv_step(const std::string& onnx, const std::vector<int
   };
 }
 
-// A float32 2048^3 matrix product: what the machine's BLAS sustains, the practical peak.
+// A float32 2048^3 matrix product: what the machine's BLAS sustains.
 std::function<void()> matmul_step() {
   auto a = torch::rand({2048, 2048});
   auto b = torch::rand({2048, 2048});
   return [a, b] { torch::mm(a, b); };
+}
+
+// A 2048^3 matrix product as a 1x1 convolution (2048 channels to 2048 over 32 x 64 pixels),
+// computed by the kernels the models compute with at `precision`: ATen's oneDNN convolution
+// in float32 and bfloat16, Int8Conv2d (oneDNN's int8 convolution) in int8. The practical peak
+// of a precision; oneDNN's float32 kernels can beat the BLAS matrix product.
+std::function<void()> convolution_peak_step(dlwpt::Precision precision) {
+  torch::nn::Conv2d layer(torch::nn::Conv2dOptions(2048, 2048, 1).bias(false));
+  layer->eval();
+  auto input = torch::rand({1, 2048, 32, 64}).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::NoGradGuard no_gradients;
+  if (precision == dlwpt::Precision::int8) {
+    if (const auto reason = dlwpt::int8_unsupported_reason()) throw dlwpt::ConfigError("int8: " + *reason);
+    dlwpt::Int8Conv2d int8(layer);
+    int8->forward(input);  // calibration: the input's range
+    int8->finish_calibration();
+    return [int8, input]() mutable {
+      torch::InferenceMode guard;
+      int8->forward(input);
+    };
+  }
+  if (precision == dlwpt::Precision::bfloat16) {
+    if (const auto reason = dlwpt::bfloat16_unsupported_reason()) throw dlwpt::ConfigError("bfloat16: " + *reason);
+    layer->to(torch::kBFloat16);
+    input = input.to(torch::kBFloat16);
+  }
+  return [layer, input]() mutable {
+    torch::InferenceMode guard;
+    layer->forward(input);
+  };
 }
 
 }  // namespace
@@ -125,13 +158,13 @@ int main(int argc, char** argv) {
   dlwpt::keep_freed_memory_for_reuse();  // as the apps do, for every C++ engine alike
   cxxopts::Options options("dlwpt-bench", "Times one model with one engine; prints a JSON line.");
   options.add_options()
-      ("engine", "native, jit, opencv or matmul", cxxopts::value<std::string>())
+      ("engine", "native, jit, opencv, matmul (BLAS, float32) or peak (a 1x1 convolution at --precision)", cxxopts::value<std::string>())
       ("archive", "TorchScript archive (native, jit) or ONNX file (opencv)", cxxopts::value<std::string>())
       ("shape", "input shape, e.g. 1,3,256,256", cxxopts::value<std::string>()->default_value("1"))
       ("runs", "measured runs", cxxopts::value<int>()->default_value("5"))
       ("warmup", "unmeasured runs first", cxxopts::value<int>()->default_value("1"))
       ("threads", "intra-op threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
-      ("precision", "native engine: float32, bfloat16 or int8 (calibrated on the timed input)", cxxopts::value<std::string>()->default_value("float32"))
+      ("precision", "native and peak engines: float32, bfloat16 or int8 (calibrated on the timed input)", cxxopts::value<std::string>()->default_value("float32"))
       ("train", "native engine: time training steps (the book's recipe) instead of inference")
       ("h,help", "print this help");
   try {
@@ -148,7 +181,7 @@ int main(int argc, char** argv) {
     const auto shape = parse_shape(args["shape"].as<std::string>());
     const auto input = torch::rand(shape, torch::TensorOptions().dtype(torch::kFloat));
     const std::string archive = args.count("archive") ? args["archive"].as<std::string>() : "";
-    if (engine != "matmul" && archive.empty()) throw std::invalid_argument("--archive is needed");
+    if (engine != "matmul" && engine != "peak" && archive.empty()) throw std::invalid_argument("--archive is needed");
 
     std::function<void()> step;
     if (engine == "native" && args.count("train")) {
@@ -161,6 +194,8 @@ int main(int argc, char** argv) {
       step = opencv_step(archive, shape);
     } else if (engine == "matmul") {
       step = matmul_step();
+    } else if (engine == "peak") {
+      step = convolution_peak_step(dlwpt::parse_precision(args["precision"].as<std::string>()));
     } else {
       throw std::invalid_argument("unknown engine " + engine);
     }

@@ -6,9 +6,12 @@ same in bfloat16 and int8, models/inference.h; int8 calibrated on the timed inpu
 torch::jit::load in C++, the book's cyclegan-jit), `python` (PyTorch eager, the same libtorch
 underneath) and `opencv` (OpenCV's DNN module on the ONNX export, where it imports). Each
 measurement runs in its own process (its peak resident memory is its own): median, min and max
-of the timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the
-float32 2048^3 matrix product measured in the same run (the practical peak), and speed
-relative to Python eager. Then training steps of the book's recipes (LunaModel: SGD, batches
+of the timed runs after a warm-up, GFLOP/s from the counted multiply-adds, percent of the peak
+of the row's precision measured in the same run, and speed relative to Python eager. A
+precision's peak is a 2048^3 matrix product computed by the kernels the models use at that
+precision (`dlwpt-bench --engine peak`: a 1x1 convolution through oneDNN, in int8 through
+Int8Conv2d), for float32 also by the BLAS (`--engine matmul`), the best of several runs before
+and after the cases: the fastest either kernel has shown is the limit to compare against. Then training steps of the book's recipes (LunaModel: SGD, batches
 of 32 chunks; U-Net: Adam, 16 crops of 64x64) against the same steps in Python, and whole apps
 against their Python pipelines (time and peak memory of the process): zebraify on a 512x512
 picture (tools/testing/zebraify_reference.py) and, with the book's data (--dlwpt), the CT pipeline on
@@ -240,7 +243,37 @@ def zebraify_rows(build, folder, threads, rounds, baseline=None):
                                                    baseline, 'zebraify'), rounds)
 
 
-def format_rows(rows, peak_gflops):
+PEAK_RUNS = 8
+
+
+def engine_precision(engine):
+    return REDUCED_PRECISIONS.get(engine, 'float32')
+
+
+def measure_peaks(args, precisions, peak_kernels):
+    """Adds to `peak_kernels` the best GFLOP/s of each precision's kernels in PEAK_RUNS runs:
+    the 1x1 convolution of the models' kernels, and for float32 also the BLAS product."""
+    bench = str(args.build / 'apps' / 'dlwpt-bench')
+    common = ['--runs', str(PEAK_RUNS), '--warmup', '2', '--threads', str(args.threads)]
+    commands = {(p, 'oneDNN' if p != 'int8' else 'oneDNN int8'): [bench, '--engine', 'peak', '--precision', p]
+                for p in precisions}
+    if 'float32' in precisions:
+        commands[('float32', 'BLAS')] = [bench, '--engine', 'matmul']
+    for key, command in commands.items():
+        result, _, status, err = run_measured(command + common)
+        if status != 0:
+            sys.exit(f'benchmark: {" ".join(command)} failed: {err}')
+        gflops = 2 * 2048 ** 3 / (result['min_ms'] * 1e6)
+        peak_kernels[key] = max(gflops, peak_kernels.get(key, 0))
+        print(f'{key[0]} peak, {key[1]}: {gflops:.1f} GFLOP/s (best of {PEAK_RUNS})', flush=True)
+
+
+def describe_peaks(peak_kernels):
+    return ', '.join(f'{precision} {gflops:.0f} GFLOP/s ({kernel})'
+                     for (precision, kernel), gflops in sorted(peak_kernels.items()))
+
+
+def format_rows(rows, peaks):
     python_ms = {r['case']: r['median_ms'] for r in rows if r['engine'] == 'python' and 'median_ms' in r}
     lines = ['| case | engine | median | min-max | GFLOP/s | % of peak | peak RSS | vs Python eager |',
              '| --- | --- | --- | --- | --- | --- | --- | --- |']
@@ -252,7 +285,8 @@ def format_rows(rows, peak_gflops):
             continue
         gflops = r.get('flops', 0) / (r['median_ms'] * 1e6) if r.get('flops') else None
         speedup = python_ms.get(r['case'], 0) / r['median_ms'] if r['case'] in python_ms else None
-        r.update(gflops=gflops, percent_peak=100 * gflops / peak_gflops if gflops else None,
+        peak = peaks.get(engine_precision(r['engine']))
+        r.update(gflops=gflops, percent_peak=100 * gflops / peak if gflops and peak else None,
                  speedup_vs_python=speedup)
         lines.append(
             f"| {r['case']} | {r['engine']} | {r['median_ms']:.1f} ms | "
@@ -291,14 +325,9 @@ def main():
     folder.mkdir(parents=True, exist_ok=True)
     blas = use_app_kernels()  # every engine's process runs the same BLAS kernels
 
-    peak, peak_mb, status, err = run_measured(
-        [str(args.build / 'apps' / 'dlwpt-bench'), '--engine', 'matmul', '--runs', str(args.runs),
-         '--warmup', '2', '--threads', str(args.threads)])
-    if status != 0:
-        sys.exit(f'benchmark: dlwpt-bench failed: {err}')
-    peak_gflops = 2 * 2048 ** 3 / (peak['median_ms'] * 1e6)
-    print(f'float32 matrix product 2048^3: {peak["median_ms"]:.0f} ms, {peak_gflops:.1f} GFLOP/s '
-          f'({args.threads} threads)', flush=True)
+    peak_kernels = {}  # (precision, kernel) -> best GFLOP/s seen
+    precisions = sorted({engine_precision(engine) for engine in args.engines})
+    measure_peaks(args, precisions, peak_kernels)
 
     cases = args.cases or subprocess.run([PYTHON, str(ROOT / 'tools' / 'testing' / 'bench_cases.py'), 'list'],
                                          capture_output=True, text=True, check=True).stdout.split()
@@ -319,8 +348,11 @@ def main():
         rows += pipeline_rows(args.build, folder, args.dlwpt, args.threads, args.pipeline_rounds,
                               args.baseline)
 
-    lines, table = format_rows(rows, peak_gflops)
-    header = (f'Matrix-product peak: {peak_gflops:.1f} GFLOP/s; {args.threads} threads; '
+    measure_peaks(args, precisions, peak_kernels)
+    peaks = {precision: max(gflops for (p, _), gflops in peak_kernels.items() if p == precision)
+             for precision in precisions}
+    lines, table = format_rows(rows, peaks)
+    header = (f'Peaks (2048^3, best of {2 * PEAK_RUNS} runs): {describe_peaks(peak_kernels)}; {args.threads} threads; '
               f'medians of {args.rounds} rounds x {args.runs} runs (each after {args.warmup} warm-up), '
               f'engines taking turns; pipeline: {args.pipeline_rounds} rounds; '
               f'OpenBLAS kernels: {blas}.')
