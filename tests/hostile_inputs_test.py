@@ -142,6 +142,11 @@ def main():
         c("dlwpt-accuracy: float32 as a reduced precision", [accuracy, "--precisions", "float32", "--pictures", garbage],
           tmp, (2,), "float32 is the reference")
         c("dlwpt-accuracy: a corrupt picture", [accuracy, "--pictures", garbage], tmp, (2,), garbage)
+        bench = str(apps / "dlwpt-bench")
+        c("dlwpt-bench: the peak at an unknown precision", [bench, "--engine", "peak", "--precision", "float16"],
+          tmp, (2,), "precision 'float16' is none of")
+        c("dlwpt-bench: a model engine without an archive", [bench, "--engine", "native"], tmp, (2,),
+          "--archive is needed")
         c("ct-segment: --precision int8", segment + ["--precision", "int8", bad_mhd, "-o", out], tmp, (2,),
           "ct-segment runs float32 or bfloat16")
         c("dlwpt-parity: --tolerance -1", [str(apps / "dlwpt-parity"), "--tolerance", "-1", str(references)],
