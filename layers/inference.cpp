@@ -165,17 +165,29 @@ torch::Tensor SubpixelConvTranspose2dImpl::forward(const torch::Tensor& input) {
   const bool unpadded = std::all_of(pads.begin(), pads.end(), [](int64_t pad) { return pad == 0; });
   const auto padded = unpadded ? input : torch::constant_pad_nd(input, pads);
 
-  const auto phase_weight = subpixel_weight_.get(weight, [&](const torch::Tensor& w) {
-    return subpixel_weight(w, stride, rows, cols);
-  });
-  torch::Tensor phase_bias;
-  if (bias.defined()) {
-    phase_bias = subpixel_bias_.get(bias, [&](const torch::Tensor& b) {
-      return b.repeat_interleave(stride * stride);
-    });
-  }
-  const auto phases = torch::conv2d(padded, phase_weight, phase_bias);
+  const auto phases = convolve_phases(padded, subpixel_weight(), subpixel_bias());
   return torch::pixel_shuffle(phases, stride).narrow(2, 0, out_height).narrow(3, 0, out_width);
+}
+
+torch::Tensor SubpixelConvTranspose2dImpl::convolve_phases(const torch::Tensor& padded_input,
+                                                           const torch::Tensor& weight, const torch::Tensor& bias) {
+  return torch::conv2d(padded_input, weight, bias);
+}
+
+torch::Tensor SubpixelConvTranspose2dImpl::subpixel_weight() {
+  const int64_t stride = (*options.stride())[0];
+  const auto& padding = *alternative_of<torch::ExpandingArray<2>>(options.padding());
+  const auto& kernel = *options.kernel_size();
+  return subpixel_weight_.get(weight, [&](const torch::Tensor& w) {
+    return dlwpt::subpixel_weight(w, stride, phase_taps(kernel[0], stride, (*padding)[0]),
+                                  phase_taps(kernel[1], stride, (*padding)[1]));
+  });
+}
+
+torch::Tensor SubpixelConvTranspose2dImpl::subpixel_bias() {
+  if (!bias.defined()) return {};
+  const int64_t stride = (*options.stride())[0];
+  return subpixel_bias_.get(bias, [&](const torch::Tensor& b) { return b.repeat_interleave(stride * stride); });
 }
 
 ChannelsLastConv2dImpl::ChannelsLastConv2dImpl(const nn::Conv2d& layer)

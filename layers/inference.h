@@ -107,6 +107,17 @@ class SubpixelConvTranspose2dImpl
   /// N x in x H x W to N x out x H' x W', H' and W' as ConvTranspose2d computes them.
   torch::Tensor forward(const torch::Tensor& input);
 
+ protected:
+  /// The stride-1 convolution of the padded input with the sub-pixel weight and bias, whose
+  /// outputs pixel_shuffle interleaves: what a variant (such as the int8 one) computes its own
+  /// way.
+  virtual torch::Tensor convolve_phases(const torch::Tensor& padded_input, const torch::Tensor& weight,
+                                        const torch::Tensor& bias);
+  /// The layer's weight (bias) regrouped for the sub-pixel convolution, derived again only
+  /// when the layer's changes. An undefined tensor for a layer without bias.
+  torch::Tensor subpixel_weight();
+  torch::Tensor subpixel_bias();
+
  private:
   DerivedTensor subpixel_weight_;
   DerivedTensor subpixel_bias_;

@@ -314,6 +314,27 @@ std::shared_ptr<nn::Module> Int8ConvolutionVariant<Derived, Layer>::clone(
   return copy;
 }
 
+void Int8SubpixelConvTranspose2dImpl::finish_calibration() {
+  finish(subpixel_weight(), subpixel_bias(), {1, 1}, {0, 0}, {1, 1}, 1, "a ConvTranspose2d");
+}
+
+torch::Tensor Int8SubpixelConvTranspose2dImpl::convolve_phases(const torch::Tensor& padded_input,
+                                                               const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (calibrating()) {
+    observe(padded_input);
+    return SubpixelConvTranspose2dImpl::convolve_phases(padded_input, weight, bias);
+  }
+  return run(padded_input, weight);
+}
+
+std::shared_ptr<nn::Module> Int8SubpixelConvTranspose2dImpl::clone(const torch::optional<torch::Device>& device) const {
+  const auto plain = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(nn::ConvTranspose2dImpl::clone(device));
+  auto copy = std::make_shared<Int8SubpixelConvTranspose2dImpl>(nn::ConvTranspose2d(plain));
+  copy->copy_calibration(*this);
+  if (!calibrating()) copy->finish_calibration();
+  return copy;
+}
+
 template class Int8ConvolutionVariant<Int8Conv2dImpl, nn::Conv2d>;
 template class Int8ConvolutionVariant<Int8Conv3dImpl, nn::Conv3d>;
 

@@ -101,4 +101,25 @@ class Int8Conv3dImpl : public Int8ConvolutionVariant<Int8Conv3dImpl, torch::nn::
 
 TORCH_MODULE(Int8Conv3d);
 
+/// A SubpixelConvTranspose2d (made from a compatible ConvTranspose2d, sharing its parameters)
+/// whose sub-pixel convolution computes in int8 after calibration, as Int8Conv2d does: the
+/// CycleGAN's upsampling layers. Output float32, channels as ConvTranspose2d gives them.
+class Int8SubpixelConvTranspose2dImpl : public SubpixelConvTranspose2dImpl, public Int8Convolution {
+ public:
+  explicit Int8SubpixelConvTranspose2dImpl(const torch::nn::ConvTranspose2d& layer)
+      : torch::nn::Module(*layer), SubpixelConvTranspose2dImpl(layer) {}
+
+  /// Ends calibration: from now on forward() computes in int8.
+  void finish_calibration();
+
+  std::shared_ptr<torch::nn::Module> clone(
+      const torch::optional<torch::Device>& device = torch::nullopt) const override;
+
+ protected:
+  torch::Tensor convolve_phases(const torch::Tensor& padded_input, const torch::Tensor& weight,
+                                const torch::Tensor& bias) override;
+};
+
+TORCH_MODULE(Int8SubpixelConvTranspose2d);
+
 }  // namespace dlwpt

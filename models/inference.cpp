@@ -61,6 +61,15 @@ nn::AnyModule int8_convolution(const nn::AnyModule& layer) {
   return nn::AnyModule(Int8Conv2d(nn::Conv2d(convolution)));
 }
 
+// A SubpixelConvTranspose2d becomes an Int8SubpixelConvTranspose2d sharing its parameters; any
+// other layer stays.
+nn::AnyModule int8_upsampling(const nn::AnyModule& layer) {
+  const auto subpixel = std::dynamic_pointer_cast<SubpixelConvTranspose2dImpl>(layer.ptr());
+  if (!subpixel || std::dynamic_pointer_cast<Int8SubpixelConvTranspose2dImpl>(subpixel)) return layer;
+  return nn::AnyModule(
+      Int8SubpixelConvTranspose2d(nn::ConvTranspose2d(std::static_pointer_cast<nn::ConvTranspose2dImpl>(subpixel))));
+}
+
 void check_int8_runs_here() {
   if (const auto reason = int8_unsupported_reason()) throw ConfigError("int8 inference: " + *reason);
 }
@@ -352,6 +361,7 @@ ResNetGenerator begin_int8_calibration(ResNetGenerator model) {
   check_int8_runs_here();
   model = optimize_for_inference(model);
   rewrite_sequentials(model, each_layer(int8_convolution));
+  model->model = model->replace_module("model", swapped(model->model, int8_upsampling));
   return model;
 }
 
@@ -384,6 +394,9 @@ void finish_int8_calibration(nn::Module& model) {
   for (const auto& module : model.modules()) {
     if (auto* convolution = dynamic_cast<Int8Conv2dImpl*>(module.get())) {
       convolution->finish_calibration();
+      ++finished;
+    } else if (auto* upsampling = dynamic_cast<Int8SubpixelConvTranspose2dImpl*>(module.get())) {
+      upsampling->finish_calibration();
       ++finished;
     } else if (auto* block = dynamic_cast<Int8LunaBlockImpl*>(module.get())) {
       block->finish_calibration();

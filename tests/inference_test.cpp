@@ -495,7 +495,8 @@ void expect_int8_convolution_close(Layer plain, const torch::Tensor& calibration
   }
   EXPECT_TRUE(int8->calibrating());
   const torch::Tensor calibrated_output = int8(calibration);
-  EXPECT_TRUE(torch::equal(calibrated_output, plain(calibration))) << "calibrating computes in float32";
+  EXPECT_LE(relative_difference(calibrated_output, plain(calibration)), kRoundingTolerance)
+      << "calibrating computes in float32";
   int8->finish_calibration();
   EXPECT_FALSE(int8->calibrating());
   const torch::Tensor expected = plain(input);
@@ -547,6 +548,24 @@ TEST(Int8Convolution, RefusesWhatItCannotCalibrateOrRun) {
                   [&] { optimize_for_inference(model, InferenceOptions().precision(Precision::int8)); }),
               ::testing::HasSubstr("needs calibration inputs"));
   EXPECT_THROW(finish_int8_calibration(*model), ConfigError);
+}
+
+// CycleGAN's upsampling: its sub-pixel convolution in int8 (the U-Net's stays float32).
+TEST(Int8Convolution, SubpixelUpsamplingStaysCloseAndClonesCalibrated) {
+  torch::manual_seed(34);
+  nn::ConvTranspose2d plain(nn::ConvTranspose2dOptions(16, 8, 3).stride(2).padding(1).output_padding(1));
+  const auto input = torch::relu(torch::randn({1, 16, 12, 10}));
+  expect_int8_convolution_close<nn::ConvTranspose2d, Int8SubpixelConvTranspose2d>(
+      plain, torch::relu(torch::randn({2, 16, 12, 10})), input, "ConvTranspose2d 3x3, stride 2");
+  if (int8_unsupported_reason()) return;
+  torch::NoGradGuard no_gradients;
+  Int8SubpixelConvTranspose2d int8(plain);
+  int8(input);
+  int8->finish_calibration();
+  const auto copy = std::dynamic_pointer_cast<Int8SubpixelConvTranspose2dImpl>(int8->clone());
+  ASSERT_TRUE(copy);
+  EXPECT_FALSE(copy->calibrating());
+  EXPECT_TRUE(torch::allclose(copy->forward(input), int8(input), 1e-5, 1e-5));
 }
 
 TEST(Int8Convolution, FollowsAChangedWeightAndClonesCalibrated) {
