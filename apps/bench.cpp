@@ -67,7 +67,10 @@ std::function<void()> native_step(const std::string& archive, const torch::Tenso
 // One training step of the book's recipe for the archive's model: SGD and cross entropy for
 // LunaModel, Adam and the Dice + false-negative loss for the U-Net, on fixed random labels.
 std::function<void()> training_step(const std::string& archive, const torch::Tensor& input) {
-  auto model = std::make_shared<dlwpt::weights::AnyModel>(dlwpt::weights::load_any_model(archive));
+  // The model as written (Optimization::none): the inference preparation freezes the
+  // parameters and runs batches sample by sample, which training cannot use.
+  auto model = std::make_shared<dlwpt::weights::AnyModel>(
+      dlwpt::weights::load_any_model(archive, dlwpt::weights::Optimization::none));
   model->module->train();
   const std::string& name = model->config.model;
   if (name != "LunaModel" && name != "UNetWrapper") {

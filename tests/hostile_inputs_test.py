@@ -145,6 +145,10 @@ def main():
         bench = str(apps / "dlwpt-bench")
         c("dlwpt-bench: the peak at an unknown precision", [bench, "--engine", "peak", "--precision", "float16"],
           tmp, (2,), "precision 'float16' is none of")
+        # Training steps time the model as written: the inference preparation would refuse them.
+        c("dlwpt-bench: a LunaModel training step", [bench, "--engine", "native", "--train", "--archive", luna,
+                                                     "--shape", "2,1,32,48,48", "--runs", "1", "--warmup", "0",
+                                                     "--threads", "1"], tmp, (0,))
         c("dlwpt-bench: a model engine without an archive", [bench, "--engine", "native"], tmp, (2,),
           "--archive is needed")
         c("ct-segment: --precision int8", segment + ["--precision", "int8", bad_mhd, "-o", out], tmp, (2,),
