@@ -112,15 +112,24 @@ DLWPT_INLINED void write_row(const T* source, T* target, int64_t width, int64_t 
   }
 }
 
+// What one pass over the planes computes: the fused layers, or (normalize false) the padding
+// alone, whose values (x - 0) * 1 are the input's exactly.
+struct PlanePass {
+  bool normalize;
+  bool relu;
+  int64_t padding;
+  double eps;
+};
+
 template <typename T>
-DLWPT_INLINED void normalize_plane(const Plane<T>& plane, T* output, const FusedInstanceNorm2dOptions& options) {
-  const Normalization norm = normalization_of(plane, options.eps());
-  const int64_t padding = options.reflection_padding();
+DLWPT_INLINED void normalize_plane(const Plane<T>& plane, T* output, const PlanePass& options) {
+  const Normalization norm = options.normalize ? normalization_of(plane, options.eps) : Normalization{0.0f, 1.0f};
+  const int64_t padding = options.padding;
   const int64_t output_width = plane.width + 2 * padding;
   for (int64_t y = 0; y < plane.height + 2 * padding; ++y) {
     const T* source = plane.row(reflected(y - padding, plane.height));
     T* target = output + y * output_width;
-    if (options.relu()) {
+    if (options.relu) {
       write_row<T, true>(source, target, plane.width, padding, norm);
     } else {
       write_row<T, false>(source, target, plane.width, padding, norm);
@@ -128,27 +137,25 @@ DLWPT_INLINED void normalize_plane(const Plane<T>& plane, T* output, const Fused
   }
 }
 
-DLWPT_CPU_CLONES void normalize_float_plane(const Plane<float>& plane, float* output,
-                                            const FusedInstanceNorm2dOptions& options) {
+DLWPT_CPU_CLONES void normalize_float_plane(const Plane<float>& plane, float* output, const PlanePass& options) {
   normalize_plane(plane, output, options);
 }
 
 DLWPT_CPU_CLONES void normalize_bfloat16_plane(const Plane<c10::BFloat16>& plane, c10::BFloat16* output,
-                                               const FusedInstanceNorm2dOptions& options) {
+                                               const PlanePass& options) {
   normalize_plane(plane, output, options);
 }
 
-void normalize_any_plane(const Plane<float>& plane, float* output, const FusedInstanceNorm2dOptions& options) {
+void normalize_any_plane(const Plane<float>& plane, float* output, const PlanePass& options) {
   normalize_float_plane(plane, output, options);
 }
 
-void normalize_any_plane(const Plane<c10::BFloat16>& plane, c10::BFloat16* output,
-                         const FusedInstanceNorm2dOptions& options) {
+void normalize_any_plane(const Plane<c10::BFloat16>& plane, c10::BFloat16* output, const PlanePass& options) {
   normalize_bfloat16_plane(plane, output, options);
 }
 
 template <typename T>
-void normalize_planes(const torch::Tensor& input, torch::Tensor& output, const FusedInstanceNorm2dOptions& options) {
+void normalize_planes(const torch::Tensor& input, torch::Tensor& output, const PlanePass& options) {
   const int64_t channels = input.size(1);
   const int64_t output_plane = output.size(2) * output.size(3);
   const T* input_data = input.data_ptr<T>();
@@ -164,14 +171,40 @@ void normalize_planes(const torch::Tensor& input, torch::Tensor& output, const F
   });
 }
 
-// Inputs the fused pass covers; any other goes through ATen's operations.
-bool is_fusable(const torch::Tensor& input) {
-  const bool float_type = input.scalar_type() == torch::kFloat || input.scalar_type() == torch::kBFloat16;
-  const bool needs_gradient = input.requires_grad() && torch::GradMode::is_enabled();
-  return input.device().is_cpu() && float_type && !needs_gradient && input.size(2) * input.size(3) > 1;
+// The pass over every plane of `input` into a new contiguous tensor, padded.
+torch::Tensor pass_over_planes(const torch::Tensor& input, const PlanePass& pass) {
+  const torch::Tensor rows = input.stride(3) == 1 ? input : input.contiguous();
+  auto output = torch::empty({input.size(0), input.size(1), input.size(2) + 2 * pass.padding,
+                              input.size(3) + 2 * pass.padding},
+                             input.options().memory_format(torch::MemoryFormat::Contiguous));
+  if (input.scalar_type() == torch::kFloat) {
+    normalize_planes<float>(rows, output, pass);
+  } else {
+    normalize_planes<c10::BFloat16>(rows, output, pass);
+  }
+  return output;
+}
+
+void check_reflection_padding(const torch::Tensor& input, int64_t padding, const char* what) {
+  TORCH_CHECK(padding < input.size(2) && padding < input.size(3), what, ": reflection padding ", padding,
+              " needs planes larger than it, got ", input.size(2), " x ", input.size(3));
 }
 
 }  // namespace
+
+bool can_pass_over_planes(const torch::Tensor& input) {
+  const bool float_type = input.scalar_type() == torch::kFloat || input.scalar_type() == torch::kBFloat16;
+  const bool needs_gradient = input.requires_grad() && torch::GradMode::is_enabled();
+  return input.dim() == 4 && input.device().is_cpu() && float_type && !needs_gradient;
+}
+
+torch::Tensor reflection_pad_planes(const torch::Tensor& input, int64_t padding) {
+  TORCH_CHECK(can_pass_over_planes(input), "reflection_pad_planes takes a float32 or bfloat16 N x C x H x W CPU "
+              "tensor that needs no gradient, got ", input.scalar_type(), " ", input.sizes());
+  TORCH_CHECK(padding >= 0, "reflection_pad_planes: padding must be >= 0, got ", padding);
+  check_reflection_padding(input, padding, "reflection_pad_planes");
+  return pass_over_planes(input, {/*normalize=*/false, /*relu=*/false, padding, /*eps=*/0.0});
+}
 
 FusedInstanceNorm2dImpl::FusedInstanceNorm2dImpl(const FusedInstanceNorm2dOptions& options_)
     : options(options_) {
@@ -189,19 +222,10 @@ void FusedInstanceNorm2dImpl::reset() {
 torch::Tensor FusedInstanceNorm2dImpl::forward(const torch::Tensor& input) {
   TORCH_CHECK(input.dim() == 4 && input.size(1) == options.num_features(), "FusedInstanceNorm2d expects an N x ",
               options.num_features(), " x H x W input, got ", input.sizes());
-  const int64_t padding = options.reflection_padding();
-  TORCH_CHECK(padding < input.size(2) && padding < input.size(3), "FusedInstanceNorm2d: reflection padding ",
-              padding, " needs planes larger than it, got ", input.size(2), " x ", input.size(3));
-  if (!is_fusable(input)) return unfused(input);
-  const torch::Tensor rows = input.stride(3) == 1 ? input : input.contiguous();
-  auto output = torch::empty({input.size(0), input.size(1), input.size(2) + 2 * padding, input.size(3) + 2 * padding},
-                             input.options().memory_format(torch::MemoryFormat::Contiguous));
-  if (input.scalar_type() == torch::kFloat) {
-    normalize_planes<float>(rows, output, options);
-  } else {
-    normalize_planes<c10::BFloat16>(rows, output, options);
-  }
-  return output;
+  check_reflection_padding(input, options.reflection_padding(), "FusedInstanceNorm2d");
+  // Instance statistics of a single value are refused by ATen's own check.
+  if (!can_pass_over_planes(input) || input.size(2) * input.size(3) <= 1) return unfused(input);
+  return pass_over_planes(input, {/*normalize=*/true, options.relu(), options.reflection_padding(), options.eps()});
 }
 
 torch::Tensor FusedInstanceNorm2dImpl::unfused(const torch::Tensor& input) const {

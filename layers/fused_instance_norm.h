@@ -55,4 +55,13 @@ class FusedInstanceNorm2dImpl : public torch::nn::Cloneable<FusedInstanceNorm2dI
 
 TORCH_MODULE(FusedInstanceNorm2d);
 
+/// Whether the one-pass-per-plane kernels take `input`: a float32 or bfloat16 N x C x H x W CPU
+/// tensor (any strides) that needs no gradient.
+bool can_pass_over_planes(const torch::Tensor& input);
+
+/// ReflectionPad2d(padding) on all four sides by the fused pass's writer alone, one plane at a
+/// time, for inputs `can_pass_over_planes` takes: the same values (a copy) into a new
+/// contiguous tensor. ATen 1.13 has no bfloat16 reflection padding and a slower float32 one.
+torch::Tensor reflection_pad_planes(const torch::Tensor& input, int64_t padding);
+
 }  // namespace dlwpt

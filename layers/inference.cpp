@@ -12,6 +12,8 @@
 #include <ATen/Context.h>
 #include <torch/torch.h>
 
+#include "dlwpt/layers/fused_instance_norm.h"
+
 namespace dlwpt {
 
 namespace nn = torch::nn;
@@ -197,7 +199,7 @@ torch::Tensor ChannelsLastConv2dImpl::forward(const torch::Tensor& input) {
   return Conv2dImpl::forward(input.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
-IndexedReflectionPad2dImpl::IndexedReflectionPad2dImpl(const nn::ReflectionPad2d& layer)
+FastReflectionPad2dImpl::FastReflectionPad2dImpl(const nn::ReflectionPad2d& layer)
     : nn::Module(*layer), LayerVariant(layer) {}
 
 namespace {
@@ -215,10 +217,12 @@ torch::Tensor reflected_indices(int64_t size, int64_t before, int64_t after, con
 
 }  // namespace
 
-torch::Tensor IndexedReflectionPad2dImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 3 || input.dim() == 4, "IndexedReflectionPad2d expects a (N x) C x H x W input, got ",
+torch::Tensor FastReflectionPad2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 3 || input.dim() == 4, "FastReflectionPad2d expects a (N x) C x H x W input, got ",
               input.sizes());
   const auto& padding = *options.padding();  // left, right, top, bottom
+  const bool uniform = std::all_of(padding.begin(), padding.end(), [&](int64_t side) { return side == padding[0]; });
+  if (uniform && can_pass_over_planes(input)) return reflection_pad_planes(input, padding[0]);
   const int64_t rows = input.dim() - 2;
   const auto columns = reflected_indices(input.size(rows + 1), padding[0], padding[1], input.device());
   const auto row_indices = reflected_indices(input.size(rows), padding[2], padding[3], input.device());

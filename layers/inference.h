@@ -138,17 +138,20 @@ class ChannelsLastConv2dImpl : public LayerVariant<ChannelsLastConv2dImpl, torch
 
 TORCH_MODULE(ChannelsLastConv2d);
 
-/// ReflectionPad2d by gathering rows and columns (index_select), for any dtype: ATen 1.13 has
-/// no bfloat16 kernel for reflection padding. The same values as ReflectionPad2d (a copy).
-class IndexedReflectionPad2dImpl
-    : public LayerVariant<IndexedReflectionPad2dImpl, torch::nn::ReflectionPad2d> {
+/// ReflectionPad2d for inference in any dtype: float32 and bfloat16 batches padded alike on
+/// all four sides one plane at a time (`reflection_pad_planes`, layers/fused_instance_norm.h),
+/// any other input by gathering rows and columns (index_select). ATen 1.13 has no bfloat16
+/// kernel for reflection padding and a slower float32 one. The same values as ReflectionPad2d
+/// (a copy).
+class FastReflectionPad2dImpl
+    : public LayerVariant<FastReflectionPad2dImpl, torch::nn::ReflectionPad2d> {
  public:
-  explicit IndexedReflectionPad2dImpl(const torch::nn::ReflectionPad2d& layer);
+  explicit FastReflectionPad2dImpl(const torch::nn::ReflectionPad2d& layer);
 
   torch::Tensor forward(const torch::Tensor& input);
 };
 
-TORCH_MODULE(IndexedReflectionPad2d);
+TORCH_MODULE(FastReflectionPad2d);
 
 /// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
 /// reordered into that layout once instead of on every call.

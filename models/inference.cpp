@@ -74,11 +74,11 @@ void check_int8_runs_here() {
   if (const auto reason = int8_unsupported_reason()) throw ConfigError("int8 inference: " + *reason);
 }
 
-// A ReflectionPad2d becomes an IndexedReflectionPad2d; any other layer stays.
-nn::AnyModule indexed_reflection_padding(const nn::AnyModule& layer) {
+// A ReflectionPad2d becomes a FastReflectionPad2d; any other layer stays.
+nn::AnyModule fast_reflection_padding(const nn::AnyModule& layer) {
   const auto padding = std::dynamic_pointer_cast<nn::ReflectionPad2dImpl>(layer.ptr());
-  if (!padding || std::dynamic_pointer_cast<IndexedReflectionPad2dImpl>(padding)) return layer;
-  return nn::AnyModule(IndexedReflectionPad2d(nn::ReflectionPad2d(padding)));
+  if (!padding || std::dynamic_pointer_cast<FastReflectionPad2dImpl>(padding)) return layer;
+  return nn::AnyModule(FastReflectionPad2d(nn::ReflectionPad2d(padding)));
 }
 
 // oneDNN's layouts pay only where its kernels run: ATen built with it, float CPU weights.
@@ -315,10 +315,8 @@ ResNetGenerator optimize_for_inference(ResNetGenerator model, const InferenceOpt
   freeze_for_eval(*model);
   model->model = model->replace_module("model", swapped(model->model, subpixel_upsampling));
   rewrite_sequentials(model, fused_instance_norms);
-  if (options.precision() == Precision::bfloat16) {
-    use_bfloat16(*model);
-    rewrite_sequentials(model, each_layer(indexed_reflection_padding));
-  }
+  rewrite_sequentials(model, each_layer(fast_reflection_padding));  // the paddings no norm took in
+  if (options.precision() == Precision::bfloat16) use_bfloat16(*model);
   return model;
 }
 
