@@ -321,6 +321,76 @@ TEST(FastReflectionPad2d, EqualsReflectionPad2d) {
   }
 }
 
+struct FusedNormCase {
+  bool relu;
+  int64_t padding;
+  std::vector<int64_t> shape;
+};
+
+class FusedInstanceNorm2dTest : public ::testing::TestWithParam<FusedNormCase> {};
+
+// The bound for the fused pass against the unfused layers, on outputs of unit scale.
+constexpr double kFusedNormTolerance = 1e-5;
+
+// Compared with the book's three layers themselves, on activations with an offset and a scale
+// as a convolution gives them, in three memory layouts (the fused pass reads any row stride).
+TEST_P(FusedInstanceNorm2dTest, EqualsTheLayersItFuses) {
+  const FusedNormCase& c = GetParam();
+  torch::manual_seed(21);
+  nn::Sequential layers(nn::InstanceNorm2d(c.shape[1]));
+  if (c.relu) layers->push_back(nn::ReLU());
+  if (c.padding > 0) layers->push_back(nn::ReflectionPad2d(c.padding));
+  FusedInstanceNorm2d fused(FusedInstanceNorm2dOptions(c.shape[1]).relu(c.relu).reflection_padding(c.padding));
+  const auto wide = torch::randn({c.shape[0], c.shape[1], c.shape[2], c.shape[3] + 5}) * 3 + 2;
+  const auto input = wide.narrow(3, 2, c.shape[3]).contiguous();
+  const auto expected = layers->forward(input);
+  for (const auto& [layout, variant] : {std::pair{"contiguous", input},
+                                        std::pair{"channels-last", input.contiguous(torch::MemoryFormat::ChannelsLast)},
+                                        std::pair{"row slices", wide.narrow(3, 2, c.shape[3])}}) {
+    const auto actual = fused(variant);
+    ASSERT_EQ(actual.sizes(), expected.sizes());
+    const double difference = (actual - expected).abs().max().item<double>();
+    std::cout << "relu " << c.relu << ", padding " << c.padding << ", " << input.sizes() << ", " << layout
+              << ": largest difference " << difference << "\n";
+    EXPECT_LE(difference, kFusedNormTolerance) << layout;
+  }
+  // bfloat16 activations: statistics in float32, each output rounded once to bfloat16 (8 bits
+  // of mantissa), so within one rounding step of the float32 result of the same input.
+  const auto reduced = input.to(torch::kBFloat16);
+  const auto reduced_expected = layers->forward(reduced.to(torch::kFloat));
+  const auto reduced_actual = fused(reduced);
+  ASSERT_EQ(reduced_actual.scalar_type(), torch::kBFloat16);
+  const auto excess = (reduced_actual.to(torch::kFloat) - reduced_expected).abs() -
+                      (reduced_expected.abs() * std::ldexp(1.0, -8) + 1e-6);
+  std::cout << "bfloat16: largest difference beyond one rounding step " << excess.max().item<double>() << "\n";
+  EXPECT_LE(excess.max().item<double>(), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layers, FusedInstanceNorm2dTest,
+    ::testing::Values(FusedNormCase{true, 1, {1, 16, 24, 20}},    // inside a residual block
+                      FusedNormCase{false, 0, {2, 16, 24, 20}},   // a residual block's last norm
+                      FusedNormCase{true, 0, {1, 8, 33, 47}},     // after a down/upsampling, odd sizes
+                      FusedNormCase{true, 3, {2, 4, 64, 70}},     // before the last 7x7 convolution
+                      FusedNormCase{false, 2, {1, 3, 3, 5}}));    // padding nearly the plane's size
+
+// Where it cannot fuse (gradients wanted, a double input), the same three ATen operations; a
+// padding the plane cannot reflect is refused.
+TEST(FusedInstanceNorm2d, FallsBackOrRefusesWhereItCannotFuse) {
+  torch::manual_seed(22);
+  FusedInstanceNorm2d fused(FusedInstanceNorm2dOptions(3).relu(true).reflection_padding(1));
+  const auto input = torch::randn({1, 3, 6, 6}, torch::requires_grad());
+  const auto output = fused(input);
+  EXPECT_TRUE(output.requires_grad()) << "computed by ATen's differentiable operations";
+  EXPECT_TRUE(torch::allclose(output, fused->unfused(input)));
+  const auto as_double = input.detach().to(torch::kDouble);
+  EXPECT_TRUE(torch::allclose(fused(as_double), fused->unfused(as_double)));
+  EXPECT_THAT(error_message_of<c10::Error>([&] { fused(torch::randn({1, 3, 1, 6})); }),
+              ::testing::HasSubstr("reflection padding 1 needs planes larger than it"));
+  EXPECT_THAT(error_message_of<c10::Error>([&] { fused(torch::randn({1, 4, 6, 6})); }),
+              ::testing::HasSubstr("expects an N x 3 x H x W input"));
+}
+
 // A reduced precision against float32, with the same weights; where the precision cannot run
 // (the CPU or the build lacks its kernels), a clear refusal.
 template <typename Model>
