@@ -220,13 +220,20 @@ torch::Tensor reflected_indices(int64_t size, int64_t before, int64_t after, con
 torch::Tensor FastReflectionPad2dImpl::forward(const torch::Tensor& input) {
   TORCH_CHECK(input.dim() == 3 || input.dim() == 4, "FastReflectionPad2d expects a (N x) C x H x W input, got ",
               input.sizes());
+  if (const auto uniform = uniform_padding(options); uniform && can_pass_over_planes(input)) {
+    return reflection_pad_planes(input, *uniform);
+  }
   const auto& padding = *options.padding();  // left, right, top, bottom
-  const bool uniform = std::all_of(padding.begin(), padding.end(), [&](int64_t side) { return side == padding[0]; });
-  if (uniform && can_pass_over_planes(input)) return reflection_pad_planes(input, padding[0]);
   const int64_t rows = input.dim() - 2;
   const auto columns = reflected_indices(input.size(rows + 1), padding[0], padding[1], input.device());
   const auto row_indices = reflected_indices(input.size(rows), padding[2], padding[3], input.device());
   return input.index_select(rows + 1, columns).index_select(rows, row_indices);
+}
+
+std::optional<int64_t> uniform_padding(const nn::ReflectionPad2dOptions& options) {
+  const auto& sides = *options.padding();
+  const bool uniform = std::all_of(sides.begin(), sides.end(), [&](int64_t side) { return side == sides[0]; });
+  return uniform ? std::optional<int64_t>(sides[0]) : std::nullopt;
 }
 
 torch::Tensor PackedConv3d::forward(const nn::Conv3dImpl& layer,

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <variant>
 
 #include <torch/nn/cloneable.h>
@@ -152,6 +153,9 @@ class FastReflectionPad2dImpl
 };
 
 TORCH_MODULE(FastReflectionPad2d);
+
+/// The padding of each side when a ReflectionPad2d pads all four alike, else nullopt.
+std::optional<int64_t> uniform_padding(const torch::nn::ReflectionPad2dOptions& options);
 
 /// Conv3d over tensors in oneDNN's blocked layout (`Tensor::to_mkldnn()`), with the weight
 /// reordered into that layout once instead of on every call.

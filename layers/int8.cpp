@@ -309,8 +309,7 @@ template <typename Derived, typename Layer>
 std::shared_ptr<nn::Module> Int8ConvolutionVariant<Derived, Layer>::clone(
     const torch::optional<torch::Device>& device) const {
   auto copy = std::dynamic_pointer_cast<Derived>(LayerVariant<Derived, Layer>::clone(device));
-  copy->copy_calibration(*this);
-  if (!calibrating()) copy->finish_calibration();
+  copy->calibrate_as(*this);
   return copy;
 }
 
@@ -330,8 +329,7 @@ torch::Tensor Int8SubpixelConvTranspose2dImpl::convolve_phases(const torch::Tens
 std::shared_ptr<nn::Module> Int8SubpixelConvTranspose2dImpl::clone(const torch::optional<torch::Device>& device) const {
   const auto plain = std::dynamic_pointer_cast<nn::ConvTranspose2dImpl>(nn::ConvTranspose2dImpl::clone(device));
   auto copy = std::make_shared<Int8SubpixelConvTranspose2dImpl>(nn::ConvTranspose2d(plain));
-  copy->copy_calibration(*this);
-  if (!calibrating()) copy->finish_calibration();
+  copy->calibrate_as(*this);
   return copy;
 }
 

@@ -33,20 +33,24 @@ struct ActivationRange {
 
 class Int8ConvolutionKernel;  // oneDNN primitives per input shape, in int8.cpp
 
-/// What Int8Conv2dImpl and Int8Conv3dImpl share: calibration, then int8 compute. The input is
-/// quantized per tensor with the scale its calibrated range gives (unsigned 8 bits for an input
-/// that never went below zero, such as a ReLU's output, where the CPU has VNNI; signed
-/// otherwise, which oneDNN computes without overflow on any x86-64 CPU); values beyond the
-/// range saturate. Weights are quantized per output channel (signed 8 bits, scale
-/// max|w| / 127). Products are summed in int32 and scaled back to float32 with the bias added:
+/// What the int8 layers (Int8Conv2d, Int8Conv3d, Int8SubpixelConvTranspose2d) share:
+/// calibration, then int8 compute. The input is quantized per tensor with the scale its
+/// calibrated range gives (unsigned 8 bits for an input that never went below zero, such as a
+/// ReLU's output, where the CPU has VNNI; signed otherwise, which oneDNN computes without
+/// overflow on any x86-64 CPU); values beyond the range saturate. Weights are quantized per
+/// output channel (signed 8 bits, scale max|w| / 127). Products are summed in int32 and scaled back to float32 with the bias added:
 /// the output is not requantized, so the layers after it (instance and batch norms, which
 /// would magnify an 8-bit output's rounding in its quieter channels) see float32.
 class Int8Convolution {
  public:
+  virtual ~Int8Convolution() = default;
+
   /// True until finish_calibration(): forward() computes in float32 and records its input's
   /// range. Not thread-safe while calibrating.
   bool calibrating() const { return kernel_ == nullptr; }
   const ActivationRange& input_range() const { return input_range_; }
+  /// Ends calibration: from now on forward() computes in int8.
+  virtual void finish_calibration() = 0;
 
  protected:
   Int8Convolution() = default;
@@ -56,7 +60,11 @@ class Int8Convolution {
   void finish(const torch::Tensor& weight, const torch::Tensor& bias, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups,
               const std::string& layer);
-  void copy_calibration(const Int8Convolution& other) { input_range_ = other.input_range_; }
+  // What a clone keeps: `other`'s range, and its int8 compute when `other` has finished.
+  void calibrate_as(const Int8Convolution& other) {
+    input_range_ = other.input_range_;
+    if (!other.calibrating()) finish_calibration();
+  }
   torch::Tensor run(const torch::Tensor& input, const torch::Tensor& weight) const;
 
  private:
@@ -80,8 +88,7 @@ class Int8ConvolutionVariant : public LayerVariant<Derived, Layer>, public Int8C
   static bool is_compatible(const Options& options);
 
   torch::Tensor forward(const torch::Tensor& input);
-  /// Ends calibration: from now on forward() computes in int8.
-  void finish_calibration();
+  void finish_calibration() override;
 
   std::shared_ptr<torch::nn::Module> clone(
       const torch::optional<torch::Device>& device = torch::nullopt) const override;
@@ -109,8 +116,7 @@ class Int8SubpixelConvTranspose2dImpl : public SubpixelConvTranspose2dImpl, publ
   explicit Int8SubpixelConvTranspose2dImpl(const torch::nn::ConvTranspose2d& layer)
       : torch::nn::Module(*layer), SubpixelConvTranspose2dImpl(layer) {}
 
-  /// Ends calibration: from now on forward() computes in int8.
-  void finish_calibration();
+  void finish_calibration() override;
 
   std::shared_ptr<torch::nn::Module> clone(
       const torch::optional<torch::Device>& device = torch::nullopt) const override;

@@ -1,6 +1,5 @@
 #include "dlwpt/models/inference.h"
 
-#include <algorithm>
 #include <array>
 #include <functional>
 #include <memory>
@@ -136,9 +135,7 @@ void rewrite_sequentials(ResNetGenerator& model, const std::function<nn::Sequent
 // The padding of a ReflectionPad2d that pads all four sides alike, or 0 for any other layer.
 int64_t uniform_reflection_padding(const nn::AnyModule& layer) {
   const auto padding = std::dynamic_pointer_cast<nn::ReflectionPad2dImpl>(layer.ptr());
-  if (!padding) return 0;
-  const auto& sides = *padding->options.padding();
-  return std::all_of(sides.begin(), sides.end(), [&](int64_t side) { return side == sides[0]; }) ? sides[0] : 0;
+  return padding ? uniform_padding(padding->options).value_or(0) : 0;
 }
 
 // In `layers`, each InstanceNorm2d without affine parameters or running statistics becomes a
@@ -390,11 +387,8 @@ LunaModel begin_int8_calibration(LunaModel model) {
 void finish_int8_calibration(nn::Module& model) {
   int64_t finished = 0;
   for (const auto& module : model.modules()) {
-    if (auto* convolution = dynamic_cast<Int8Conv2dImpl*>(module.get())) {
+    if (auto* convolution = dynamic_cast<Int8Convolution*>(module.get())) {
       convolution->finish_calibration();
-      ++finished;
-    } else if (auto* upsampling = dynamic_cast<Int8SubpixelConvTranspose2dImpl*>(module.get())) {
-      upsampling->finish_calibration();
       ++finished;
     } else if (auto* block = dynamic_cast<Int8LunaBlockImpl*>(module.get())) {
       block->finish_calibration();
