@@ -4,6 +4,7 @@
 // allocation).
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -150,14 +151,35 @@ TEST(ServeProtocol, MalformedRequestsAre400WithTheProblemNamed) {
   }
 }
 
-TEST(ServeProtocol, NonFiniteValuesAreRefused) {
-  const std::string body = input_json({1, 1, 2, 3}, {1, 2, 3, 4, 5, 6}).dump();
-  json header = {{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {1, 1, 2, 3}},
-                              {"parameters", {{"binary_data_size", 24}}}}}}};
-  auto values = torch::ones({1, 1, 2, 3});
-  values[0][0][1][2] = std::nanf("");
+TEST(ServeProtocol, NonFiniteValuesAreRefusedWhereverTheyAre) {
+  // 37 values: the check's vector loop and its scalar tail both see a bad value.
+  const std::vector<int64_t> shape = {1, 1, 1, 37};
+  const std::vector<TensorSpec> any_shape = {{"input", {-1, -1, -1, -1}}};
+  const auto parse = [&](const std::string& body, size_t header_length) {
+    return serve::parse_infer_request(body, header_length, any_shape, kOutputs);
+  };
+  json header = {{"inputs", {{{"name", "input"}, {"datatype", "FP32"}, {"shape", shape},
+                              {"parameters", {{"binary_data_size", 37 * 4}}}}}}};
   const std::string text = header.dump();
-  EXPECT_THAT(refusal_of_body(text + bytes_of(values), text.size()).second, HasSubstr("NaN or infinite"));
+  const float kBad[] = {std::nanf(""), std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()};
+  for (const float bad : kBad) {
+    for (const int64_t at : {0, 17, 31, 32, 36}) {
+      auto values = torch::ones(shape);
+      values[0][0][0][at] = bad;
+      EXPECT_THAT(refusal([&] { parse(text + bytes_of(values), text.size()); }).second,
+                  HasSubstr("NaN or infinite"))
+          << bad << " at " << at;
+    }
+  }
+  // The finite extremes pass.
+  auto extremes = torch::zeros(shape);
+  extremes[0][0][0][0] = std::numeric_limits<float>::max();
+  extremes[0][0][0][1] = -std::numeric_limits<float>::max();
+  extremes[0][0][0][2] = std::numeric_limits<float>::denorm_min();
+  extremes[0][0][0][36] = -0.0f;
+  const auto parsed = parse(text + bytes_of(extremes), text.size());
+  EXPECT_TRUE(torch::equal(parsed.inputs.at("input"), extremes));
 }
 
 TEST(ServeProtocol, BinarySizesMustAgreeWithTheShapeAndTheBody) {

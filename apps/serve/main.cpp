@@ -18,6 +18,10 @@
 #include "apps/common/cli.h"
 #include "apps/serve/server.h"
 
+#if DLWPT_SERVE_TCMALLOC
+#include <gperftools/malloc_extension.h>
+#endif
+
 using namespace dlwpt::serve;
 using dlwpt::apps::UsageError;
 
@@ -259,21 +263,31 @@ std::unique_ptr<ScanService> scan_service(const cxxopts::ParseResult& args,
       [metrics](const std::string& name, const BatchStats& stats) { metrics->observe_batch(name, stats); });
 }
 
-// glibc gives each thread that allocates at once an arena of its own, up to 8 per core. The
-// apps keep freed memory for reuse (run_app: no trimming, blocks up to 32 MiB from the heap),
-// but only the main arena's heap honours that: a thread arena's heaps are mapped and unmapped
-// as they fill and empty, so a model instance running on its own thread page-faulted its
-// activations afresh on every request (the U-Net: 84-92 ms per slice in the server against
-// 66-68 ms offline, a fifth of it in the kernel). One arena for every thread: the runners reuse
-// their activations' pages, and hundreds of HTTP threads holding bodies share one peak.
-void share_malloc_arenas() {
-#if defined(__GLIBC__)
+// The server is the one program here where many threads allocate at once: HTTP threads hold
+// request bodies and parsed inputs (7 MiB for a U-Net slice) for as long as they wait in a
+// queue, while the runners allocate and free their activations. glibc's malloc serves that
+// badly either way. With an arena per thread (its default), a runner's arena returned its
+// activations' pages and faulted them afresh on every request (the U-Net: 84-92 ms per slice
+// in the server against 66-68 ms offline). With one arena, long-lived bodies sit between the
+// activations and the heap keeps growing: 2.5 GB and still faulting after 10 s of 64
+// connections sending slices. tcmalloc (linked when the build finds it) caches freed blocks by
+// size for every thread; it is told to keep them, since a fresh page costs microseconds to
+// fault here.
+void configure_malloc() {
+#if DLWPT_SERVE_TCMALLOC
+  MallocExtension::instance()->SetMemoryReleaseRate(0.0);
+  size_t allocated = 0;
+  if (!MallocExtension::instance()->GetNumericProperty("generic.current_allocated_bytes", &allocated) ||
+      allocated == 0) {
+    std::cerr << kProgram << ": warning: tcmalloc is linked but is not the malloc in use\n";
+  }
+#elif defined(__GLIBC__)
   mallopt(M_ARENA_MAX, 1);
 #endif
 }
 
 int serve(const cxxopts::ParseResult& args) {
-  share_malloc_arenas();
+  configure_malloc();
   forward_stop_signals();
   // Each model runner sets its own count (ServedModel); other torch work uses every core.
   torch::set_num_threads(dlwpt::apps::available_cores());

@@ -1,5 +1,6 @@
 #include "apps/serve/protocol.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -202,6 +203,22 @@ json tensor_shape_json(const torch::Tensor& tensor) {
   return shape;
 }
 
+// One pass without temporaries, on the HTTP thread that parsed the request:
+// torch::isfinite(...).all() makes several passes and two boolean tensors, about 4 ms of a
+// core for a 7 MiB U-Net slice, taken from the model running beside it.
+bool all_finite(const torch::Tensor& tensor) {
+  if (tensor.scalar_type() != torch::kFloat32 || !tensor.is_contiguous()) {
+    return torch::isfinite(tensor).all().item<bool>();
+  }
+  const float* values = tensor.data_ptr<float>();
+  const int64_t count = tensor.numel();
+  bool finite = true;  // NaN compares false; the loop has no early exit so that it vectorizes
+  for (int64_t i = 0; i < count; ++i) {
+    finite &= std::fabs(values[i]) <= std::numeric_limits<float>::max();
+  }
+  return finite;
+}
+
 }  // namespace
 
 std::string shape_text(c10::IntArrayRef shape) {
@@ -224,7 +241,7 @@ void check_tensor(const TensorSpec& spec, const torch::Tensor& tensor) {
     }
   }
   if (tensor.numel() == 0) fail("is empty");
-  if (!torch::isfinite(tensor).all().item<bool>()) {
+  if (!all_finite(tensor)) {
     bad_request("input \"" + spec.name + "\" holds NaN or infinite values");
   }
 }
