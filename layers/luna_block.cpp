@@ -45,10 +45,11 @@ torch::Tensor BlockedLunaBlockImpl::forward(const torch::Tensor& input) {
                   (input.scalar_type() == torch::kFloat || input.scalar_type() == torch::kBFloat16),
               "BlockedLunaBlock runs on float or bfloat16 CPU tensors, got ", input.scalar_type(), " on ",
               input.device());
-  auto x = relu1(packed_conv1_.forward(*conv1, input.is_mkldnn() ? input : input.to_mkldnn()));
+  // Dense input is cast to the weights' dtype in the same pass that reorders it.
+  auto x = relu1(packed_conv1_.forward(*conv1, input.is_mkldnn() ? input : input.to_mkldnn(conv1->weight.scalar_type())));
   x = relu2(packed_conv2_.forward(*conv2, x));
   x = maxpool(x);
-  return dense_output_ ? x.to_dense() : x;
+  return dense_output_ ? x.to_dense(torch::kFloat) : x;
 }
 
 Int8LunaBlockImpl::Int8LunaBlockImpl(const LunaBlockImpl& block)

@@ -50,10 +50,11 @@ TORCH_MODULE(LunaBlock);
 
 /// A LunaBlock's layers (shared, under the same names) run in oneDNN's blocked layout, with
 /// the convolution weights reordered into it once: ATen's own dense 3-D convolution and
-/// pooling are several times slower on CPU. Takes a dense or blocked float CPU tensor; returns
-/// a blocked one, for the next blocked block, or with `dense_output` a dense one, as the
-/// block it replaces (optimize_for_inference in models/inference.h chains them so). A clone is
-/// a plain LunaBlockImpl.
+/// pooling are several times slower on CPU. Takes a dense or blocked float32 or bfloat16 CPU
+/// tensor and computes in its convolutions' dtype (a dense input is cast as it is reordered);
+/// returns a blocked one, for the next blocked block, or with `dense_output` a dense float32
+/// one, as the block it replaces (optimize_for_inference in models/inference.h chains them
+/// so). A clone is a plain LunaBlockImpl.
 class BlockedLunaBlockImpl : public LunaBlockImpl {
  public:
   BlockedLunaBlockImpl(const LunaBlockImpl& block, bool dense_output);

@@ -25,8 +25,9 @@ enum class Precision {
   /// Convolution and linear weights and the activations between layers in bfloat16 (8 bits of
   /// mantissa), computed by oneDNN's bfloat16 kernels (AMX or AVX512_BF16 where the CPU has
   /// them, which run several times faster than float32); normalization statistics and
-  /// parameters stay float32. Inputs and outputs of forward_each_sample stay float32. The
-  /// accuracy against float32 is measured per model (README).
+  /// parameters stay float32, and so do LunaModel's tail batch norm and head (its blocks
+  /// take the normalized chunk in float32). Inputs and outputs of forward_each_sample stay
+  /// float32. The accuracy against float32 is measured per model (README).
   bfloat16,
   /// Convolutions in int8 (post-training static quantization, layers/int8.h): inputs quantized
   /// per tensor with ranges calibrated on representative inputs, weights per output channel,
