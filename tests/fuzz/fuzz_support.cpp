@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
+#include <system_error>
 
 #include <unistd.h>
 
@@ -11,9 +13,27 @@ namespace dlwpt::fuzz {
 
 namespace {
 
+// The files and folders this process wrote its inputs to, removed when it exits (libFuzzer
+// ends a run with exit()); they were left behind in TMPDIR after every fuzzing run. Never
+// destroyed, so that the exit handler can still read it.
+std::set<std::string>& written_paths() {
+  static auto* paths = new std::set<std::string>();
+  static const bool cleaned_at_exit = [] {
+    return std::atexit([] {
+      std::error_code ignored;
+      for (const auto& path : *paths) std::filesystem::remove_all(path, ignored);
+    }) == 0;
+  }();
+  (void)cleaned_at_exit;
+  return *paths;
+}
+
 std::string process_path(const std::string& suffix) {
   const char* tmp = std::getenv("TMPDIR");
-  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dlwpt-fuzz-" + std::to_string(::getpid()) + suffix;
+  const std::string path =
+      std::string(tmp && *tmp ? tmp : "/tmp") + "/dlwpt-fuzz-" + std::to_string(::getpid()) + suffix;
+  written_paths().insert(path);
+  return path;
 }
 
 }  // namespace
