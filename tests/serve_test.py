@@ -576,8 +576,47 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertLess(waited, 10 * TIME_SCALE)
             self.assertEqual(requests.get(server.url + '/v2/health/live', timeout=10).status_code, 200)
 
+    def test_int8_zebra_equals_zebraify_int8_calibrated_alike(self):
+        with tempfile.TemporaryDirectory() as folder:
+            from PIL import Image  # noqa: PLC0415
+            calibration = pathlib.Path(folder) / 'calibration'
+            calibration.mkdir()
+            rng = np.random.default_rng(5)
+            for i, (height, width) in enumerate([(96, 128), (128, 96)]):
+                pixels = (rng.random((height, width, 3)) * 64 + np.linspace(0, 190, width)[None, :, None])
+                Image.fromarray(pixels.astype(np.uint8)).save(calibration / f'sample{i}.png')
+            picture = HORSE if HORSE and HORSE.exists() else calibration / 'sample0.png'
+            zebra = pathlib.Path(folder) / 'zebra.png'
+            local = subprocess.run([str(ZEBRAIFY), '--weights', str(ZEBRA), '--threads', '1', '--precision', 'int8',
+                                    '--calibrate-on', str(calibration), str(picture), '--output', str(zebra)],
+                                   timeout=REQUEST_TIMEOUT_S, capture_output=True, text=True)
+            if local.returncode != 0 and 'int8' in local.stderr and 'use float32' in local.stderr:
+                self.skipTest('int8 does not run here: ' + local.stderr.strip().splitlines()[-1])
+            self.assertEqual(local.returncode, 0, local.stderr)
+            with Server('--model', f'zebra={ZEBRA}', '--precision', 'int8', '--calibrate-on', str(calibration)) as server:
+                self.assertIn('int8', server.errors())  # the model's description
+                response = requests.put(server.url + '/image', data=picture.read_bytes(), timeout=REQUEST_TIMEOUT_S,
+                                        headers={'Accept': 'image/png'})
+            self.assertEqual(response.status_code, 200, response.text)
+            served = np.asarray(Image.open(io.BytesIO(response.content)).convert('RGB'), dtype=np.float64)
+            expected = np.asarray(Image.open(zebra).convert('RGB'), dtype=np.float64)
+            self.assertEqual(served.shape, expected.shape)
+            # The same generator, calibrated on the same pictures scaled the same way.
+            close_within(served, expected, 0, 0, 'int8 PUT /image against zebraify --precision int8, grey levels')
+
     def test_bad_command_lines_exit_2_with_a_reason(self):
+        with tempfile.TemporaryDirectory() as folder:
+            from PIL import Image  # noqa: PLC0415
+            picture = pathlib.Path(folder) / 'picture.png'
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(picture)
+            self.check_bad_command_lines(picture)
+
+    def check_bad_command_lines(self, picture):
         cases = [
+            (['--model', 'zebra=untrained', '--precision', 'int8'], '--precision int8 needs --calibrate-on'),
+            (['--model', 'nodule=untrained', '--precision', 'int8', '--calibrate-on', str(picture)],
+             'int8 serves CycleGAN generators only: nodule is a LunaModel'),
+            (['--model', 'zebra=untrained', '--calibrate-on', str(picture)], '--calibrate-on is for --precision int8'),
             ([], 'give at least one --model'),
             (['--model', 'nodule'], 'expected NAME=ARCHIVE'),
             (['--model', 'other=untrained'], 'must be named zebra, nodule or segmentation'),

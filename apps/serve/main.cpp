@@ -58,8 +58,12 @@ cxxopts::Options command_line() {
        cxxopts::value<int>()->default_value("0"))
       ("threads", "intra-op threads of each instance (0: the cores shared among the instances)",
        cxxopts::value<int>()->default_value("0"))
-      ("precision", "float32, or bfloat16 for every model (faster where the CPU has AMX or "
-       "AVX512_BF16; see README for its accuracy)", cxxopts::value<std::string>()->default_value("float32"))
+      ("precision", "float32; bfloat16 for every model (faster where the CPU has AMX or "
+       "AVX512_BF16); or int8, for CycleGAN generators only, calibrated on --calibrate-on (see "
+       "README for the accuracy of each)", cxxopts::value<std::string>()->default_value("float32"))
+      ("calibrate-on", "int8: JPEG or PNG pictures, or folders of them, like the ones the server "
+                       "will convert: their conversion sets the int8 scales",
+       cxxopts::value<std::vector<std::string>>())
       ("max-batch-size", "requests a model runs together at most",
        cxxopts::value<int64_t>()->default_value("1"))
       ("max-queue-delay-us", "how long the oldest request may wait for a batch to fill",
@@ -175,11 +179,30 @@ BatcherOptions batcher_options(const cxxopts::ParseResult& args) {
       .max_queue_size(positive<int64_t>(args, "max-queue-size"));
 }
 
-// --precision: int8 needs calibration inputs for each model, which the server does not take.
+// --precision. int8 needs --calibrate-on, and is for CycleGAN generators only (ServedModel
+// refuses the other models, and the CT scans, whose candidates int8 changes).
 dlwpt::Precision served_precision(const cxxopts::ParseResult& args) {
-  return dlwpt::apps::float_precision("--precision", args["precision"].as<std::string>(),
-                                      "dlwpt-serve runs float32 or bfloat16 (int8 needs calibration inputs "
-                                      "for each model: see zebraify --calibrate-on and dlwpt-accuracy)");
+  const dlwpt::Precision precision = dlwpt::parse_precision(args["precision"].as<std::string>());
+  if (precision == dlwpt::Precision::int8 && !args.count("calibrate-on")) {
+    throw UsageError("--precision int8 needs --calibrate-on: pictures like the ones the server will convert, "
+                     "whose conversion sets the int8 scales");
+  }
+  if (precision != dlwpt::Precision::int8 && args.count("calibrate-on")) {
+    throw UsageError("--calibrate-on is for --precision int8");
+  }
+  return precision;
+}
+
+// The pictures of --calibrate-on, read once for every int8 generator instance.
+std::shared_ptr<const Int8Calibration> int8_calibration(const cxxopts::ParseResult& args) {
+  if (!args.count("calibrate-on")) return nullptr;
+  auto calibration = std::make_shared<Int8Calibration>();
+  for (const auto& path : dlwpt::apps::image_files(kProgram, args["calibrate-on"].as<std::vector<std::string>>())) {
+    calibration->pictures.push_back(dlwpt::apps::load_image(path));
+  }
+  if (calibration->pictures.empty()) throw UsageError("--calibrate-on names no JPEG or PNG pictures");
+  calibration->max_side = args["image-size"].as<int64_t>();
+  return calibration;
 }
 
 // --instances and --threads, 0 (each model's measured default, ServedModel) unless given.
@@ -188,7 +211,7 @@ ModelPlacement model_placement(const cxxopts::ParseResult& args) {
   if (instances < 0 || instances > 64) throw UsageError("--instances: 0 (the model's default) to 64");
   const int threads = args["threads"].as<int>();
   return {instances, threads == 0 ? 0 : dlwpt::apps::checked_thread_count("--threads", threads),
-          dlwpt::apps::available_cores(), served_precision(args)};
+          dlwpt::apps::available_cores(), served_precision(args), int8_calibration(args)};
 }
 
 std::vector<std::unique_ptr<ServedModel>> load_models(const cxxopts::ParseResult& args,

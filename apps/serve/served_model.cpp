@@ -105,6 +105,10 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
                  (untrained ? ", UNTRAINED seeded weights (seed 0): answers are meaningless"
                             : " from " + source.source);
   placement = default_placement(kind_, placement);
+  if (placement.precision == Precision::int8 && kind_ != ModelKind::zebra) {
+    throw UsageError("--precision int8 serves CycleGAN generators only: " + name_ + " is a " + kind_name(kind_) +
+                     ", whose int8 form changes the CT mask and candidates (README, \"Reduced precision\")");
+  }
   const int instances = placement.instances;
   description_ += ", " + std::to_string(instances) + (instances == 1 ? " instance" : " instances") +
                   " of " + std::to_string(placement.threads) +
@@ -116,10 +120,17 @@ ServedModel::ServedModel(const ModelSource& source, const BatcherOptions& batchi
   std::function<Forward()> new_instance;
   switch (kind_) {
     case ModelKind::zebra: {
-      new_instance = [untrained, path = source.source, precision = placement.precision]() -> Forward {
+      new_instance = [untrained, path = source.source, precision = placement.precision,
+                      calibration = placement.int8_calibration]() -> Forward {
         const auto zebraifier = std::make_shared<zebraify::Zebraifier>(
             untrained ? zebraify::Zebraifier::untrained(kUntrainedSeed, precision)
                       : zebraify::Zebraifier::from_archive(path, zebraify::Engine::native, precision));
+        if (zebraifier->needs_calibration()) {
+          if (!calibration || calibration->pictures.empty()) {
+            throw UsageError("--precision int8 needs pictures to calibrate on (--calibrate-on)");
+          }
+          zebraifier->calibrate(calibration->pictures, calibration->max_side);
+        }
         return [zebraifier](const torch::Tensor& x) { return TensorMap{{"output", zebraifier->forward(x)}}; };
       };
       inputs_ = {{"input", {-1, 3, -1, -1}}};

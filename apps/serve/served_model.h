@@ -14,6 +14,7 @@
 
 #include <torch/types.h>
 
+#include "apps/common/image_io.h"
 #include "apps/serve/batcher.h"
 #include "apps/serve/protocol.h"
 #include "dlwpt/models/inference.h"
@@ -46,6 +47,13 @@ struct ModelSource {
   std::string source;  ///< an archive path, or "untrained" (the name then says which model)
 };
 
+/// What sets an int8 CycleGAN generator's scales: pictures like the ones it will convert,
+/// scaled down to a longer side of `max_side` as PUT /image scales requests (0: not scaled).
+struct Int8Calibration {
+  std::vector<apps::RgbImage> pictures;
+  int64_t max_side = 0;
+};
+
 /// How many copies of a model run at once (`instances`, each on a runner thread of its own)
 /// with how many intra-op threads each; 0 takes the model's default for `cores`.
 struct ModelPlacement {
@@ -53,8 +61,10 @@ struct ModelPlacement {
   int threads = 0;
   int cores = 1;
   /// The number format the instances compute in (models/inference.h); inputs and outputs
-  /// stay float32.
+  /// stay float32. int8 is served for CycleGAN generators only, calibrated on
+  /// `int8_calibration` (the CT models' masks and candidates change in int8: README).
   Precision precision = Precision::float32;
+  std::shared_ptr<const Int8Calibration> int8_calibration;
 };
 
 /// The placement a model kind runs best with, measured with tools/dev.sh bench-serve on two

@@ -57,17 +57,18 @@ end
 threads = {}
 counts = {}
 function setup(thread) table.insert(threads, thread) end
-backoff = 0
+-- Clients back off for a second after a 503 (dlwpt-serve says Retry-After: 1). wrk's hooks do
+-- not say which connection answered, so every 503 delays one next request of this thread: a
+-- single flag would let two 503s before the next request pause only one connection.
+backoffs = 0
 function response(status, headers, body)
   counts[status] = (counts[status] or 0) + 1
-  if status == 503 then backoff = 1000 end
+  if status == 503 then backoffs = backoffs + 1 end
 end
--- Clients back off for a second after a 503 (dlwpt-serve says Retry-After: 1): this
--- connection's next request waits.
 function delay()
-  local wait = backoff
-  backoff = 0
-  return wait
+  if backoffs == 0 then return 0 end
+  backoffs = backoffs - 1
+  return 1000
 end
 function done(summary, latency, requests)
   local total = {}
@@ -167,6 +168,7 @@ def dlwpt_serve(build, models, extra=()):
         command += ['--model', f'{name}={archive}']
     server = Process(command + list(extra), 'listening on http://')
     server.url = server.output.split('listening on ')[1].split()[0]
+    server.has_metrics = True
     return server
 
 
@@ -211,10 +213,39 @@ def write_bodies(folder, references, data):
     }
 
 
+def metric_values(url, name):
+    """The values of a Prometheus metric in the server's /metrics text, by label set."""
+    import urllib.request  # noqa: PLC0415
+    with urllib.request.urlopen(url + '/metrics', timeout=10) as response:
+        text = response.read().decode()
+    return [float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line.startswith(name)]
+
+
+def wait_until_idle(server, timeout_s=120):
+    """Waits until no request is queued or running. wrk closes its connections at the end of
+    a run, but requests already queued still run: left alone, the next connection count's run
+    would begin behind a queue of answers nobody reads (a CycleGAN queue of 8 is 3 s of work).
+    dlwpt-serve says so in /metrics; the Python peers, which cannot, get a fixed pause."""
+    if not getattr(server, 'has_metrics', False):
+        time.sleep(5)
+        return
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        queued = sum(metric_values(server.url, 'dlwpt_queue_size'))
+        answered = sum(metric_values(server.url, 'dlwpt_inference_count'))
+        if queued == 0 and answered == last:  # nothing waits and nothing finished meanwhile
+            return
+        last = answered
+        time.sleep(1)
+    raise RuntimeError(f'{server.url} still busy after {timeout_s} s')
+
+
 def measure(server, name, path, body, connections, seconds, script, rows):
     method, file, headers = body
     wrk(server.url + path, method, file, headers, 1, 2, script)  # warm-up, not counted
     for count in connections:
+        wait_until_idle(server)
         result = wrk(server.url + path, method, file, headers, count, seconds, script)
         result.update(server=name, connections=count)
         rows.append(result)
@@ -241,7 +272,7 @@ def table(rows, offline):
                      f'{row.get("peak_rss_mb", 0):.0f} MB |')
     lines.append('')
     lines.append('dlwpt-serve runs its defaults (each model placed as measured, batches of 1, '
-                 'a queue of 64) but for CycleGAN (a queue of 8) and the U-Net (16).')
+                 'a queue of 64) but for CycleGAN (a queue of 8: 3 s of work); each run starts with the queue empty.')
     lines.append('Offline native (dlwpt-bench, one sample per run): ' +
                  ', '.join(f'{model} {per_s:.1f}/s' for model, per_s in offline.items()))
     return '\n'.join(lines)
@@ -355,9 +386,11 @@ def main():
             batching.url = f'http://127.0.0.1:{port}'
             run('zebra', 'book batching port (aiohttp)', batching, '/image', bodies['image'])
         if 'segmentation' in args.models:
-            # A U-Net slice is 7 MiB: a queue of 16 bounds what waiting requests hold.
+            # The default queue of 64 holds 64 slices of 7 MiB (about 900 MB in all), and 64
+            # connections never see a 503: a smaller queue turns the surplus into refusals whose
+            # 7 MiB bodies must still be read, at the cost of the slices being computed.
             run('segmentation', 'dlwpt-serve', dlwpt_serve(build, {'segmentation': archives['segmentation']},
-                                                           ['--max-queue-size', '16', *serve_args]),
+                                                           serve_args),
                 '/v2/models/segmentation/infer', bodies['infer'])
 
         text = table(rows, offline)
