@@ -187,6 +187,12 @@ def phantom_mha(folder, slices=24, size=64):
     return mha
 
 
+def queued_requests(url):
+    """Requests waiting in the server's queues, from its /metrics."""
+    text = requests.get(url + '/metrics', timeout=REQUEST_TIMEOUT_S).text
+    return sum(float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line.startswith('dlwpt_queue_size'))
+
+
 def book_chunk():
     """The chunk the book's client posts, or a random one when the book's data is missing."""
     if CLS_EXAMPLE and CLS_EXAMPLE.exists():
@@ -520,7 +526,12 @@ class ServeOperationsTest(unittest.TestCase):
 
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 futures = [pool.submit(post, i) for i in range(8)]
-                time.sleep(0.3)
+                # SIGTERM once requests are queued, however long this machine takes to send
+                # them (a fixed 0.3 s was too short for all 8 on a busy CI machine).
+                deadline = time.monotonic() + START_TIMEOUT_S
+                while queued_requests(server.url) == 0:
+                    self.assertLess(time.monotonic(), deadline, 'no request was queued')
+                    time.sleep(0.05)
                 server.process.send_signal(signal.SIGTERM)
                 statuses = [future.result() for future in futures]
             status = server.stop(timeout_s=30)
