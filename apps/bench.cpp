@@ -6,13 +6,13 @@
 #include <chrono>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include <cxxopts.hpp>
 #include <opencv2/dnn.hpp>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "apps/common/cpu_budget.h"
 #include "apps/common/openblas.h"
 #include "dlwpt/layers/inference.h"
 #include "dlwpt/layers/int8.h"
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
       return args.count("help") ? 0 : 2;
     }
     const int threads = args["threads"].as<int>();
-    const int used_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+    const int used_threads = threads > 0 ? threads : dlwpt::apps::available_cores();
     torch::set_num_threads(used_threads);
     cv::setNumThreads(used_threads);
     const std::string engine = args["engine"].as<std::string>();

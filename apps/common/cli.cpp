@@ -59,8 +59,6 @@ int run_app(const char* program, int argc, char** argv, cxxopts::Options options
   return 2;
 }
 
-int available_cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
-
 int checked_thread_count(const std::string& option, int requested) {
   const int cores = available_cores();
   if (requested < 0 || requested > cores) {

@@ -5,6 +5,8 @@
 
 #include <cxxopts.hpp>
 
+#include "apps/common/cpu_budget.h"
+
 #include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
 
@@ -19,9 +21,6 @@ using dlwpt::UsageError;
 /// into one line "<program>: <message>" on stderr and exit status 2.
 int run_app(const char* program, int argc, char** argv, cxxopts::Options options,
             const std::function<int(const cxxopts::ParseResult&)>& body);
-
-/// The cores this process may use (at least 1).
-int available_cores();
 
 /// A thread count given by `option`: 0 means every core; more threads than cores never run
 /// faster and, in the thousands, exhaust the machine, so they are a UsageError.

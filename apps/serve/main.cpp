@@ -313,6 +313,7 @@ int serve(const cxxopts::ParseResult& args) {
   configure_malloc();
   forward_stop_signals();
   // Each model runner sets its own count (ServedModel); other torch work uses every core.
+  std::cerr << kProgram << ": " << dlwpt::apps::cpu_budget_description() << "\n";
   torch::set_num_threads(dlwpt::apps::available_cores());
   const ServerOptions options = server_options(args);
   const auto metrics = std::make_shared<Metrics>();

@@ -17,6 +17,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/cpu_budget.h"
 #include "apps/common/image_io.h"
 #include "apps/serve/torch_threads.h"
 #include "apps/zebraify/zebra.h"
@@ -271,8 +272,7 @@ Server::Server(ServerOptions options, std::vector<std::unique_ptr<ServedModel>> 
       scans_(std::move(scans)),
       metrics_(std::move(metrics)),
       http_(std::make_unique<httplib::Server>()),
-      decode_slots_(std::make_unique<DecodeSlots>(
-          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())))) {
+      decode_slots_(std::make_unique<DecodeSlots>(dlwpt::apps::available_cores())) {
   if (!options_.prediction_log().empty()) log_ = std::make_unique<PredictionLog>(options_.prediction_log());
   const int threads = options_.http_threads();
   const int waiting = options_.max_waiting_connections();
