@@ -21,10 +21,11 @@ same archives serve every engine (random weights: speed does not depend on them)
 resident memory, to show whether it stays flat; --overload S offers 256 connections for S
 seconds to a queue of 64 with a 1 s deadline and reports the statuses.
 
-usage: bench_serve.py [--build build] [--seconds 10] [--connections 1 8 64 256] [--out DIR]
+usage: bench_serve.py [--build build] [--seconds 10] [--min-answers 60] [--connections 1 8 64 256] [--out DIR]
 """
 import argparse
 import json
+import math
 import os
 import pathlib
 import select
@@ -155,6 +156,13 @@ def offline_per_s(build, archive, shape):
     return 1000.0 / json.loads(result.stdout.strip().splitlines()[-1])['median_ms']
 
 
+def run_seconds(args, offline_per_s):
+    """Each load runs --seconds, or long enough for --min-answers at the offline rate: a
+    CycleGAN picture takes a third of a second, and a 10 s window of some 26 answers would make
+    the start of the run and one answer more or less a large part of the figure."""
+    return max(args.seconds, math.ceil(args.min_answers / offline_per_s))
+
+
 def free_port():
     import socket  # noqa: PLC0415
     with socket.socket() as probe:
@@ -247,9 +255,9 @@ def measure(server, name, path, body, connections, seconds, script, rows):
     for count in connections:
         wait_until_idle(server)
         result = wrk(server.url + path, method, file, headers, count, seconds, script)
-        result.update(server=name, connections=count)
+        result.update(server=name, connections=count, seconds=seconds)
         rows.append(result)
-        print(f'{name:28} c={count:3}: {result["ok_per_s"]:8.1f} ok/s, p50 {result["p50_us"] / 1000:8.1f} ms, '
+        print(f'{name:28} c={count:3}, {seconds} s: {result["ok_per_s"]:8.1f} ok/s, p50 {result["p50_us"] / 1000:8.1f} ms, '
               f'p99 {result["p99_us"] / 1000:8.1f} ms, statuses {result["statuses"]}, '
               f'errors {result["errors"]}', flush=True)
     peak = server.memory_mb('VmHWM')
@@ -326,6 +334,8 @@ def main():
     parser.add_argument('--build', type=pathlib.Path, default=ROOT / 'build')
     parser.add_argument('--dlwpt', type=pathlib.Path, default=ROOT.parent / 'shared' / 'dlwpt')
     parser.add_argument('--seconds', type=int, default=10)
+    parser.add_argument('--min-answers', type=int, default=60,
+                        help='runs last long enough for this many answers at the offline rate')
     parser.add_argument('--connections', type=int, nargs='+', default=[1, 8, 64, 256])
     parser.add_argument('--models', nargs='+', default=['nodule', 'zebra', 'segmentation'])
     parser.add_argument('--soak', type=int, default=0, help='LunaModel requests for the memory soak')
@@ -361,7 +371,8 @@ def main():
         def run(model, name, server, path, body):
             first = len(rows)
             try:
-                measure(server, name, path, body, args.connections, args.seconds, script, rows)
+                measure(server, name, path, body, args.connections, run_seconds(args, offline[model]), script,
+                        rows)
             finally:
                 server.stop()
             for row in rows[first:]:
