@@ -343,6 +343,10 @@ void check_metaimage_header(const std::string& header_path) {
   check_voxel_encoding(location, header_path);
 }
 
+std::map<std::string, std::string> metaimage_header_fields(const std::string& header_path) {
+  return read_data_location(header_path, 0).fields;
+}
+
 void check_metaimage_data(const std::string& header_path, const MetaImageShape& shape) {
   uint64_t total = shape.voxel_bytes;
   for (int64_t side : shape.dims) total *= static_cast<uint64_t>(side);  // sizes checked by the caller

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,11 @@ void check_metaimage_data(const std::string& header_path, const MetaImageShape& 
 /// positions and directions that are not 3 (or 9) finite numbers. Throws ScanError naming the
 /// file, the field and the problem.
 void check_metaimage_header(const std::string& header_path);
+
+/// The "Key = Value" fields of a MetaImage header up to its ElementDataFile line, which ends it,
+/// read as check_metaimage_header and MetaIO read them: by line, one value per key. Where
+/// the data is (ElementDataFile's value) must be taken from here, never by searching the text:
+/// a comment or another key may hold the same words. Throws ScanError as check_metaimage_header.
+std::map<std::string, std::string> metaimage_header_fields(const std::string& header_path);
 
 }  // namespace dlwpt::ct

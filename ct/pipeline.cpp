@@ -19,6 +19,17 @@ std::string text(const ChunkSize& size) {
   return std::to_string(size[0]) + "x" + std::to_string(size[1]) + "x" + std::to_string(size[2]);
 }
 
+
+// Pads count x C x H x W stacks with air at the bottom and right to the U-Net's size.
+torch::Tensor pad_to(const torch::Tensor& stacks, const std::array<int64_t, 2>& size) {
+  const int64_t bottom = size[0] - stacks.size(2);
+  const int64_t right = size[1] - stacks.size(3);
+  if (bottom == 0 && right == 0) return stacks;
+  return torch::constant_pad_nd(stacks, {0, right, 0, bottom}, kMinHu);
+}
+
+}  // namespace
+
 void check_volume(const CtVolume& volume) {
   if (volume.hu.dim() != 3) throw ScanError("scan " + volume.series_uid + " is not a 3D volume");
   if (volume.slices() < 2 * kContextSlices + 1) {
@@ -32,16 +43,6 @@ void check_volume(const CtVolume& volume) {
                     " voxels per side are needed");
   }
 }
-
-// Pads count x C x H x W stacks with air at the bottom and right to the U-Net's size.
-torch::Tensor pad_to(const torch::Tensor& stacks, const std::array<int64_t, 2>& size) {
-  const int64_t bottom = size[0] - stacks.size(2);
-  const int64_t right = size[1] - stacks.size(3);
-  if (bottom == 0 && right == 0) return stacks;
-  return torch::constant_pad_nd(stacks, {0, right, 0, bottom}, kMinHu);
-}
-
-}  // namespace
 
 void check_segmentation_model(const UNetWrapper& model) {
   TORCH_CHECK(model, "the pipeline needs a segmentation model");

@@ -80,6 +80,10 @@ void classify_candidates(LunaModel& model, const torch::Tensor& hu,
                          std::vector<Candidate>& candidates, int64_t batch_size,
                          double Candidate::*field, const ProgressCallback& progress = {});
 
+/// Throws ScanError for a volume the pipeline's models cannot take: fewer than 7 slices, or
+/// sides under 16 voxels. analyse_scan checks it; callers may check before queueing a scan.
+void check_volume(const CtVolume& volume);
+
 /// Segmentation, mask, grouping and classification of one scan. Throws ConfigError for models
 /// that do not fit the pipeline (`check_models`), ScanError for a volume the models cannot
 /// take (fewer than 7 slices, sides under 16 voxels).

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,8 @@
 #include "apps/ct_segment/report.h"
 #include "apps/serve/protocol.h"
 #include "apps/serve/served_model.h"
+#include "dlwpt/ct/metaimage_data.h"
+#include "dlwpt/ct/pipeline.h"
 #include "dlwpt/ct/scan_io.h"
 #include "dlwpt/models/inference.h"
 #include "dlwpt/weights/errors.h"
@@ -22,9 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Where a MetaImage header says its voxels are; the header is text, at most this long.
-constexpr size_t kMaxHeaderBytes = 64 << 10;
-
 template <typename Model, typename Check>
 Model pipeline_model(const ModelSource& source, Model untrained, const Check& check, Precision precision) {
   Model model = source.source == "untrained" ? untrained : weights::load_model<Model>(source.source);
@@ -35,20 +36,6 @@ Model pipeline_model(const ModelSource& source, Model untrained, const Check& ch
   }
   model->eval();
   return optimize_for_inference(model, InferenceOptions().precision(precision));
-}
-
-// The value of the header's ElementDataFile line ("" when there is none in the header).
-std::string element_data_file(std::string_view body) {
-  const std::string_view header = body.substr(0, kMaxHeaderBytes);
-  const size_t key = header.find("ElementDataFile");
-  if (key == std::string_view::npos) return "";
-  const size_t equals = header.find('=', key);
-  const size_t end = header.find_first_of("\r\n", key);
-  if (equals == std::string_view::npos || equals > end) return "";
-  std::string_view value = header.substr(equals + 1, end - equals - 1);
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-  return std::string(value);
 }
 
 // A folder only this process uses, removed with everything in it.
@@ -90,15 +77,19 @@ ScanService::ScanService(const ModelSource& segmentation, const ModelSource& nod
   models_.nodule = pipeline_model(
       nodule, LunaModel(), [](const LunaModel& model) { ct::check_classification_model(model, "nodule"); },
       precision);
-  batcher_ = std::make_unique<DynamicBatcher<std::shared_ptr<const ct::CtVolume>, std::string>>(
+  batcher_ = std::make_unique<DynamicBatcher<Job, std::string>>(
       BatcherOptions().max_batch_size(1).max_queue_size(max_queue_size),
-      [this](std::vector<std::shared_ptr<const ct::CtVolume>>& scans) {
+      [this](std::vector<Job>& jobs) {
         torch::InferenceMode inference;
         std::vector<std::string> answers;
-        for (const auto& scan : scans) {
-          const ct::ScanAnalysis analysis = ct::analyse_scan(models_, *scan);
+        for (const auto& job : jobs) {
+          // Whoever asked has had its 504 by then: a scan of hours must not hold the runner.
+          const auto stop_at_deadline = [&job](int64_t, int64_t) {
+            if (Clock::now() > job.deadline) throw RequestError(504, "the scan's deadline passed during its analysis");
+          };
+          const ct::ScanAnalysis analysis = ct::analyse_scan(models_, *job.volume, {}, stop_at_deadline);
           answers.push_back(ct_segment::candidates_json(
-              *scan, ct_segment::by_probability(analysis.candidates), /*malignancy=*/false));
+              *job.volume, ct_segment::by_probability(analysis.candidates), /*malignancy=*/false));
         }
         return answers;
       },
@@ -109,17 +100,26 @@ ScanService::ScanService(const ModelSource& segmentation, const ModelSource& nod
 
 ScanService::~ScanService() { stop(); }
 
+namespace {
+
+// A MetaImage header may name its data file; a client must not choose files on this server's
+// disk. The fields are read as MetaIO reads them (ct::metaimage_header_fields), not found by
+// searching the text, where a comment or a key like "ElementDataFileX" can hold the words
+// first; a key spelt like ElementDataFile in other letter cases is refused too.
+void check_data_is_local(const std::map<std::string, std::string>& fields) {
+  for (const auto& [key, value] : fields) {
+    std::string lower = key;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower == "elementdatafile" && (key != "ElementDataFile" || value != "LOCAL")) {
+      throw RequestError(400, "the .mha must hold its voxels itself (ElementDataFile = LOCAL), not "
+                              "name other files (it says " + key + " = \"" + value.substr(0, 100) + "\")");
+    }
+  }
+}
+
+}  // namespace
+
 ct::CtVolume ScanService::read_body(std::string_view body, int64_t max_voxels) {
-  const std::string data_file = element_data_file(body);
-  if (data_file.empty()) {
-    throw RequestError(400, "the body is not a MetaImage .mha file (no ElementDataFile line in its "
-                            "first 64 KiB of header)");
-  }
-  // Any other value names files on this server's disk, which a client must not choose.
-  if (data_file != "LOCAL") {
-    throw RequestError(400, "the .mha must hold its voxels itself (ElementDataFile = LOCAL), not "
-                            "name other files (it says \"" + data_file.substr(0, 100) + "\")");
-  }
   const PrivateFolder folder;
   const std::string path = (folder.path() / "scan.mha").string();
   {
@@ -128,7 +128,10 @@ ct::CtVolume ScanService::read_body(std::string_view body, int64_t max_voxels) {
     if (!file.flush()) throw std::runtime_error("cannot write the scan to a temporary file (disk full?)");
   }
   try {
-    return ct::read_metaimage(path, max_voxels);
+    check_data_is_local(ct::metaimage_header_fields(path));
+    ct::CtVolume volume = ct::read_metaimage(path, max_voxels);
+    ct::check_volume(volume);  // too small for the models: the client's to fix, before it queues
+    return volume;
   } catch (const LimitError& error) {
     throw RequestError(413, replaced(error.what(), path, "the request body"));
   } catch (const Error& error) {
@@ -138,7 +141,7 @@ ct::CtVolume ScanService::read_body(std::string_view body, int64_t max_voxels) {
 
 std::future<std::string> ScanService::submit(std::shared_ptr<const ct::CtVolume> volume,
                                              Clock::time_point deadline, std::shared_ptr<void> admission) {
-  return batcher_->submit(std::move(volume), deadline, std::move(admission));
+  return batcher_->submit(Job{std::move(volume), deadline}, deadline, std::move(admission));
 }
 
 int64_t ScanService::queue_size() const { return batcher_->queue_size(); }

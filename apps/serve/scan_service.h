@@ -33,7 +33,8 @@ class ScanService {
   static ct::CtVolume read_body(std::string_view body, int64_t max_voxels);
 
   /// Queues the analysis of `volume`; the future holds candidates.json's text. `admission` is
-  /// held until the analysis is done (see DynamicBatcher::submit).
+  /// held until the analysis is done (see DynamicBatcher::submit). An analysis still running
+  /// at `deadline` stops at its next slice or chunk, freeing the runner for the next scan.
   std::future<std::string> submit(std::shared_ptr<const ct::CtVolume> volume, Clock::time_point deadline,
                                   std::shared_ptr<void> admission = {});
 
@@ -45,7 +46,11 @@ class ScanService {
  private:
   ct::AnalysisModels models_;
   AdmissionLimit admission_{1};
-  std::unique_ptr<DynamicBatcher<std::shared_ptr<const ct::CtVolume>, std::string>> batcher_;
+  struct Job {
+    std::shared_ptr<const ct::CtVolume> volume;
+    Clock::time_point deadline;
+  };
+  std::unique_ptr<DynamicBatcher<Job, std::string>> batcher_;
 };
 
 }  // namespace dlwpt::serve
