@@ -11,6 +11,7 @@ by its pid, and every wait is bounded.
 usage: serve_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR [DATA_DIR]
 """
 import concurrent.futures
+import gzip
 import io
 import json
 import os
@@ -185,6 +186,12 @@ def phantom_mha(folder, slices=24, size=64):
     mha.write_bytes('\n'.join(header + ['ElementDataFile = LOCAL']).encode() + b'\n' +
                     mhd.with_suffix('.raw').read_bytes())
     return mha
+
+
+def metric_value(url, series):
+    """One series' value in the server's /metrics (0 when absent)."""
+    text = requests.get(url + '/metrics', timeout=REQUEST_TIMEOUT_S).text
+    return sum(float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line.startswith(series + ' '))
 
 
 def queued_requests(url):
@@ -437,6 +444,93 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(books_client(self.server.url, book_chunk()).status_code, 200)
         slow.close()
 
+    def test_framing_ranges_and_unread_bodies_never_make_a_second_answer(self):
+        port, url = self.server.port, self.server.url
+
+        def answers(data, timeout_s=5):
+            started = time.monotonic()
+            received = raw_exchange(port, data, timeout_s)
+            return [line for line in received.split(b'\r\n') if line.startswith(b'HTTP/1.1 ')], \
+                received, time.monotonic() - started
+        smuggled = b'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n'
+        for head, status in [
+                (b'GET /v2/models/nodule HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n', b' 400 '),
+                (b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 5\r\n\r\n',
+                 b' 400 '),
+                (b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n'
+                 b'Transfer-Encoding: chunked\r\n\r\n', b' 400 '),
+                (b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -%d\r\n\r\n', b' 400 '),
+                (b'POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nX-Length: %d\r\n\r\n',
+                 b' 501 ')]:
+            lines, received, seconds = answers(head % len(smuggled) + smuggled)
+            request_line = head.split(b'\r\n')[0].decode()
+            print(f'{request_line} ...: {lines} in {seconds:.2f} s')
+            self.assertEqual(len(lines), 1, received)  # the body is never answered as a request
+            self.assertIn(status, lines[0])
+            self.assertIn(b'Connection: close', received)
+            self.assertLess(seconds, 4)  # refused at once, not after the read timeout
+        # Range is ignored: the same answer, not one copy per range asked.
+        chunk = book_chunk()
+        plain = books_client(url, chunk)
+        ranged = requests.post(url + '/predict', headers={'Range': 'bytes=' + ','.join(['0-'] * 500)},
+                               timeout=REQUEST_TIMEOUT_S,
+                               files={'meta': io.StringIO(json.dumps({'shape': list(chunk.shape)})),
+                                      'blob': io.BytesIO(bytearray(chunk.numpy()))})
+        self.assertEqual(ranged.status_code, 200)
+        self.assertEqual(ranged.json(), plain.json())
+        # JSON tensors beyond 16 MiB are refused: their parse takes some 25 times the text.
+        started = time.monotonic()
+        huge_json = requests.post(url + '/v2/models/nodule/infer', timeout=REQUEST_TIMEOUT_S,
+                                  data=b'{"inputs": [{"name": "input", "shape": [9000000], "datatype": "FP32", '
+                                       b'"data": [' + b'0,' * 9000000 + b'0]}]}')
+        print(f'18 MB of JSON numbers: {huge_json.status_code} in {time.monotonic() - started:.2f} s')
+        self.assertEqual(huge_json.status_code, 413)
+        self.assertIn('binary-data extension', huge_json.json()['error'])
+        # Expect: 100-continue for a body over the limit is refused before it is sent.
+        lines, received, _ = answers(b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\n'
+                                     b'Content-Length: 200000000\r\nExpect: 100-continue\r\n\r\n')
+        self.assertEqual(len(lines), 1, received)
+        self.assertIn(b' 413 ', lines[0])
+        self.assertEqual(requests.get(url + '/v2/health/live', timeout=10).status_code, 200)
+
+    def test_bytes_that_are_not_utf8_and_outputs_that_overflow_get_400(self):
+        url = self.server.url
+        not_utf8 = requests.post(url + '/predict', timeout=10, files={
+            'meta': io.BytesIO(b'{"shape": [1, 32, 48, 48], "x": "\xff\xfe"}'), 'blob': io.BytesIO(b'1234')})
+        self.assertEqual(not_utf8.status_code, 400, not_utf8.text)
+        self.assertIn('error', not_utf8.json())
+        self.assertRegex(not_utf8.headers['X-Request-Id'], r'^[0-9a-f]{8}-[0-9]+$')
+        bad_id = requests.post(url + '/v2/models/nodule/infer', timeout=10,
+                               data=b'{"id": "\xc3\x28", "inputs": []}')
+        self.assertEqual(bad_id.status_code, 400, bad_id.text)
+        # Finite inputs so large that the model's float32 arithmetic overflows.
+        data, header_length = v2_binary_request(torch.full((1, 3, 32, 32), 3e38), ['output'])
+        overflow = requests.post(url + '/v2/models/zebra/infer', data=data, timeout=REQUEST_TIMEOUT_S,
+                                 headers={'Inference-Header-Content-Length': str(header_length)})
+        print(f'zebra of 3e38 everywhere: {overflow.status_code} {overflow.text[:120]}')
+        self.assertEqual(overflow.status_code, 400)
+        self.assertIn('NaN or infinite', overflow.json()['error'])
+        lines = [json.loads(line) for line in self.log.read_text().splitlines()]
+        self.assertIn(not_utf8.headers['X-Request-Id'], [line['id'] for line in lines])
+
+    def test_ct_headers_read_as_metaio_reads_them_and_small_scans_refused(self):
+        with tempfile.TemporaryDirectory() as folder:
+            mha = phantom_mha(folder)
+            header, data = mha.read_bytes().split(b'ElementDataFile = LOCAL\n', 1)
+            target = str(NODULE).encode()
+            for disguise in [b'Comment = ElementDataFile = LOCAL\n' + header + b'ElementDataFile = ' + target + b'\n',
+                             b'ElementDataFileX = LOCAL\n' + header + b'ElementDataFile = ' + target + b'\n',
+                             header + b'elementdatafile = ' + target + b'\nElementDataFile = LOCAL\n',
+                             header + b'ElementDataFile = LIST\n']:
+                refused = requests.post(self.server.url + '/v1/ct/nodules', data=disguise + data, timeout=30)
+                print(f'{disguise[:40]!r}...: {refused.status_code} {refused.text[:150]}')
+                self.assertEqual(refused.status_code, 400)
+                self.assertNotIn('holds', refused.json()['error'])  # nothing about the named file
+            small = phantom_mha(folder, slices=4, size=64)
+            refused = requests.post(self.server.url + '/v1/ct/nodules', data=small.read_bytes(), timeout=30)
+            self.assertEqual(refused.status_code, 400, refused.text)
+            self.assertIn('slices', refused.json()['error'])
+
     def test_concurrent_clients_all_get_their_own_answer(self):
         chunks = [torch.randn(1, 32, 48, 48, generator=torch.Generator().manual_seed(10 + i)) for i in range(24)]
         expected = reference_outputs(NODULE, torch.stack(chunks))[1][:, 1].numpy()
@@ -483,6 +577,20 @@ class ServeOperationsTest(unittest.TestCase):
                                           files={'meta': io.StringIO('{}'), 'blob': io.BytesIO(b'x' * (2 << 20))})
                 self.assertEqual(too_large.status_code, 413)
                 self.assertEqual(books_client_with(server.url, authorized).status_code, 200)
+                # A refused request's body is never taken for the next request.
+                smuggled = b'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n'
+                received = raw_exchange(server.port, b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\n'
+                                        b'Content-Length: %d\r\n\r\n' % len(smuggled) + smuggled, 5)
+                self.assertEqual(received.count(b'HTTP/1.1 '), 1, received)
+                self.assertTrue(received.startswith(b'HTTP/1.1 401 '), received)
+                # A compressed body stops inflating at the limit (64 MiB of zeros in 64 KiB).
+                started = time.monotonic()
+                bomb = requests.post(server.url + '/v2/models/nodule/infer', timeout=30,
+                                     headers={**authorized, 'Content-Encoding': 'gzip'},
+                                     data=gzip.compress(b'\0' * (64 << 20)))
+                print(f'gzip bomb: {bomb.status_code} after {time.monotonic() - started:.2f} s')
+                self.assertEqual(bomb.status_code, 413, bomb.text)
+                self.assertEqual(bomb.headers.get('Connection'), 'close')
 
     def test_overload_gets_503_and_deadlines_504(self):
         with Server('--model', f'segmentation={SEGMENTATION}', '--threads', '1',
@@ -543,6 +651,70 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertIn('every request answered', server.errors())
         finally:
             server.stop()
+
+    def test_sigterm_exits_within_the_drain_timeout_despite_a_trickling_client(self):
+        server = Server('--model', f'nodule={NODULE}', '--drain-timeout-ms', '1000')
+        stop_trickling = False
+
+        def trickle():
+            with socket.create_connection(('127.0.0.1', server.port), timeout=30) as connection:
+                connection.sendall(b'GET /v2/health/live HTTP/1.1\r\n')
+                for _ in range(60):  # one header byte every 0.25 s, for 15 s at most
+                    if stop_trickling:
+                        return
+                    try:
+                        connection.sendall(b'X')
+                    except OSError:
+                        return  # the server closed it
+                    time.sleep(0.25)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                trickler = pool.submit(trickle)
+                time.sleep(0.5)
+                started = time.monotonic()
+                server.process.send_signal(signal.SIGTERM)
+                status = server.stop(timeout_s=12)
+                seconds = time.monotonic() - started
+                stop_trickling = True
+                trickler.result()
+            print(f'SIGTERM with a client trickling its headers: exit after {seconds:.1f} s')
+            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, server.errors())
+            self.assertLess(seconds, 8)  # drain timeout 1 s, then 2 s for the listener
+            self.assertIn('connections still open after the drain', server.errors())
+        finally:
+            stop_trickling = True
+            server.stop()
+
+    def test_a_scan_past_its_deadline_stops_and_frees_the_runner(self):
+        with Server('--model', f'nodule={NODULE}', '--model', f'segmentation={SEGMENTATION}',
+                    '--threads', '1') as server, tempfile.TemporaryDirectory() as folder:
+            # 200 slices of air: about 5 s to read and check, then 26 s of analysis on one thread
+            # here, unless it stops at its deadline.
+            header = ('ObjectType = Image\nNDims = 3\nDimSize = 512 512 200\nElementType = MET_SHORT\n'
+                      'ElementSpacing = 0.7 0.7 2.5\nElementDataFile = LOCAL\n').encode()
+            long_scan = header + np.full((200, 512, 512), -1000, dtype=np.int16).tobytes()
+            # Reading and checking the scan takes a while, more on a busy machine: a first try
+            # with a deadline already past measures it (504 from the queue, never run).
+            started = time.monotonic()
+            expired = requests.post(server.url + '/v1/ct/nodules', data=long_scan, timeout=REQUEST_TIMEOUT_S,
+                                    headers={'Request-Timeout-Ms': '1'})
+            reading_s = time.monotonic() - started
+            self.assertEqual(expired.status_code, 504, expired.text)
+            deadline_ms = int(1000 * (2 * reading_s + 4))  # read, then run for a few seconds
+            late = requests.post(server.url + '/v1/ct/nodules', data=long_scan, timeout=REQUEST_TIMEOUT_S * 2,
+                                 headers={'Request-Timeout-Ms': str(deadline_ms)})
+            self.assertEqual(late.status_code, 504, late.text)
+            started = time.monotonic()
+            next_scan = requests.post(server.url + '/v1/ct/nodules', data=phantom_mha(folder).read_bytes(),
+                                      timeout=REQUEST_TIMEOUT_S)
+            seconds = time.monotonic() - started
+            print(f'reading the long scan {reading_s:.1f} s; deadline {deadline_ms} ms; the next scan after '
+                  f'its 504: {next_scan.status_code} in {seconds:.1f} s')
+            self.assertEqual(next_scan.status_code, 200, next_scan.text)
+            self.assertLess(seconds, 10 * TIME_SCALE)
+            # The long scan did start, and failed in the runner at its deadline.
+            failures = metric_value(server.url, 'dlwpt_inference_failures_total{model="ct_nodules"}')
+            self.assertEqual(failures, 1)
 
     def test_a_full_model_refuses_expect_100_continue_before_the_body(self):
         # A queue of 1 and one instance admit two requests: two clients that send their headers

@@ -5,7 +5,9 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -29,6 +31,7 @@ namespace {
 
 constexpr const char* kProgram = "dlwpt-serve";
 constexpr const char* kEnvironmentPrefix = "DLWPT_SERVE_";
+constexpr auto kStopGrace = std::chrono::seconds(2);  // after the drain, for the listener to close
 
 cxxopts::Options command_line() {
   cxxopts::Options options(kProgram,
@@ -325,6 +328,7 @@ int serve(const cxxopts::ParseResult& args) {
   std::cout << kProgram << ": listening on http://" << options.host() << ":" << port << std::endl;
 
   std::atomic<int> status{0};
+  std::atomic<bool> served{false};
   std::thread signal_watcher([&] {
     const int signal = next_stop_signal();
     if (signal == 0) return;  // the server stopped by itself
@@ -336,8 +340,20 @@ int serve(const cxxopts::ParseResult& args) {
                           : "drain timeout passed with requests still running; stopped")
               << "\n";
     status = drained ? 0 : 1;
+    // cpp-httplib's stop() waits for every connection's thread, and a client still trickling
+    // its headers keeps one reading: the drain timeout is the promise, so the process ends.
+    const auto give_up = std::chrono::steady_clock::now() + kStopGrace;
+    while (!served && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!served) {
+      std::cerr << kProgram << ": connections still open after the drain; exiting without them\n";
+      std::cout.flush();
+      std::_Exit(status);
+    }
   });
   server.serve();
+  served = true;
   forward_signal(0);
   signal_watcher.join();
   return status;

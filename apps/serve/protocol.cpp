@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/serve/json_text.h"
+
 namespace dlwpt::serve {
 
 using nlohmann::json;
@@ -203,6 +205,8 @@ json tensor_shape_json(const torch::Tensor& tensor) {
   return shape;
 }
 
+}  // namespace
+
 // One pass without temporaries, on the HTTP thread that parsed the request:
 // torch::isfinite(...).all() makes several passes and two boolean tensors, about 4 ms of a
 // core for a 7 MiB U-Net slice, taken from the model running beside it.
@@ -218,8 +222,6 @@ bool all_finite(const torch::Tensor& tensor) {
   }
   return finite;
 }
-
-}  // namespace
 
 std::string shape_text(c10::IntArrayRef shape) {
   std::ostringstream text;
@@ -322,7 +324,7 @@ EncodedResponse encode_infer_response(const std::string& model, const InferReque
     response["outputs"].push_back(std::move(output));
   }
   EncodedResponse encoded;
-  encoded.body = response.dump();
+  encoded.body = json_text(response);
   if (binary.empty()) {
     encoded.content_type = "application/json";
   } else {
@@ -352,6 +354,6 @@ torch::Tensor parse_book_chunk(std::string_view meta, std::string_view blob, con
   return chunk;
 }
 
-std::string error_json(const std::string& message) { return json{{"error", message}}.dump(); }
+std::string error_json(const std::string& message) { return json_text(json{{"error", message}}); }
 
 }  // namespace dlwpt::serve

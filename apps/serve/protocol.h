@@ -88,6 +88,10 @@ void check_tensor(const TensorSpec& spec, const torch::Tensor& tensor);
 /// `{"error": "<message>"}`, the v2 protocol's error body.
 std::string error_json(const std::string& message);
 
+/// Whether every value is finite (no NaN, no infinity): inputs before they run, and outputs,
+/// which JSON cannot carry otherwise and which huge finite inputs can overflow to.
+bool all_finite(const torch::Tensor& tensor);
+
 /// The shape as JSON-like text, "[1, 32, 48, 48]", for messages.
 std::string shape_text(c10::IntArrayRef shape);
 

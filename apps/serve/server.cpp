@@ -2,16 +2,19 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <random>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <httplib.h>
@@ -19,6 +22,7 @@
 
 #include "apps/common/cpu_budget.h"
 #include "apps/common/image_io.h"
+#include "apps/serve/json_text.h"
 #include "apps/serve/torch_threads.h"
 #include "apps/zebraify/zebra.h"
 #include "dlwpt/weights/errors.h"
@@ -159,13 +163,66 @@ bool equal_in_constant_time(const std::string& given, const std::string& key) {
   return difference == 0;
 }
 
+// cpp-httplib 0.11 closes a connection after an answer only when the request asked for it or
+// the answer could not be written, whatever "Connection: close" the answer says: an answer
+// whose body comes from a provider that writes it whole and then reports failure is how a
+// server built on it closes the connection, after the client has the whole answer.
+void close_after(httplib::Response& response) {
+  auto body = std::make_shared<std::string>(std::move(response.body));
+  response.body.clear();
+  const std::string type = response.get_header_value("Content-Type");
+  response.headers.erase("Content-Type");
+  response.set_content_provider(body->size(), type.empty() ? "application/json" : type,
+                                [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                                  sink.write(body->data() + offset, length);
+                                  return false;
+                                });
+}
+
+bool authorized(const httplib::Request& request, const std::string& key) {
+  return equal_in_constant_time(request.get_header_value("Authorization"), "Bearer " + key);
+}
+
+// What makes a request's framing ambiguous, as the status and reason to refuse it with: a proxy
+// in front and this server could disagree on where its body ends (request smuggling), or a
+// body nobody reads would be taken for the client's next request.
+std::optional<std::pair<int, std::string>> framing_problem(const httplib::Request& request) {
+  const size_t lengths = request.get_header_value_count("Content-Length");
+  const auto length = parse_unsigned(request.get_header_value("Content-Length"));
+  const bool encoded = request.has_header("Transfer-Encoding");
+  if (lengths > 1) return {{400, "more than one Content-Length header"}};
+  if (lengths == 1 && !length) return {{400, "Content-Length is not a byte count"}};
+  if (encoded && lengths == 1) return {{400, "both Content-Length and Transfer-Encoding are given"}};
+  if (encoded && (request.get_header_value_count("Transfer-Encoding") > 1 ||
+                  strcasecmp(request.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0)) {
+    return {{501, "the only Transfer-Encoding taken is chunked"}};
+  }
+  const bool has_body = encoded || (length && *length > 0);
+  if (has_body && request.method != "POST" && request.method != "PUT") {
+    return {{400, request.method + " requests carry no body here"}};
+  }
+  return std::nullopt;
+}
+
+// Ids of this process's requests start with a random tag: the prediction logs of two runs of
+// the server never hold the same id for different requests.
+const std::string& process_tag() {
+  static const std::string tag = [] {
+    std::random_device random;
+    std::ostringstream text;
+    text << std::hex << std::setw(8) << std::setfill('0') << random();
+    return text.str();
+  }();
+  return tag;
+}
+
 // A client's X-Request-Id when it is a short plain token, otherwise one of ours.
 std::string request_id(const httplib::Request& http, uint64_t counter) {
   const std::string given = http.get_header_value("X-Request-Id");
   const bool plain = !given.empty() && given.size() <= 64 &&
                      given.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                              "0123456789._-") == std::string::npos;
-  return plain ? given : "r" + std::to_string(counter);
+  return plain ? given : process_tag() + "-" + std::to_string(counter);
 }
 
 // Counts a request as running while it lives (drain_and_stop waits for none).
@@ -193,6 +250,9 @@ std::string iso_time_now() {
 }  // namespace
 
 // A counting semaphore (C++17 has none): at most `count` holders at once.
+constexpr size_t kMaxJsonBytes = size_t{16} << 20;   // 1.5 million JSON numbers or so
+constexpr size_t kSmallJsonBytes = size_t{1} << 20;  // a LunaModel chunk in JSON
+
 class DecodeSlots {
  public:
   explicit DecodeSlots(int count) : free_(count) {}
@@ -259,6 +319,7 @@ class Server::Request {
   std::shared_ptr<void> admission;           // held until answered and out of the model (AdmissionLimit)
   std::string body;                          // when not multipart
   std::map<std::string, std::string> parts;  // multipart/form-data fields by name
+  bool body_left_unread = false;             // the connection must close after the answer
   Clock::time_point deadline;
   std::optional<ModelResult> result;  // timing of the model's run, when it ran
   Clock::duration queued{};           // from its submission to the model to its batch's start
@@ -357,15 +418,21 @@ namespace {
 
 // Reads the body through cpp-httplib's content reader, at most `limit` bytes; multipart
 // fields go to `parts`. LimitError beyond the limit (413), once the rest is read and dropped:
-// the connection's next request starts after it (the library's own limit is larger).
+// the connection's next request starts after it (the library's own limit is larger). A
+// compressed body (Content-Encoding) is given inflated, and a megabyte of it may inflate to
+// gigabytes: its reading stops at the limit, `stopped_early` is set and the connection must
+// close.
 void read_body(const httplib::Request& http, const httplib::ContentReader& reader, size_t limit,
                const httplib::Response& response, std::string& body,
-               std::map<std::string, std::string>& parts) {
+               std::map<std::string, std::string>& parts, bool& stopped_early) {
+  const std::string encoding = http.get_header_value("Content-Encoding");
+  const bool inflated = !encoding.empty() && strcasecmp(encoding.c_str(), "identity") != 0;
   size_t total = 0;
   const auto keep = [&](std::string& into, const char* data, size_t length) {
     total += length;
     if (total <= limit) into.append(data, length);
-    return true;
+    stopped_early = inflated && total > limit;
+    return !stopped_early;
   };
   bool ok = true;
   if (http.is_multipart_form_data()) {
@@ -382,7 +449,7 @@ void read_body(const httplib::Request& http, const httplib::ContentReader& reade
     if (declared && *declared <= limit) body.reserve(static_cast<size_t>(*declared));
     ok = reader([&](const char* data, size_t length) { return keep(body, data, length); });
   }
-  if (ok && total > limit) {
+  if ((ok || stopped_early) && total > limit) {
     throw LimitError("the body is larger than this endpoint's limit of " + std::to_string(limit) + " bytes");
   }
   if (ok) return;
@@ -416,7 +483,7 @@ std::string Server::prediction_line(const Request& request, const std::string& e
   }
   if (!error.empty()) line["error"] = error;
   if (!request.summary.is_null()) line["result"] = request.summary;
-  return line.dump();
+  return json_text(line);
 }
 
 void Server::answer(const httplib::Request& http, httplib::Response& response,
@@ -444,7 +511,7 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
       body_read = true;  // read_body consumes the body even when it throws
       read_body(http, *reader,
                 endpoint == "ct_nodules" ? options_.max_scan_bytes() : options_.max_body_bytes(),
-                response, request.body, request.parts);
+                response, request.body, request.parts, request.body_left_unread);
     }
     handle(request, response);
   } catch (const RequestError& refused) {
@@ -464,6 +531,7 @@ void Server::answer(const httplib::Request& http, httplib::Response& response,
   if (!error.empty()) response.set_content(error_json(error), "application/json");
   if (response.status == 503) response.set_header("Retry-After", "1");
   if (response.status == -1) response.status = 200;
+  if (request.body_left_unread) response.set_header("Connection", "close");
   response.set_header("X-Request-Id", request.id);
   const auto duration = Clock::now() - start;
   metrics_->count_request(request.model, endpoint, response.status, duration);
@@ -501,6 +569,12 @@ ModelResult Server::infer(ServedModel& model, torch::Tensor input, Request& requ
       model.name(), [&] { return model.submit(std::move(input), request.deadline, request.admission); },
       request);
   request.queued = std::max(Clock::duration::zero(), Clock::now() - submitted - request.result->compute);
+  for (const auto& [name, output] : request.result->outputs) {
+    if (!all_finite(output)) {
+      throw RequestError(400, "the model's output \"" + name + "\" holds NaN or infinite values: the input's "
+                              "values are beyond what the model computes in float32");
+    }
+  }
   return *request.result;
 }
 
@@ -529,7 +603,7 @@ void Server::predict(const httplib::Request& http, httplib::Response& response, 
   const json body = {{"prob_malignant", malignant},
                      {"probabilities", {probabilities[0][0].item<double>(), malignant}}};
   request.summary = {{"prob_malignant", malignant}};
-  response.set_content(body.dump(), "application/json");
+  response.set_content(json_text(body), "application/json");
 }
 
 void Server::zebra_image(const httplib::Request& http, httplib::Response& response, Request& request) {
@@ -564,7 +638,17 @@ void Server::v2_infer(const httplib::Request& http, httplib::Response& response,
     if (!length) throw RequestError(400, "Inference-Header-Content-Length is not a byte count");
     header_length = static_cast<size_t>(*length);
   }
+  // JSON numbers take some 25 times their text in memory while parsed (nlohmann's values):
+  // their size is bounded, and large ones are parsed as many at once as there are cores.
+  const size_t json_bytes = std::min(header_length.value_or(request.body.size()), request.body.size());
+  if (json_bytes > kMaxJsonBytes) {
+    throw LimitError("the request's JSON is " + std::to_string(json_bytes) + " bytes, more than " +
+                     std::to_string(kMaxJsonBytes) + ": send large tensors with the binary-data extension");
+  }
+  std::optional<DecodeSlot> slot;
+  if (json_bytes > kSmallJsonBytes) slot.emplace(*decode_slots_);
   const InferRequest parsed = parse_infer_request(request.body, header_length, model.inputs(), model.outputs());
+  slot.reset();
   std::string().swap(request.body);  // the tensor holds the values now; a U-Net slice is 7 MiB
   const torch::Tensor& input = parsed.inputs.at(model.inputs().front().name);
   model.check_input(input);
@@ -593,7 +677,7 @@ void Server::v2_metadata(const std::string& name, httplib::Response& response) c
                          {"trained", model.trained()},
                          {"inputs", specs(model.inputs())},
                          {"outputs", specs(model.outputs())}};
-  response.set_content(metadata.dump(), "application/json");
+  response.set_content(json_text(metadata), "application/json");
 }
 
 AdmissionLimit& Server::admission_for(const std::string& path, std::string& model) const {
@@ -640,28 +724,55 @@ void Server::add_inference_route(
 void Server::add_routes() {
   httplib::Server& http = *http_;
   http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
+    // Every answer here leaves the body unread: the connection closes after it, or the body
+    // would be read as the client's next request.
+    const auto refuse = [&](int status, const std::string& message) {
+      response.status = status;
+      response.set_header("Connection", "close");
+      response.set_content(error_json(message), "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    // Answers are computed, not files: Range is ignored (RFC 9110 allows it), where cpp-httplib
+    // would copy the answer once per range asked, thousands of times for a small request.
+    const_cast<httplib::Request&>(request).ranges.clear();
     if (draining_) response.set_header("Connection", "close");  // clients go elsewhere
     if (refusing_connections) {
-      response.status = 503;
       response.set_header("Retry-After", "1");
-      response.set_header("Connection", "close");
-      response.set_content(error_json("too many connections; try again"), "application/json");
-      return httplib::Server::HandlerResponse::Handled;
+      return refuse(503, "too many connections; try again");
     }
+    if (const auto problem = framing_problem(request)) return refuse(problem->first, problem->second);
     const std::string& key = options_.api_key();
-    if (key.empty() || is_health_check(request.path)) return httplib::Server::HandlerResponse::Unhandled;
-    if (equal_in_constant_time(request.get_header_value("Authorization"), "Bearer " + key)) {
+    if (key.empty() || is_health_check(request.path) || authorized(request, key)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    response.status = 401;
     response.set_header("WWW-Authenticate", "Bearer");
-    response.set_content(error_json("missing or wrong API key (Authorization: Bearer ...)"),
-                         "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return refuse(401, "missing or wrong API key (Authorization: Bearer ...)");
   });
   // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
   // they send it when the model could not take the request now.
+  // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
+  // they send it when it could not be taken anyway: unauthorized, too large, or when the model
+  // could not take the request now. cpp-httplib writes a refusal at once, before routing; the
+  // connection then closes, since the client may still send the body it announced.
   http.set_expect_100_continue_handler([this](const httplib::Request& request, httplib::Response& response) {
+    const auto refuse = [&](int status, const std::string& message) {
+      response.status = status;
+      response.set_header("Connection", "close");
+      if (status == 503) response.set_header("Retry-After", "1");
+      if (status == 401) response.set_header("WWW-Authenticate", "Bearer");
+      response.set_content(error_json(message), "application/json");
+      return status;
+    };
+    if (const auto problem = framing_problem(request)) return refuse(problem->first, problem->second);
+    const std::string& key = options_.api_key();
+    if (!key.empty() && !is_health_check(request.path) && !authorized(request, key)) {
+      return refuse(401, "missing or wrong API key (Authorization: Bearer ...)");
+    }
+    const size_t limit = request.path == "/v1/ct/nodules" ? options_.max_scan_bytes() : options_.max_body_bytes();
+    const auto declared = parse_unsigned(request.get_header_value("Content-Length"));
+    if (declared && *declared > limit) {
+      return refuse(413, "the body is larger than this endpoint's limit of " + std::to_string(limit) + " bytes");
+    }
     bool has_room = true;
     try {
       std::string model;
@@ -669,14 +780,21 @@ void Server::add_routes() {
     } catch (const RequestError&) {
       // an unknown model: the handler answers it, with its reason
     }
-    if (draining_ || !has_room) {
-      response.status = 503;  // cpp-httplib answers with the response as it is
-      response.set_header("Retry-After", "1");
-      response.set_content(error_json(draining_ ? "the server is shutting down" : "overloaded; try again"),
-                           "application/json");
-      return 503;
-    }
+    if (draining_) return refuse(503, "the server is shutting down");
+    if (!has_room) return refuse(503, "overloaded; try again");
     return 100;
+  });
+  // Every answer that says "Connection: close" closes it: refusals that leave a body unread
+  // (or the client would have it read as its next request), answers while draining.
+  http.set_post_routing_handler([](const httplib::Request&, httplib::Response& response) {
+    if (response.get_header_value("Connection") == "close" && !response.content_provider_) close_after(response);
+  });
+  // An exception that escapes a handler: a JSON 500, not cpp-httplib's EXCEPTION_WHAT header
+  // with the exception's text.
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+    response.status = 500;
+    response.set_header("Connection", "close");
+    response.set_content(error_json("internal error"), "application/json");
   });
   // The library's own refusals (404, 413, malformed requests) get the protocol's error body.
   http.set_error_handler([](const httplib::Request&, httplib::Response& response) {
@@ -692,7 +810,7 @@ void Server::add_routes() {
   });
   http.Get("/v2", [](const httplib::Request&, httplib::Response& response) {
     const json metadata = {{"name", "dlwpt-serve"}, {"version", "1"}, {"extensions", {"binary_tensor_data"}}};
-    response.set_content(metadata.dump(), "application/json");
+    response.set_content(json_text(metadata), "application/json");
   });
   // Metrics carry a model label only for models that exist: client-chosen names would let
   // anyone grow the metrics without bound.

@@ -131,7 +131,7 @@ class Server {
   std::shared_ptr<Metrics> metrics_;
   std::unique_ptr<PredictionLog> log_;
   std::unique_ptr<httplib::Server> http_;
-  std::unique_ptr<DecodeSlots> decode_slots_;  // pictures decoded at once: one per core
+  std::unique_ptr<DecodeSlots> decode_slots_;  // pictures decoded and large JSON parsed at once: one per core
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};  // requests in their handler
   std::shared_ptr<std::atomic<int64_t>> busy_connections_ = std::make_shared<std::atomic<int64_t>>(0);
