@@ -179,6 +179,16 @@ void close_after(httplib::Response& response) {
                                 });
 }
 
+// An answer given before the body is read: the connection closes after it (close_after), or
+// the body would be read as the client's next request.
+void refuse_before_the_body(httplib::Response& response, int status, const std::string& message) {
+  response.status = status;
+  response.set_header("Connection", "close");
+  if (status == 503) response.set_header("Retry-After", "1");
+  if (status == 401) response.set_header("WWW-Authenticate", "Bearer");
+  response.set_content(error_json(message), "application/json");
+}
+
 bool authorized(const httplib::Request& request, const std::string& key) {
   return equal_in_constant_time(request.get_header_value("Authorization"), "Bearer " + key);
 }
@@ -724,43 +734,29 @@ void Server::add_inference_route(
 void Server::add_routes() {
   httplib::Server& http = *http_;
   http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
-    // Every answer here leaves the body unread: the connection closes after it, or the body
-    // would be read as the client's next request.
     const auto refuse = [&](int status, const std::string& message) {
-      response.status = status;
-      response.set_header("Connection", "close");
-      response.set_content(error_json(message), "application/json");
+      refuse_before_the_body(response, status, message);
       return httplib::Server::HandlerResponse::Handled;
     };
     // Answers are computed, not files: Range is ignored (RFC 9110 allows it), where cpp-httplib
     // would copy the answer once per range asked, thousands of times for a small request.
     const_cast<httplib::Request&>(request).ranges.clear();
     if (draining_) response.set_header("Connection", "close");  // clients go elsewhere
-    if (refusing_connections) {
-      response.set_header("Retry-After", "1");
-      return refuse(503, "too many connections; try again");
-    }
+    if (refusing_connections) return refuse(503, "too many connections; try again");
     if (const auto problem = framing_problem(request)) return refuse(problem->first, problem->second);
     const std::string& key = options_.api_key();
     if (key.empty() || is_health_check(request.path) || authorized(request, key)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    response.set_header("WWW-Authenticate", "Bearer");
     return refuse(401, "missing or wrong API key (Authorization: Bearer ...)");
   });
-  // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
-  // they send it when the model could not take the request now.
   // Clients that ask before sending a large body (curl does above 1 MiB) are refused before
   // they send it when it could not be taken anyway: unauthorized, too large, or when the model
   // could not take the request now. cpp-httplib writes a refusal at once, before routing; the
   // connection then closes, since the client may still send the body it announced.
   http.set_expect_100_continue_handler([this](const httplib::Request& request, httplib::Response& response) {
     const auto refuse = [&](int status, const std::string& message) {
-      response.status = status;
-      response.set_header("Connection", "close");
-      if (status == 503) response.set_header("Retry-After", "1");
-      if (status == 401) response.set_header("WWW-Authenticate", "Bearer");
-      response.set_content(error_json(message), "application/json");
+      refuse_before_the_body(response, status, message);
       return status;
     };
     if (const auto problem = framing_problem(request)) return refuse(problem->first, problem->second);
