@@ -53,5 +53,5 @@ set(CPACK_DEBIAN_PACKAGE_SECTION science)
 # The libraries are static: the package's users compile against libtorch and ITK themselves,
 # and the apps need their runtime libraries.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libtorch-dev (>= 1.13), libopenblas0-pthread, libinsighttoolkit5-dev, libjpeg62-turbo, libpng16-16, libx11-6, libcpp-httplib0.11, libprometheus-cpp-core1.0")
+    "libtorch-dev (>= 1.13), libopenblas0-pthread, libinsighttoolkit5-dev, libjpeg62-turbo, libpng16-16, libx11-6, zlib1g, libprometheus-cpp-core1.0")
 include(CPack)

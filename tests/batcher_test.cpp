@@ -146,6 +146,23 @@ TEST(DynamicBatcher, BeyondTheQueueSizeRequestsAreRefused) {
   EXPECT_EQ(third.get(), 6);
 }
 
+TEST(DynamicBatcher, WhatAnIdleRunnerWillTakeDoesNotCountAsWaiting) {
+  // Admitted requests that arrive together, before the runner has taken any, fit: the idle
+  // runner's batch counts as room. With a queue of 1 and batches of 4, five fit whenever the
+  // runner takes its batch, and a sixth never does (the runner is held once it has one).
+  HeldModel model;
+  model.hold();
+  Batcher batcher(BatcherOptions().max_batch_size(4).max_queue_size(1).max_queue_delay(10s), model.run());
+  ReleaseOnExit release{model};
+  std::vector<std::future<int>> accepted;
+  for (int i = 1; i <= 5; ++i) accepted.push_back(batcher.submit(i, no_deadline()));
+  EXPECT_THROW(batcher.submit(6, no_deadline()), serve::QueueFull);
+  model.release();
+  int total = 0;
+  for (auto& answer : accepted) total += answer.get();
+  EXPECT_EQ(total, 2 * (1 + 2 + 3 + 4 + 5));
+}
+
 TEST(DynamicBatcher, ARequestPastItsDeadlineIsDroppedBeforeItRuns) {
   HeldModel model;
   model.hold();

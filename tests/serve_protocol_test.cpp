@@ -215,5 +215,50 @@ TEST(ServeProtocol, DeepNestingIsRefusedBeforeParsing) {
   EXPECT_EQ(serve::parse_infer_request(request.dump(), std::nullopt, kInputs, kOutputs).id.size(), 1000u);
 }
 
+// What Python requests' `files=` sends (the book's client), byte for byte in its form.
+std::string book_form(const std::string& boundary, const std::string& blob) {
+  return "--" + boundary + "\r\nContent-Disposition: form-data; name=\"meta\"; filename=\"meta\"\r\n\r\n" +
+         "{\"shape\": [1, 2]}\r\n--" + boundary +
+         "\r\nContent-Disposition: form-data; name=\"blob\"; filename=\"blob\"\r\n"
+         "Content-Type: application/octet-stream\r\n\r\n" + blob + "\r\n--" + boundary + "--\r\n";
+}
+
+TEST(ServeProtocol, MultipartFieldsAreFoundByNameWhateverTheirBytes) {
+  const std::string boundary = "0f1e2d3c4b5a";
+  // Binary values may hold CR, LF and dashes; only CRLF--boundary ends a field.
+  const std::string blob = std::string("\r\n--0f1e2d3c4b5\0\xff-", 18);
+  const std::string body = book_form(boundary, blob);
+  const auto fields = serve::parse_multipart_form_data("multipart/form-data; boundary=" + boundary, body);
+  ASSERT_EQ(fields.size(), 2u);
+  EXPECT_EQ(fields.at("meta"), "{\"shape\": [1, 2]}");
+  EXPECT_EQ(fields.at("blob"), blob);
+  // A quoted boundary, other parameters around it, and a preamble before the first part.
+  const auto quoted = serve::parse_multipart_form_data(
+      "Multipart/Form-Data; charset=utf-8; boundary=\"" + boundary + "\"", "preamble\r\n" + body);
+  EXPECT_EQ(quoted.at("blob"), blob);
+}
+
+TEST(ServeProtocol, MalformedMultipartBodiesAre400WithTheProblemNamed) {
+  const std::string type = "multipart/form-data; boundary=b";
+  const std::string body = book_form("b", "1234");
+  const std::string meta_part = "--b\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\n{}\r\n";
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"text/plain", body, "not multipart/form-data"},
+      {"multipart/form-data", body, "needs a boundary"},
+      {"multipart/form-data; boundary=" + std::string(71, 'x'), body, "needs a boundary"},
+      {type, "no delimiter at all", "no boundary"},
+      {type, body.substr(0, body.size() - 12), "ends before its closing boundary"},
+      {type, "--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--", "no Content-Disposition name"},
+      {type, "--b\r\nContent-Disposition: form-data; name=a", "headers do not end"},
+      {type, "--bjunk", "not followed by a line end"},
+      {type, meta_part + meta_part + "--b--", "given twice"},
+  };
+  for (const auto& [content_type, text, problem] : cases) {
+    const auto [status, message] = refusal([&] { serve::parse_multipart_form_data(content_type, text); });
+    EXPECT_EQ(status, 400) << problem;
+    EXPECT_THAT(message, HasSubstr(problem));
+  }
+}
+
 }  // namespace
 }  // namespace dlwpt::testing

@@ -10,12 +10,14 @@ by its pid, and every wait is bounded.
 
 usage: serve_test.py BUILD_DIR REFERENCE_DIR SOURCE_DIR [DATA_DIR]
 """
+import collections
 import concurrent.futures
 import gzip
 import io
 import json
 import os
 import pathlib
+import re
 import select
 import signal
 import socket
@@ -393,7 +395,7 @@ class ServeTest(unittest.TestCase):
             (requests.put(url + '/image', data=png_claiming(60000, 60000), timeout=10),
              413, 'claims 60000x60000'),
             (requests.get(url + '/nowhere', timeout=10), 404, 'no such path'),
-            (requests.delete(url + '/predict', timeout=10), 404, ''),
+            (requests.delete(url + '/predict', timeout=10), 405, 'method not allowed'),
         ]
         if HORSE and HORSE.exists():
             cut = HORSE.read_bytes()[:5000]
@@ -423,13 +425,15 @@ class ServeTest(unittest.TestCase):
     def test_malformed_http_truncated_bodies_and_slow_clients(self):
         port = self.server.port
         self.assertIn(b' 400 ', raw_exchange(port, b'GARBAGE\r\n\r\n').split(b'\r\n')[0])
-        # Request and header lines beyond 8 KiB.
-        long = b'a' * 10000
+        # A request line, one header line, and many header lines beyond the head's 16 KiB.
+        long = b'a' * 20000
         self.assertIn(b' 414 ', raw_exchange(port, b'GET /v2/' + long + b' HTTP/1.1\r\nHost: x\r\n\r\n')
                       .split(b'\r\n')[0])
-        self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/1.1\r\nX-Big: ' + long + b'\r\n\r\n')
+        self.assertIn(b' 431 ', raw_exchange(port, b'GET /v2 HTTP/1.1\r\nX-Big: ' + long + b'\r\n\r\n')
                       .split(b'\r\n')[0])
-        self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
+        many = b''.join(b'X-%d: %s\r\n' % (i, b'a' * 100) for i in range(10000))  # 1 MB
+        self.assertIn(b' 431 ', raw_exchange(port, b'GET /v2 HTTP/1.1\r\n' + many + b'\r\n').split(b'\r\n')[0])
+        self.assertIn(b' 505 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
                       .split(b'\r\n')[0])
         # A body shorter than its Content-Length: the server waits up to its read timeout for
         # the rest, then drops the connection without answering a half request.
@@ -679,8 +683,7 @@ class ServeOperationsTest(unittest.TestCase):
                 trickler.result()
             print(f'SIGTERM with a client trickling its headers: exit after {seconds:.1f} s')
             self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, server.errors())
-            self.assertLess(seconds, 8)  # drain timeout 1 s, then 2 s for the listener
-            self.assertIn('connections still open after the drain', server.errors())
+            self.assertLess(seconds, 4)  # drain timeout 1 s: the trickling client is not waited for
         finally:
             stop_trickling = True
             server.stop()
@@ -693,13 +696,15 @@ class ServeOperationsTest(unittest.TestCase):
             header = ('ObjectType = Image\nNDims = 3\nDimSize = 512 512 200\nElementType = MET_SHORT\n'
                       'ElementSpacing = 0.7 0.7 2.5\nElementDataFile = LOCAL\n').encode()
             long_scan = header + np.full((200, 512, 512), -1000, dtype=np.int16).tobytes()
-            # Reading and checking the scan takes a while, more on a busy machine: a first try
-            # with a deadline already past measures it (504 from the queue, never run).
-            started = time.monotonic()
-            expired = requests.post(server.url + '/v1/ct/nodules', data=long_scan, timeout=REQUEST_TIMEOUT_S,
-                                    headers={'Request-Timeout-Ms': '1'})
-            reading_s = time.monotonic() - started
-            self.assertEqual(expired.status_code, 504, expired.text)
+            # Reading and checking the scan takes a while, more on a busy machine: tries with a
+            # deadline already past measure it (504 from the queue, never run). The first is
+            # the slower (the server's first large body and first ITK read): the second counts.
+            for _ in range(2):
+                started = time.monotonic()
+                expired = requests.post(server.url + '/v1/ct/nodules', data=long_scan, timeout=REQUEST_TIMEOUT_S,
+                                        headers={'Request-Timeout-Ms': '1'})
+                reading_s = time.monotonic() - started
+                self.assertEqual(expired.status_code, 504, expired.text)
             # Read again (as long, give or take half), then run for 2 s of the analysis, which
             # takes longer than the reading (9 s against 5 s here on two threads).
             deadline_ms = int(1000 * (1.5 * reading_s + 2))
@@ -760,6 +765,75 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertNotIn(b' 200 ', answer)
             self.assertLess(waited, 10 * TIME_SCALE)
             self.assertEqual(requests.get(server.url + '/v2/health/live', timeout=10).status_code, 200)
+
+    def test_trickling_clients_are_bounded_in_total_time_and_hold_no_thread(self):
+        # More trickling clients than HTTP threads, each sending a byte every 0.3 s, well
+        # within any per-read timeout: half of them trickle their head, half a body (to the
+        # zebra, whose room in its queue they hold meanwhile; the nodule model answers on).
+        with Server('--model', 'nodule=untrained', '--model', 'zebra=untrained', '--io-timeout-s', '2',
+                    '--http-threads', '8', '--max-waiting-connections', '400', '--max-queue-size', '200') as server:
+            heads = [socket.create_connection(('127.0.0.1', server.port), timeout=30) for _ in range(150)]
+            bodies = [socket.create_connection(('127.0.0.1', server.port), timeout=30) for _ in range(150)]
+            for connection in heads:
+                connection.sendall(b'GET /v2/health/live HTTP/1.1\r\n')
+            for connection in bodies:
+                connection.sendall(b'PUT /image HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n')
+            started = time.monotonic()
+            health_s, books, answered = [], [], {}
+            while time.monotonic() - started < 8 * TIME_SCALE and len(answered) < 300:
+                for connection in heads + bodies:
+                    if connection in answered:
+                        continue
+                    if select.select([connection], [], [], 0)[0]:  # the server answered, or closed
+                        answered[connection] = (time.monotonic() - started, connection.recv(4096).split(b'\r\n')[0])
+                    else:
+                        connection.sendall(b'X' if connection in heads else b'0')
+                asked = time.monotonic()
+                self.assertEqual(requests.get(server.url + '/v2/health/ready', timeout=5).status_code, 200)
+                health_s.append(time.monotonic() - asked)
+                books.append(books_client(server.url, book_chunk()).status_code)
+                time.sleep(0.3)
+            for connection in heads + bodies:
+                connection.close()
+            seconds = [at for at, _ in answered.values()]
+            print(f'300 trickling clients (--io-timeout-s 2, 8 HTTP threads): {len(answered)} cut off after '
+                  f'{min(seconds, default=0):.1f}-{max(seconds, default=0):.1f} s, answers '
+                  f'{collections.Counter(line for _, line in answered.values()).most_common(3)}; meanwhile health '
+                  f'checks took at most {max(health_s) * 1000:.0f} ms ({len(health_s)}), the book\'s client got {set(books)}')
+            self.assertEqual(set(books), {200})
+            self.assertLess(max(health_s), 1.0 * TIME_SCALE)
+            # Each was cut off once its head, or its body of 100 bytes, took longer than the
+            # io timeout (2 s), however steadily it sent.
+            self.assertEqual(len(answered), 300)
+            self.assertGreater(min(seconds), 1.5)
+            self.assertLess(max(seconds), 4 * TIME_SCALE)
+            self.assertEqual({line for _, line in answered.values()}, {b''})  # closed, as nginx does
+
+    def test_pipelined_requests_and_half_closed_clients_get_every_answer(self):
+        with Server('--model', 'nodule=untrained') as server:
+            chunk = book_chunk()
+            meta = json.dumps({'shape': list(chunk.shape)}).encode()
+            blob = bytes(bytearray(chunk.numpy()))
+            form = (b'--b\r\nContent-Disposition: form-data; name="meta"\r\n\r\n' + meta +
+                    b'\r\n--b\r\nContent-Disposition: form-data; name="blob"\r\n\r\n' + blob + b'\r\n--b--\r\n')
+            predict = (b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n'
+                       b'Content-Length: %d\r\n\r\n' % len(form)) + form
+            pipelined = (b'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n' + predict +
+                         b'GET /v2/models/nodule HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            with socket.create_connection(('127.0.0.1', server.port), timeout=30) as connection:
+                started = time.monotonic()
+                connection.sendall(pipelined)
+                connection.shutdown(socket.SHUT_WR)  # and half-closed: the answers still come
+                received = b''
+                while chunk_ := connection.recv(65536):
+                    received += chunk_
+                seconds = time.monotonic() - started
+            statuses = re.findall(rb'HTTP/1\.1 (\d+) ', received)
+            print(f'three pipelined requests, then a half-close: {statuses} in {seconds:.2f} s')
+            self.assertEqual(statuses, [b'200', b'200', b'200'])
+            self.assertLess(seconds, 5 * TIME_SCALE)  # not after a keep-alive timeout
+            self.assertIn(b'"prob_malignant"', received)
+            self.assertLess(received.index(b'"prob_malignant"'), received.index(b'"platform"'))  # in order
 
     def test_int8_zebra_equals_zebraify_int8_calibrated_alike(self):
         with tempfile.TemporaryDirectory() as folder:

@@ -131,7 +131,10 @@ class DynamicBatcher {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) throw ShuttingDown("the server is shutting down");
-      if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size()) {
+      // Requests an idle runner is about to take are not waiting: admitted requests that come
+      // together, before a runner wakes, must not find the queue full.
+      const int64_t idle_room = (static_cast<int64_t>(runs_.size()) - busy_runners_) * options_.max_batch_size();
+      if (static_cast<int64_t>(queue_.size()) >= options_.max_queue_size() + idle_room) {
         throw QueueFull("the queue holds " + std::to_string(queue_.size()) + " requests");
       }
       queue_.push_back({std::move(input), Clock::now(), deadline, std::move(promise), std::move(hold)});
@@ -195,7 +198,10 @@ class DynamicBatcher {
         stats.queue_waits.push_back(now - pending.arrival);
         batch.push_back(std::move(pending));
       }
-      if (!batch.empty()) return batch;
+      if (!batch.empty()) {
+        ++busy_runners_;
+        return batch;
+      }
     }
   }
 
@@ -228,6 +234,10 @@ class DynamicBatcher {
         for (auto& pending : batch) pending.promise.set_exception(std::current_exception());
       }
       stats.compute = Clock::now() - start;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        --busy_runners_;
+      }
       if (on_batch_) {
         try {
           on_batch_(stats);
@@ -245,6 +255,7 @@ class DynamicBatcher {
   std::condition_variable changed_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  int64_t busy_runners_ = 0;  // runners with a batch
   std::vector<std::thread> runners_;  // started last, once the members they use exist
 };
 

@@ -31,7 +31,7 @@ namespace {
 
 constexpr const char* kProgram = "dlwpt-serve";
 constexpr const char* kEnvironmentPrefix = "DLWPT_SERVE_";
-constexpr auto kStopGrace = std::chrono::seconds(2);  // after the drain, for the listener to close
+constexpr auto kStopGrace = std::chrono::seconds(2);  // after the drain, for the workers to finish
 
 cxxopts::Options command_line() {
   cxxopts::Options options(kProgram,
@@ -77,9 +77,10 @@ cxxopts::Options command_line() {
        cxxopts::value<int64_t>()->default_value(std::to_string(server.request_timeout().count())))
       ("drain-timeout-ms", "on SIGTERM, how long running requests may take",
        cxxopts::value<int64_t>()->default_value(std::to_string(server.drain_timeout().count())))
-      ("http-threads", "connections served at once",
+      ("http-threads", "requests answered at once (threads that decode, encode and wait for the models)",
        cxxopts::value<int>()->default_value(std::to_string(server.http_threads())))
-      ("max-waiting-connections", "connections that may wait for a thread; more get 503",
+      ("max-waiting-connections", "connections that may be open beyond --http-threads (idle, sending, "
+                                  "or waiting for a thread); more get 503",
        cxxopts::value<int>()->default_value(std::to_string(server.max_waiting_connections())))
       ("max-body-mb", "largest request body in MiB (413 beyond)",
        cxxopts::value<int64_t>()->default_value(std::to_string(server.max_body_bytes() >> 20)))
@@ -87,8 +88,9 @@ cxxopts::Options command_line() {
        cxxopts::value<int64_t>()->default_value(std::to_string(server.max_scan_bytes() >> 20)))
       ("max-scan-queue", "scans that may wait for /v1/ct/nodules (they run one at a time)",
        cxxopts::value<int64_t>()->default_value("4"))
-      ("io-timeout-s", "read and write timeout of a connection (slow clients)",
-       cxxopts::value<int64_t>()->default_value(std::to_string(server.io_timeout().count())))
+      ("io-timeout-s", "time for a request's whole head, and the least for its body or answer "
+                       "(slow clients are disconnected)",
+       cxxopts::value<int64_t>()->default_value(std::to_string(std::chrono::duration_cast<std::chrono::seconds>(server.io_timeout()).count())))
       ("max-pixels", "images larger than this are refused (413) from their header",
        cxxopts::value<int64_t>()->default_value(std::to_string(server.max_image_pixels())))
       ("image-size", "PUT /image scales the longer side down to this before the generator (0: never)",
@@ -340,14 +342,14 @@ int serve(const cxxopts::ParseResult& args) {
                           : "drain timeout passed with requests still running; stopped")
               << "\n";
     status = drained ? 0 : 1;
-    // cpp-httplib's stop() waits for every connection's thread, and a client still trickling
-    // its headers keeps one reading: the drain timeout is the promise, so the process ends.
+    // The drain timeout is the promise: should a worker still be busy past it (a picture being
+    // decoded), the process ends without it.
     const auto give_up = std::chrono::steady_clock::now() + kStopGrace;
     while (!served && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (!served) {
-      std::cerr << kProgram << ": connections still open after the drain; exiting without them\n";
+      std::cerr << kProgram << ": requests still computing after the drain; exiting without them\n";
       std::cout.flush();
       std::_Exit(status);
     }

@@ -5,6 +5,8 @@
 #include <limits>
 #include <sstream>
 
+#include <strings.h>
+
 #include <nlohmann/json.hpp>
 
 #include "apps/serve/json_text.h"
@@ -352,6 +354,80 @@ torch::Tensor parse_book_chunk(std::string_view meta, std::string_view blob, con
   check_tensor(spec, chunk);
   if (chunk.size(0) != 1) bad_request("/predict takes one chunk; send batches to /v2/models/.../infer");
   return chunk;
+}
+
+namespace {
+
+// The value of `name` in a header's parameters ("...; name=value" or name="value"), if any.
+std::optional<std::string_view> header_parameter(std::string_view header, std::string_view name) {
+  size_t at = 0;
+  while ((at = header.find(';', at)) != std::string_view::npos) {
+    ++at;
+    while (at < header.size() && (header[at] == ' ' || header[at] == '\t')) ++at;
+    const size_t equals = header.find('=', at);
+    if (equals == std::string_view::npos) return std::nullopt;
+    const std::string_view key = header.substr(at, equals - at);
+    if (key.size() != name.size() || strncasecmp(key.data(), name.data(), name.size()) != 0) continue;
+    std::string_view value = header.substr(equals + 1);
+    if (!value.empty() && value.front() == '"') {
+      const size_t close = value.find('"', 1);
+      if (close == std::string_view::npos) return std::nullopt;
+      return value.substr(1, close - 1);
+    }
+    return value.substr(0, value.find_first_of("; \t"));
+  }
+  return std::nullopt;
+}
+
+[[noreturn]] void bad_multipart(const std::string& problem) {
+  bad_request("malformed multipart/form-data body: " + problem);
+}
+
+}  // namespace
+
+std::map<std::string, std::string_view> parse_multipart_form_data(std::string_view content_type,
+                                                                  std::string_view body) {
+  constexpr std::string_view kType = "multipart/form-data";
+  if (content_type.size() < kType.size() || strncasecmp(content_type.data(), kType.data(), kType.size()) != 0) {
+    bad_request("the body is not multipart/form-data");
+  }
+  const auto boundary = header_parameter(content_type, "boundary");
+  if (!boundary || boundary->empty() || boundary->size() > 70) {
+    bad_request("multipart/form-data needs a boundary of 1 to 70 characters in its Content-Type");
+  }
+  const std::string delimiter = "--" + std::string(*boundary);
+  const std::string next_part = "\r\n" + delimiter;
+  // A preamble before the first delimiter is allowed, and ignored.
+  size_t at = body.rfind(delimiter, 0) == 0 ? 0 : body.find(next_part);
+  if (at == std::string_view::npos) bad_multipart("no boundary");
+  at += body.compare(at, 2, "\r\n") == 0 ? next_part.size() : delimiter.size();
+  std::map<std::string, std::string_view> fields;
+  for (;;) {
+    if (body.compare(at, 2, "--") == 0) return fields;  // the closing delimiter
+    if (body.compare(at, 2, "\r\n") != 0) bad_multipart("a boundary is not followed by a line end");
+    const size_t headers_end = body.find("\r\n\r\n", at);
+    if (headers_end == std::string_view::npos) bad_multipart("a part's headers do not end");
+    const std::string_view headers = body.substr(at, headers_end + 2 - at);
+    std::optional<std::string_view> name;
+    for (size_t line = 2; line < headers.size();) {
+      const size_t end = headers.find("\r\n", line);
+      const std::string_view text = headers.substr(line, end - line);
+      constexpr std::string_view kDisposition = "content-disposition:";
+      if (text.size() > kDisposition.size() &&
+          strncasecmp(text.data(), kDisposition.data(), kDisposition.size()) == 0) {
+        name = header_parameter(text, "name");
+      }
+      line = end + 2;
+    }
+    if (!name) bad_multipart("a part has no Content-Disposition name");
+    const size_t data = headers_end + 4;
+    const size_t end = body.find(next_part, data);
+    if (end == std::string_view::npos) bad_multipart("the body ends before its closing boundary");
+    if (!fields.emplace(std::string(*name), body.substr(data, end - data)).second) {
+      bad_multipart("the field \"" + std::string(*name) + "\" is given twice");
+    }
+    at = end + next_part.size();
+  }
 }
 
 std::string error_json(const std::string& message) { return json_text(json{{"error", message}}); }

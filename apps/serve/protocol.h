@@ -82,6 +82,13 @@ EncodedResponse encode_infer_response(const std::string& model, const InferReque
 /// float32 values in little-endian order. Returns a batch of one, checked against `spec`.
 torch::Tensor parse_book_chunk(std::string_view meta, std::string_view blob, const TensorSpec& spec);
 
+/// The fields of a multipart/form-data body (RFC 7578) by name, as the book's client (Python
+/// requests' `files=`) sends them; `content_type` is the request's header, with the boundary.
+/// A body that is not well-formed, names a field twice or ends before its closing boundary is
+/// a RequestError 400. The values are views into `body`.
+std::map<std::string, std::string_view> parse_multipart_form_data(std::string_view content_type,
+                                                                  std::string_view body);
+
 /// Checks a tensor against a spec (rank, fixed sizes, at least one element, finite values).
 void check_tensor(const TensorSpec& spec, const torch::Tensor& tensor);
 
