@@ -236,6 +236,12 @@ TEST(ServeProtocol, MultipartFieldsAreFoundByNameWhateverTheirBytes) {
   const auto quoted = serve::parse_multipart_form_data(
       "Multipart/Form-Data; charset=utf-8; boundary=\"" + boundary + "\"", "preamble\r\n" + body);
   EXPECT_EQ(quoted.at("blob"), blob);
+  // A quoted parameter may hold what looks like another: the field is still "meta".
+  const std::string disguised = "--b\r\nContent-Disposition: form-data; filename=\"x; name=blob; \\\"y\"; "
+                                "name=\"meta\"\r\n\r\n{}\r\n--b--\r\n";
+  const auto named = serve::parse_multipart_form_data("multipart/form-data; boundary=b", disguised);
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named.at("meta"), "{}");
 }
 
 TEST(ServeProtocol, MalformedMultipartBodiesAre400WithTheProblemNamed) {

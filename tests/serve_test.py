@@ -433,7 +433,7 @@ class ServeTest(unittest.TestCase):
                       .split(b'\r\n')[0])
         many = b''.join(b'X-%d: %s\r\n' % (i, b'a' * 100) for i in range(10000))  # 1 MB
         self.assertIn(b' 431 ', raw_exchange(port, b'GET /v2 HTTP/1.1\r\n' + many + b'\r\n').split(b'\r\n')[0])
-        self.assertIn(b' 505 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
+        self.assertIn(b' 400 ', raw_exchange(port, b'GET /v2 HTTP/9.9\r\nHost: x\r\n\r\n')
                       .split(b'\r\n')[0])
         # A body shorter than its Content-Length: the server waits up to its read timeout for
         # the rest, then drops the connection without answering a half request.
@@ -791,7 +791,10 @@ class ServeOperationsTest(unittest.TestCase):
                             line = b''
                         answered[connection] = (time.monotonic() - started, line)
                     else:
-                        connection.sendall(b'X' if connection in heads else b'0')
+                        try:
+                            connection.sendall(b'X' if connection in heads else b'0')
+                        except ConnectionResetError:  # closed with the trickled bytes unread
+                            answered[connection] = (time.monotonic() - started, b'')
                 asked = time.monotonic()
                 self.assertEqual(requests.get(server.url + '/v2/health/ready', timeout=5).status_code, 200)
                 health_s.append(time.monotonic() - asked)
@@ -812,6 +815,79 @@ class ServeOperationsTest(unittest.TestCase):
             self.assertGreater(min(seconds), 1.5)
             self.assertLess(max(seconds), 4 * TIME_SCALE)
             self.assertEqual({line for _, line in answered.values()}, {b''})  # closed, as nginx does
+
+    def test_heads_that_declare_much_or_bend_http_cost_nothing_and_get_their_status(self):
+        def rss_mb(pid):
+            status = pathlib.Path(f'/proc/{pid}/status').read_text()
+            return int(re.search(r'VmRSS:\s+(\d+)', status).group(1)) / 1024
+
+        def status_lines(data):
+            return re.findall(rb'HTTP/1\.[01] (\d+) ', raw_exchange(server.port, data, 5))
+
+        started = time.monotonic()
+        with Server('--model', 'nodule=untrained', '--max-queue-size', '300') as server:
+            # Answers at once once it says it listens (its 256 threads have started).
+            self.assertEqual(requests.get(server.url + '/v2/health/live', timeout=10).status_code, 200)
+            first_s = time.monotonic() - started
+            before = rss_mb(server.process.pid)
+            # Heads that declare 64 MiB bodies and send one byte: memory comes with the bytes.
+            declared = [socket.create_connection(('127.0.0.1', server.port), timeout=30) for _ in range(50)]
+            for connection in declared:
+                connection.sendall(b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\n'
+                                   b'Content-Length: 67108864\r\n\r\nx')
+            asked = time.monotonic()
+            self.assertEqual(requests.get(server.url + '/v2/health/live', timeout=10).status_code, 200)
+            health_s = time.monotonic() - asked
+            # A chunk-size line that never ends (extensions), and endless trailers.
+            endless = socket.create_connection(('127.0.0.1', server.port), timeout=30)
+            endless.sendall(b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;')
+            try:
+                for _ in range(64):  # up to 16 MiB
+                    endless.sendall(b'a=b;' * 65536)
+            except OSError:
+                pass  # refused and closed
+            endless_answer = endless.recv(4096).split(b'\r\n')[0]
+            endless.close()
+            grown = rss_mb(server.process.pid) - before
+            for connection in declared:
+                connection.close()
+            print(f'first answer {first_s:.2f} s after start; 50 heads declaring 64 MiB: health check in '
+                  f'{health_s * 1000:.0f} ms; an endless chunk line: {endless_answer!r}; RSS +{grown:.0f} MB')
+            self.assertLess(health_s, 1.0 * TIME_SCALE)
+            self.assertLess(grown, 100)
+            self.assertIn(b' 400 ', endless_answer)
+            # HTTP/1.0 with Transfer-Encoding: faulty framing, refused and closed (RFC 9112, 6.1).
+            self.assertEqual(status_lines(b'POST /v2/models/nodule/infer HTTP/1.0\r\nConnection: keep-alive\r\n'
+                                          b'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'
+                                          b'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n'), [b'400'])
+            # No 100 Continue to an HTTP/1.0 client; Host required once in HTTP/1.1; bare LF,
+            # garbage and unknown methods; the absolute form is served.
+            expect_10 = raw_exchange(server.port, b'POST /v2/models/nodule/infer HTTP/1.0\r\nExpect: 100-continue\r\n'
+                                                  b'Content-Length: 2\r\n\r\n{}', 5)
+            self.assertNotIn(b'100 Continue', expect_10)
+            self.assertEqual(status_lines(b'GET /v2 HTTP/1.1\r\n\r\n'), [b'400'])
+            self.assertEqual(status_lines(b'GET /v2 HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n'), [b'400'])
+            self.assertEqual(status_lines(b'GET /v2 HTTP/1.1\nHost: x\n\n'), [b'400'])
+            self.assertEqual(status_lines(b'BAD REQUEST LINE\r\n\r\n'), [b'400'])
+            self.assertEqual(status_lines(b'FOO /v2 HTTP/1.1\r\nHost: x\r\n\r\n'), [b'501'])
+            self.assertEqual(status_lines(b'GET http://x/v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n'), [b'200'])
+            # A client-chosen name is echoed short.
+            long_name = requests.get(server.url + '/v2/models/' + 'n' * 5000, timeout=10)
+            self.assertEqual(long_name.status_code, 404)
+            self.assertLess(len(long_name.content), 300)
+
+    def test_sigterm_while_a_body_still_arrives_says_a_request_went_unanswered(self):
+        server = Server('--model', 'nodule=untrained', '--drain-timeout-ms', '1000')
+        try:
+            with socket.create_connection(('127.0.0.1', server.port), timeout=30) as slow:
+                slow.sendall(b'POST /v2/models/nodule/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{')
+                time.sleep(0.3)
+                server.process.send_signal(signal.SIGTERM)
+                status = server.stop(timeout_s=12)
+            self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1, server.errors())
+            self.assertIn('drain timeout passed with requests still running', server.errors())
+        finally:
+            server.stop()
 
     def test_pipelined_requests_and_half_closed_clients_get_every_answer(self):
         with Server('--model', 'nodule=untrained') as server:

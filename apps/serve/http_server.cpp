@@ -77,6 +77,7 @@ struct Refusal {
 
 constexpr size_t kInflateChunk = size_t{64} << 10;
 constexpr uint64_t kBodyReadBatch = uint64_t{256} << 10;
+constexpr size_t kMaxBufferedBytes = size_t{128} << 10;
 // A connection that is closed drains what the client still sends this long, so that the
 // client reads the answer before the kernel resets the connection (RFC 9112, 9.6).
 constexpr auto kLingerTime = std::chrono::seconds(2);
@@ -125,8 +126,10 @@ void decode_content(Request& request, size_t limit) {
 // What makes a request's framing something this server does not take, although the parser
 // could read it: a proxy in front and this server could disagree on where its body ends
 // (request smuggling), or a body nobody reads would be taken for the client's next request.
-std::optional<Refusal> framing_problem(const Request& request, bool has_body) {
+std::optional<Refusal> framing_problem(const Request& request, unsigned version, bool has_body) {
   const size_t codings = request.headers.count("Transfer-Encoding");
+  // RFC 9112, 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+  if (codings > 0 && version == 10) return Refusal{400, "Transfer-Encoding is not HTTP/1.0"};
   if (codings > 1 || (codings == 1 && strcasecmp(request.headers.get("Transfer-Encoding").c_str(), "chunked") != 0)) {
     return Refusal{501, "the only Transfer-Encoding taken is chunked"};
   }
@@ -136,6 +139,36 @@ std::optional<Refusal> framing_problem(const Request& request, bool has_body) {
   return std::nullopt;
 }
 
+bool is_known_method(const std::string& method) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"}) {
+    if (method == known) return true;
+  }
+  return false;
+}
+
+// What makes a head unacceptable, whatever its path.
+std::optional<Refusal> head_problem(const Request& request, unsigned version, bool has_body) {
+  if (!is_known_method(request.method)) return Refusal{501, "the method " + request.method + " is not implemented"};
+  const size_t hosts = request.headers.count("Host");
+  if (hosts > 1 || (version == 11 && hosts == 0)) {
+    return Refusal{400, "an HTTP/1.1 request needs exactly one Host header"};  // RFC 9112, 3.2
+  }
+  return framing_problem(request, version, has_body);
+}
+
+// The path of a request target: origin form ("/v2/health/live?x") or absolute form
+// ("http://host/v2/health/live", which servers must accept: RFC 9112, 3.2.2), without its query.
+std::string target_path(const std::string& target) {
+  std::string path = target.substr(0, target.find('?'));
+  for (const std::string scheme : {"http://", "https://"}) {
+    if (path.size() >= scheme.size() && strncasecmp(path.c_str(), scheme.c_str(), scheme.size()) == 0) {
+      const size_t slash = path.find('/', scheme.size());
+      return slash == std::string::npos ? "/" : path.substr(slash);
+    }
+  }
+  return path;
+}
+
 // The parser's errors in a request's head, as the status and reason to answer.
 Refusal head_refusal(const ErrorCode& error, const bhttp::request_parser<bhttp::string_body>& parser) {
   if (error == bhttp::error::header_limit) {
@@ -143,7 +176,9 @@ Refusal head_refusal(const ErrorCode& error, const bhttp::request_parser<bhttp::
     if (parser.get().target().empty()) return {414, "request line too long"};
     return {431, "request header fields too large"};
   }
-  if (error == bhttp::error::bad_version) return {505, "only HTTP/1.0 and HTTP/1.1 are spoken here"};
+  if (error == bhttp::error::bad_version) {
+    return {400, "malformed request line (not METHOD TARGET HTTP/x.y, with CRLF line ends)"};
+  }
   if (error == bhttp::error::bad_content_length) {
     return {400, "Content-Length is not a byte count, is given twice, or comes with Transfer-Encoding"};
   }
@@ -153,16 +188,25 @@ Refusal head_refusal(const ErrorCode& error, const bhttp::request_parser<bhttp::
   return {400, "malformed HTTP request (" + error.message() + ")"};
 }
 
-// A fixed pool of threads taking jobs in order; jobs left when it stops are dropped.
+// A fixed pool of threads taking jobs in order; jobs left when it stops are dropped. Made
+// once every thread has started (`on_start` runs torch's per-thread setup, which takes
+// seconds for hundreds of threads on two cores): a server that says it listens answers at once.
 class Workers {
  public:
   Workers(int threads, const HttpServer::ThreadStart& on_start) {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this, on_start] {
         if (on_start) on_start();
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          ++started_;
+        }
+        has_job_.notify_all();
         work();
       });
     }
+    std::unique_lock<std::mutex> lock(mutex_);
+    has_job_.wait(lock, [&] { return started_ == threads; });
   }
   ~Workers() { stop(); }
 
@@ -204,6 +248,7 @@ class Workers {
   std::condition_variable has_job_;
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
+  int started_ = 0;
   std::vector<std::thread> threads_;
 };
 
@@ -324,10 +369,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     client_keeps_alive_ = parser_->keep_alive();
     request_.method = std::string(head.method_string());
     request_.target = std::string(head.target());
-    request_.path = request_.target.substr(0, request_.target.find('?'));
+    request_.path = target_path(request_.target);
     for (const auto& field : head) request_.headers.add(std::string(field.name_string()), std::string(field.value()));
     if (over_limit_) return answer(server_.refusal(503, "too many connections; try again"));
-    if (const auto problem = framing_problem(request_, !parser_->is_done())) {
+    if (const auto problem = head_problem(request_, version_, !parser_->is_done())) {
       return answer(server_.refusal(problem->status, problem->reason));
     }
     admit();
@@ -350,7 +395,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                              std::to_string(body_limit_) + " bytes"));
     }
     parser_->body_limit(body_limit_);  // chunked bodies, as they come
-    if (!beast::iequals(request_.headers.get("Expect"), "100-continue")) return read_body();
+    if (version_ != 11 || !beast::iequals(request_.headers.get("Expect"), "100-continue")) return read_body();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     stream_.expires_after(options().io_timeout());
     asio::async_write(stream_, asio::buffer(kContinue), [self = shared_from_this()](ErrorCode error, size_t) {
@@ -371,16 +416,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     body_deadline_.expires_after(transfer_time(options(), size));
     body_deadline_.async_wait([weak = weak_from_this()](ErrorCode error) {
       const auto self = weak.lock();
-      if (error || !self || self->body_.empty()) return;  // cancelled, or the body came meanwhile
+      if (error || !self || self->body_length_ == 0) return;  // cancelled, or the body came meanwhile
       self->body_timed_out_ = true;
       ErrorCode ignored;
       self->stream_.socket().close(ignored);
     });
-    // A body of known length goes straight into the request, past the parser.
-    body_.resize(static_cast<size_t>(size));
-    body_received_ = std::min<size_t>(buffer_.size(), body_.size());
-    std::memcpy(body_.data(), buffer_.data().data(), body_received_);
-    buffer_.consume(body_received_);
+    // A body of known length goes straight into the request, past the parser. Its memory is
+    // taken as its bytes come, not from the length a head declares.
+    body_length_ = static_cast<size_t>(size);
+    const size_t buffered = std::min<size_t>(buffer_.size(), body_length_);
+    body_.assign(static_cast<const char*>(buffer_.data().data()), buffered);
+    buffer_.consume(buffered);
     wait_for_body();
   }
 
@@ -390,19 +436,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // wakes the reader only once a batch of the remaining bytes is there (SO_RCVLOWAT), and one
   // `recv` takes all it holds.
   void wait_for_body() {
-    const size_t remaining = body_.size() - body_received_;
+    const size_t remaining = body_length_ - body_.size();
     if (remaining == 0) return body_read({});
     set_receive_batch(std::min<uint64_t>(remaining, kBodyReadBatch));
     stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](ErrorCode error) {
       if (error) return self->body_read(self->body_timed_out_ ? ErrorCode(beast::error::timeout) : error);
-      const size_t wanted = self->body_.size() - self->body_received_;
-      const ssize_t got = ::recv(self->stream_.socket().native_handle(), self->body_.data() + self->body_received_,
-                                 wanted, MSG_DONTWAIT);
+      tcp::socket& socket = self->stream_.socket();
+      const size_t held = socket.available(error);
+      const size_t before = self->body_.size();
+      const size_t wanted = std::min(self->body_length_ - before, std::max<size_t>(held, 1));
+      self->body_.resize(before + wanted);
+      const ssize_t got = ::recv(socket.native_handle(), self->body_.data() + before, wanted, MSG_DONTWAIT);
+      self->body_.resize(before + static_cast<size_t>(std::max<ssize_t>(got, 0)));
       if (got == 0) return self->body_read(bhttp::error::partial_message);
       if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         return self->body_read(ErrorCode(errno, boost::system::system_category()));
       }
-      if (got > 0) self->body_received_ += static_cast<size_t>(got);
       self->wait_for_body();
     });
   }
@@ -415,6 +464,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       parser_.reset();  // the head is kept in request_
     }
     body_.clear();
+    body_length_ = 0;
     on_body(error);
   }
 
@@ -436,6 +486,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return answer(server_.refusal(400, "the body ended before its announced length"));
     }
     if (error == asio::error::connection_reset) return close_now();
+    if (error == bhttp::error::buffer_overflow) {
+      return answer(server_.refusal(400, "a chunk-size line, its extensions or the trailers are too long"));
+    }
     return answer(server_.refusal(400, "malformed body (" + error.message() + ")"));
   }
 
@@ -513,7 +566,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   HttpServer::Impl& server_;
   beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  // Holds a head, pipelined requests and a chunked body's lines as they come; bounded, so that
+  // a chunk-size line, its extensions or the trailers cannot grow without end.
+  beast::flat_buffer buffer_{kMaxBufferedBytes};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Request request_;
   std::shared_ptr<void> context_;
@@ -524,8 +579,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int receive_batch_ = 1;  // the socket's SO_RCVLOWAT
   asio::steady_timer body_deadline_{stream_.get_executor()};
   bool body_timed_out_ = false;
-  std::string body_;  // a body of known length, as it arrives
-  size_t body_received_ = 0;
+  std::string body_;        // a body of known length, as it arrives
+  size_t body_length_ = 0;  // its length; 0 when none is being read
   bhttp::response<bhttp::string_body> answer_;
   int served_ = 0;
   const bool over_limit_;

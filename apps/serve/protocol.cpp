@@ -358,23 +358,34 @@ torch::Tensor parse_book_chunk(std::string_view meta, std::string_view blob, con
 
 namespace {
 
-// The value of `name` in a header's parameters ("...; name=value" or name="value"), if any.
-std::optional<std::string_view> header_parameter(std::string_view header, std::string_view name) {
-  size_t at = 0;
-  while ((at = header.find(';', at)) != std::string_view::npos) {
+// The value of `name` in a header's parameters ("...; name=value" or name="value", where a
+// quoted value may hold ';' and '\\'-escaped characters), if any.
+std::optional<std::string> header_parameter(std::string_view header, std::string_view name) {
+  size_t at = header.find(';');
+  while (at != std::string_view::npos && at < header.size()) {
     ++at;
     while (at < header.size() && (header[at] == ' ' || header[at] == '\t')) ++at;
-    const size_t equals = header.find('=', at);
-    if (equals == std::string_view::npos) return std::nullopt;
+    const size_t equals = std::min(header.find_first_of("=;", at), header.size());
     const std::string_view key = header.substr(at, equals - at);
-    if (key.size() != name.size() || strncasecmp(key.data(), name.data(), name.size()) != 0) continue;
-    std::string_view value = header.substr(equals + 1);
-    if (!value.empty() && value.front() == '"') {
-      const size_t close = value.find('"', 1);
-      if (close == std::string_view::npos) return std::nullopt;
-      return value.substr(1, close - 1);
+    std::string value;
+    at = equals;
+    if (equals < header.size() && header[equals] == '=') {
+      at = equals + 1;
+      if (at < header.size() && header[at] == '"') {
+        for (++at; at < header.size() && header[at] != '"'; ++at) {
+          if (header[at] == '\\' && at + 1 < header.size()) ++at;
+          value += header[at];
+        }
+        if (at >= header.size()) return std::nullopt;  // no closing quote
+        ++at;
+      } else {
+        const size_t end = header.find_first_of("; \t", at);
+        value = std::string(header.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at));
+        at = end;
+      }
+      at = at == std::string_view::npos ? at : header.find(';', at);
     }
-    return value.substr(0, value.find_first_of("; \t"));
+    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) return value;
   }
   return std::nullopt;
 }
@@ -395,7 +406,7 @@ std::map<std::string, std::string_view> parse_multipart_form_data(std::string_vi
   if (!boundary || boundary->empty() || boundary->size() > 70) {
     bad_request("multipart/form-data needs a boundary of 1 to 70 characters in its Content-Type");
   }
-  const std::string delimiter = "--" + std::string(*boundary);
+  const std::string delimiter = "--" + *boundary;
   const std::string next_part = "\r\n" + delimiter;
   // A preamble before the first delimiter is allowed, and ignored.
   size_t at = body.rfind(delimiter, 0) == 0 ? 0 : body.find(next_part);
@@ -408,7 +419,7 @@ std::map<std::string, std::string_view> parse_multipart_form_data(std::string_vi
     const size_t headers_end = body.find("\r\n\r\n", at);
     if (headers_end == std::string_view::npos) bad_multipart("a part's headers do not end");
     const std::string_view headers = body.substr(at, headers_end + 2 - at);
-    std::optional<std::string_view> name;
+    std::optional<std::string> name;
     for (size_t line = 2; line < headers.size();) {
       const size_t end = headers.find("\r\n", line);
       const std::string_view text = headers.substr(line, end - line);
@@ -423,7 +434,7 @@ std::map<std::string, std::string_view> parse_multipart_form_data(std::string_vi
     const size_t data = headers_end + 4;
     const size_t end = body.find(next_part, data);
     if (end == std::string_view::npos) bad_multipart("the body ends before its closing boundary");
-    if (!fields.emplace(std::string(*name), body.substr(data, end - data)).second) {
+    if (!fields.emplace(*name, body.substr(data, end - data)).second) {
       bad_multipart("the field \"" + std::string(*name) + "\" is given twice");
     }
     at = end + next_part.size();

@@ -59,6 +59,12 @@ int64_t microseconds(Clock::duration duration) {
   return std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
 }
 
+// A client-chosen name as error messages echo it: at most 64 characters.
+std::string shown_name(const std::string& name) {
+  constexpr size_t kShown = 64;
+  return name.size() <= kShown ? name : name.substr(0, kShown) + "...";
+}
+
 bool is_inference_endpoint(const std::string& endpoint) {
   return endpoint == "infer" || endpoint == "predict" || endpoint == "image" || endpoint == "ct_nodules";
 }
@@ -195,6 +201,7 @@ class Server::Request {
   std::optional<ModelResult> result;  // timing of the model's run, when it ran
   Clock::duration queued{};           // from its submission to the model to its batch's start
   json summary;                       // a short result for the prediction log
+  std::optional<InFlight> counted;    // from its admission until it is answered or dropped
 };
 
 namespace {
@@ -276,7 +283,7 @@ ServedModel& Server::model_named(const std::string& name) const {
   for (const auto& model : models_) {
     if (model->name() == name) return *model;
   }
-  throw RequestError(404, "no model named \"" + name + "\" is served here");
+  throw RequestError(404, "no model named \"" + shown_name(name) + "\" is served here");
 }
 
 ServedModel& Server::model_of_kind(ModelKind kind, const char* endpoint) const {
@@ -347,6 +354,7 @@ http::Admission Server::admit(const http::Request& head) {
     } else if (!route.model.empty()) {
       request->model = model_named(route.model).name();
     }
+    request->counted.emplace(in_flight_);
     admission.context = request;
   } catch (const std::exception&) {
     http::Response refused;
@@ -368,7 +376,6 @@ http::Response Server::service_answer(const std::string& endpoint) const {
 }
 
 void Server::handle(http::Request& http, Request& request, http::Response& response) {
-  const InFlight counted(in_flight_);
   try {
     if (request.endpoint == "metrics") {
       for (const auto& model : models_) metrics_->set_queue_size(model->name(), model->queue_size());

@@ -150,7 +150,7 @@ class Server {
   std::unique_ptr<http::HttpServer> http_;
   std::unique_ptr<DecodeSlots> decode_slots_;  // pictures decoded and large JSON parsed at once: one per core
   std::atomic<bool> draining_{false};
-  std::atomic<int64_t> in_flight_{0};  // requests in their handler
+  std::atomic<int64_t> in_flight_{0};  // requests admitted and not yet answered
   std::atomic<uint64_t> request_counter_{0};
   std::mutex stop_mutex_;
 };
