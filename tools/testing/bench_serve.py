@@ -14,7 +14,8 @@ Load comes from wrk (a Lua script posts the same body on every connection, and a
 that got a 503 waits a second before its next request, as clients honouring Retry-After do) at
 each --connections count: requests answered 200 per second, latency percentiles (of all answers),
 answers by status, socket errors, and each server's peak resident memory. The offline native
-throughput of the same model (dlwpt-bench, one sample per run) is the ceiling. The
+throughput of the same model (dlwpt-bench, one sample per run, measured just before and just
+after the model's dlwpt-serve runs, the faster of the two) is the ceiling. The
 same archives serve every engine (random weights: speed does not depend on them).
 
 --soak N instead sends N LunaModel requests at 64 connections to dlwpt-serve and samples its
@@ -265,7 +266,7 @@ def measure(server, name, path, body, connections, seconds, script, rows):
         row['peak_rss_mb'] = peak
 
 
-def table(rows, offline):
+def table(rows, offline, samples):
     lines = ['| model | server | connections | ok req/s | vs offline | p50 ms | p90 ms | p99 ms | statuses | peak RSS |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for row in rows:
@@ -281,8 +282,10 @@ def table(rows, offline):
     lines.append('')
     lines.append('dlwpt-serve runs its defaults (each model placed as measured, batches of 1, '
                  'a queue of 64) but for CycleGAN (a queue of 8: 3 s of work); each run starts with the queue empty.')
-    lines.append('Offline native (dlwpt-bench, one sample per run): ' +
-                 ', '.join(f'{model} {per_s:.1f}/s' for model, per_s in offline.items()))
+    lines.append('Offline native (dlwpt-bench, the median of 30 runs, measured just before and just after '
+                 "the model's dlwpt-serve runs; the faster is the ceiling): " +
+                 ', '.join(f'{model} {per_s:.1f}/s ({samples[model][0]:.1f} and {samples[model][1]:.1f})'
+                           for model, per_s in offline.items()))
     return '\n'.join(lines)
 
 
@@ -364,17 +367,26 @@ def main():
         archives = {'nodule': references / 'luna.pt', 'zebra': references / 'cyclegan_default.pt',
                     'segmentation': references / 'unet_book.pt'}
         shapes = {'nodule': '1,1,32,48,48', 'zebra': '1,3,256,256', 'segmentation': '1,7,512,512'}
-        offline = {model: offline_per_s(build, archives[model], shapes[model]) for model in args.models}
-        print('offline native:', {model: round(per_s, 1) for model, per_s in offline.items()}, flush=True)
+        # This machine's speed drifts over minutes: each model's ceiling is measured beside its
+        # own runs, before and after them.
+        offline, samples = {}, {}
         rows = []
 
         def run(model, name, server, path, body):
             first = len(rows)
+            measured_here = model not in samples
             try:
-                measure(server, name, path, body, args.connections, run_seconds(args, offline[model]), script,
+                if measured_here:
+                    samples[model] = [offline_per_s(build, archives[model], shapes[model])]
+                    print(f'offline native {model}: {samples[model][0]:.1f}/s', flush=True)
+                measure(server, name, path, body, args.connections, run_seconds(args, samples[model][0]), script,
                         rows)
             finally:
                 server.stop()
+            if measured_here:
+                samples[model].append(offline_per_s(build, archives[model], shapes[model]))
+                offline[model] = max(samples[model])
+                print(f'offline native {model} after: {samples[model][1]:.1f}/s', flush=True)
             for row in rows[first:]:
                 row['model'] = model
 
@@ -404,10 +416,11 @@ def main():
                                                            serve_args),
                 '/v2/models/segmentation/infer', bodies['infer'])
 
-        text = table(rows, offline)
+        text = table(rows, offline, samples)
         print(text)
         (out / 'bench_serve.md').write_text(text + '\n')
-        (out / 'bench_serve.json').write_text(json.dumps({'offline_per_s': offline, 'rows': rows}, indent=1))
+        (out / 'bench_serve.json').write_text(json.dumps({'offline_per_s': offline, 'offline_samples': samples,
+                                                          'rows': rows}, indent=1))
         print(f'written: {out / "bench_serve.md"}')
 
 
