@@ -316,6 +316,15 @@ class ServeTest(unittest.TestCase):
             response = requests.put(self.server.url + '/image', data=body, timeout=REQUEST_TIMEOUT_S)
             self.assertEqual(response.headers['Content-Type'], 'image/jpeg')
             self.assertEqual(Image.open(io.BytesIO(response.content)).size, (local.shape[1], local.shape[0]))
+            # `curl -T horse.jpg .../image`, as README and the issue put it; and with the
+            # Expect: 100-continue curl sends for bodies above 1 MiB.
+            for extra in [[], ['-H', 'Expect: 100-continue']]:
+                answer = pathlib.Path(folder) / 'curl.jpg'
+                done = subprocess.run(['curl', '-sS', '-T', str(picture), *extra, '-o', str(answer),
+                                       '-w', '%{http_code}', self.server.url + '/image'],
+                                      capture_output=True, text=True, timeout=REQUEST_TIMEOUT_S)
+                self.assertEqual(done.stdout, '200', done.stderr)
+                self.assertEqual(Image.open(answer).size, (local.shape[1], local.shape[0]))
 
     def test_ct_nodules_equal_ct_segment(self):
         with tempfile.TemporaryDirectory() as folder:

@@ -40,7 +40,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   cimg-dev libjpeg-dev libpng-dev libx11-dev libcxxopts-dev libopencv-dev
   libinsighttoolkit5-dev xvfb xdotool x11-apps
-  libboost-dev zlib1g-dev libgoogle-perftools-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil python3-yaml
+  libboost-dev zlib1g-dev libgoogle-perftools-dev nlohmann-json3-dev prometheus-cpp-dev python3-requests python3-pil python3-yaml curl
   slurmctld slurmd slurm-client munge
 )
 # Only for `bench-serve`: the load generator and the Python peers.
