@@ -391,8 +391,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parser_->is_done()) return compute();
     const auto declared = parser_->content_length();
     if (declared && *declared > body_limit_) {
-      return answer(server_.refusal(413, "the body is larger than this endpoint's limit of " +
-                                             std::to_string(body_limit_) + " bytes"));
+      return answer(body_too_large());
     }
     parser_->body_limit(body_limit_);  // chunked bodies, as they come
     if (version_ != 11 || !beast::iequals(request_.headers.get("Expect"), "100-continue")) return read_body();
@@ -478,8 +477,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_body(const ErrorCode& error) {
     if (!error) return compute();
     if (error == bhttp::error::body_limit) {
-      return answer(server_.refusal(413, "the body is larger than this endpoint's limit of " +
-                                             std::to_string(body_limit_) + " bytes"));
+      return answer(body_too_large());
     }
     if (error == beast::error::timeout) return close_now();
     if (error == bhttp::error::partial_message || error == bhttp::error::end_of_stream) {
@@ -490,6 +488,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return answer(server_.refusal(400, "a chunk-size line, its extensions or the trailers are too long"));
     }
     return answer(server_.refusal(400, "malformed body (" + error.message() + ")"));
+  }
+
+  Response body_too_large() const {
+    return server_.refusal(413, "the body is larger than this endpoint's limit of " + std::to_string(body_limit_) +
+                                    " bytes");
   }
 
   // The answer is computed on a worker; the connection reads nothing meanwhile.

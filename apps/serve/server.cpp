@@ -301,18 +301,18 @@ Server::Route Server::route_of(const http::Request& head) const {
     return route;
   };
   const std::string& path = head.path;
-  if (path == "/v2/health/live") return only(get, "GET, HEAD", {"live", "", false});
-  if (path == "/v2/health/ready") return only(get, "GET, HEAD", {"ready", "", false});
-  if (path == "/v2") return only(get, "GET, HEAD", {"server_metadata", "", false});
-  if (path == "/metrics") return only(get, "GET, HEAD", {"metrics", "", false});
-  if (path == "/predict") return only(head.method == "POST", "POST", {"predict", "", true});
-  if (path == "/image") return only(head.method == "PUT", "PUT", {"image", "", true});
-  if (path == "/v1/ct/nodules") return only(head.method == "POST", "POST", {"ct_nodules", "", true});
+  if (path == "/v2/health/live") return only(get, "GET, HEAD", {"live", ""});
+  if (path == "/v2/health/ready") return only(get, "GET, HEAD", {"ready", ""});
+  if (path == "/v2") return only(get, "GET, HEAD", {"server_metadata", ""});
+  if (path == "/metrics") return only(get, "GET, HEAD", {"metrics", ""});
+  if (path == "/predict") return only(head.method == "POST", "POST", {"predict", ""});
+  if (path == "/image") return only(head.method == "PUT", "PUT", {"image", ""});
+  if (path == "/v1/ct/nodules") return only(head.method == "POST", "POST", {"ct_nodules", ""});
   std::smatch match;
   if (std::regex_match(path, match, model_path())) {
     const std::string model = match[1].str();
-    if (match[2] == "/infer") return only(head.method == "POST", "POST", {"infer", model, true});
-    return only(get, "GET, HEAD", {match[2] == "/ready" ? "model_ready" : "metadata", model, false});
+    if (match[2] == "/infer") return only(head.method == "POST", "POST", {"infer", model});
+    return only(get, "GET, HEAD", {match[2] == "/ready" ? "model_ready" : "metadata", model});
   }
   throw RequestError(404, "no such path (see README: /predict, /image, /v2/..., /metrics)");
 }
@@ -340,7 +340,7 @@ http::Admission Server::admit(const http::Request& head) {
     }
     // Metrics carry a model label only for models that exist: client-chosen names would let
     // anyone grow the metrics without bound.
-    if (route.inference) {
+    if (is_inference_endpoint(route.endpoint)) {
       // Refusals come before the body is read: under overload, turning requests away must
       // cost far less than serving them.
       if (draining_) throw RequestError(503, "the server is shutting down");

@@ -103,7 +103,6 @@ class Server {
   struct Route {
     std::string endpoint;  // for the metrics and the log: "infer", "predict", "metadata", ...
     std::string model;     // named in the path (/v2/models/NAME/...), not yet checked
-    bool inference;        // admitted against its model's limit, with a body
   };
   struct MethodNotAllowed : std::runtime_error {
     explicit MethodNotAllowed(std::string methods) : std::runtime_error("405"), allowed(std::move(methods)) {}
